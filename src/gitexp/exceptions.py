@@ -1,0 +1,80 @@
+"""Every error gitexp raises.
+
+    GitexpError (alias MlflowException)            error_code
+    ├── NotAGitRepository                           INVALID_STATE
+    ├── InvalidParameterValue                       INVALID_PARAMETER_VALUE
+    │   └── SearchError      a malformed filter or order_by
+    ├── ResourceDoesNotExist                        RESOURCE_DOES_NOT_EXIST
+    ├── ResourceAlreadyExists                       RESOURCE_ALREADY_EXISTS
+    └── StoreError           the repository refused a read or write
+
+Each error says what was wrong, with the offending value, and what to do.
+The offending values stay on the exception as attributes.  ``error_code``
+matches MLflow's codes so the REST server can map errors to its responses.
+"""
+
+from __future__ import annotations
+
+
+class GitexpError(Exception):
+    """Base class of all gitexp errors."""
+
+    error_code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, error_code: str | None = None, **attributes):
+        super().__init__(message)
+        self.message = message
+        if error_code is not None:
+            self.error_code = error_code
+        for name, value in attributes.items():
+            setattr(self, name, value)
+
+    def get_error_code(self) -> str:
+        return self.error_code
+
+
+MlflowException = GitexpError
+
+
+class NotAGitRepository(GitexpError):
+    error_code = "INVALID_STATE"
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(
+            f"{path!s} is not inside a git repository. gitexp keeps runs in a git repository: "
+            f"run `git init` (or `gitexp init`) there, or point gitexp at a repository with "
+            f"set_tracking_uri('/path/to/repo') or GITEXP_TRACKING_URI."
+        )
+
+
+class InvalidParameterValue(GitexpError):
+    error_code = "INVALID_PARAMETER_VALUE"
+
+
+class SearchError(InvalidParameterValue):
+    """A filter string or order_by clause that cannot be parsed or applied."""
+
+
+class ResourceDoesNotExist(GitexpError):
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class ResourceAlreadyExists(GitexpError):
+    error_code = "RESOURCE_ALREADY_EXISTS"
+
+
+class StoreError(GitexpError):
+    error_code = "INTERNAL_ERROR"
+
+
+__all__ = [
+    "GitexpError",
+    "MlflowException",
+    "NotAGitRepository",
+    "InvalidParameterValue",
+    "SearchError",
+    "ResourceDoesNotExist",
+    "ResourceAlreadyExists",
+    "StoreError",
+]

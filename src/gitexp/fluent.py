@@ -1,0 +1,417 @@
+"""The module-level API (``gitexp.start_run``, ``gitexp.log_metric``...).
+
+It keeps the active experiment and, per thread, the stack of active runs, and
+calls one Client per tracking URI for everything else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import os
+import sys
+import threading
+from typing import Any
+
+from .client import Client, resolve_tracking_uri
+from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
+from .exceptions import GitexpError, InvalidParameterValue
+
+_tracking_uri: str | None = None
+_active_experiment_id: str | None = None
+_clients: dict[str, Client] = {}
+_local = threading.local()
+
+
+class ActiveRun(Run):
+    """The run returned by start_run; a context manager that ends it on exit."""
+
+    def __init__(self, run: Run):
+        super().__init__(run.info, run.data, run.inputs)
+
+    def __enter__(self) -> "ActiveRun":
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> bool:
+        if any(r.info.run_id == self.info.run_id for r in _stack()):
+            if exc_type is None:
+                status = RunStatus.FINISHED
+            elif issubclass(exc_type, KeyboardInterrupt):
+                status = RunStatus.KILLED
+            else:
+                status = RunStatus.FAILED
+            end_run(RunStatus.to_string(status))
+        return exc_type is None
+
+
+def _stack() -> list[ActiveRun]:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+_current: Client | None = None
+
+
+def _client() -> Client:
+    """The client for the tracking URI in effect, resolved once until set_tracking_uri."""
+    global _current
+    client = _current
+    if client is None:
+        uri = resolve_tracking_uri(_tracking_uri)
+        client = _clients.get(uri)
+        if client is None:
+            client = _clients[uri] = Client(uri)
+        _current = client
+    return client
+
+
+# -- tracking URI -----------------------------------------------------------------------------
+def set_tracking_uri(uri: str | os.PathLike) -> None:
+    """Track into the git repository at `uri` (a path or file:// URI)."""
+    global _tracking_uri, _current
+    _current = None
+    uri = os.fspath(uri)
+    if "://" not in uri:
+        uri = os.path.abspath(uri)
+    _tracking_uri = uri
+    os.environ["GITEXP_TRACKING_URI"] = uri  # child processes (hyperopt workers...) follow
+
+
+def get_tracking_uri() -> str:
+    return resolve_tracking_uri(_tracking_uri)
+
+
+def is_tracking_uri_set() -> bool:
+    return _tracking_uri is not None or "GITEXP_TRACKING_URI" in os.environ
+
+
+# -- experiments --------------------------------------------------------------------------------
+def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
+    """Make an experiment active, creating it (by name) if it does not exist."""
+    global _active_experiment_id
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidParameterValue("set_experiment needs exactly one of experiment_name or experiment_id")
+    client = _client()
+    if experiment_id is not None:
+        experiment = client.get_experiment(str(experiment_id))
+    else:
+        experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+        if experiment is None:
+            try:
+                client.create_experiment(experiment_name)  # type: ignore[arg-type]
+            except GitexpError as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+            assert experiment is not None
+    if experiment.lifecycle_stage != "active":
+        raise InvalidParameterValue(
+            f"Cannot set the deleted experiment {experiment.name!r} as the active experiment. "
+            f"Restore it with `gitexp experiments restore {experiment.experiment_id}`, or choose another name."
+        )
+    _active_experiment_id = experiment.experiment_id
+    return experiment
+
+
+def _experiment_id() -> str:
+    if _active_experiment_id is not None:
+        return _active_experiment_id
+    name = os.environ.get("GITEXP_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        return set_experiment(name).experiment_id
+    exp_id = os.environ.get("GITEXP_EXPERIMENT_ID") or os.environ.get("MLFLOW_EXPERIMENT_ID")
+    return exp_id or "0"
+
+
+def create_experiment(name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None) -> str:
+    return _client().create_experiment(name, artifact_location, tags)
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    return _client().get_experiment(experiment_id)
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    return _client().get_experiment_by_name(name)
+
+
+def search_experiments(view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
+                       filter_string: str | None = None, order_by: list[str] | None = None) -> list[Experiment]:
+    return list(_client().search_experiments(view_type, max_results, filter_string, order_by))
+
+
+def delete_experiment(experiment_id: str) -> None:
+    _client().delete_experiment(experiment_id)
+
+
+def restore_experiment(experiment_id: str) -> None:
+    _client().restore_experiment(experiment_id)
+
+
+def rename_experiment(experiment_id: str, new_name: str) -> None:
+    _client().rename_experiment(experiment_id, new_name)
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    _client().set_experiment_tag(_experiment_id(), key, value)
+
+
+def set_experiment_tags(tags: dict[str, Any]) -> None:
+    for key, value in tags.items():
+        set_experiment_tag(key, value)
+
+
+def delete_experiment_tag(key: str) -> None:
+    _client().delete_experiment_tag(_experiment_id(), key)
+
+
+# -- runs ------------------------------------------------------------------------------------------
+def _source_tags() -> dict[str, str]:
+    source = sys.argv[0] if sys.argv and sys.argv[0] else "<console>"
+    if os.path.isfile(source):
+        source = os.path.abspath(source)
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return {"mlflow.source.name": source, "mlflow.source.type": "LOCAL", "mlflow.user": user}
+
+
+def _start_code_capture(client: Client, run_id: str) -> None:
+    if os.environ.get("GITEXP_CAPTURE_CODE", "1") in ("0", "false", "no"):
+        return
+    from . import code_version
+    from .store.tracking import SESSIONS
+
+    store = client._store
+
+    def capture() -> None:
+        try:
+            info = code_version.capture()
+            if info is not None:
+                store.record_code(run_id, info, code_version.tags_for(info))
+        except Exception as exc:  # code capture must never break the user's run
+            import logging
+
+            logging.getLogger("gitexp").warning("gitexp: could not record the code version of run %s: %s", run_id, exc)
+
+    thread = threading.Thread(target=capture, name="gitexp-code-capture", daemon=True)
+    session = SESSIONS.get(store.repo, run_id)
+    thread.start()
+    if session is not None:
+        session.wait_for(thread)
+
+
+def start_run(run_id: str | None = None, experiment_id: str | None = None, run_name: str | None = None,
+              nested: bool = False, parent_run_id: str | None = None, tags: dict[str, Any] | None = None,
+              description: str | None = None, log_system_metrics: bool | None = None) -> ActiveRun:
+    """Start (or resume, with run_id) a run and make it active. Use it as a context manager."""
+    stack = _stack()
+    if stack and not nested:
+        raise GitexpError(
+            f"Run {stack[0].info.run_id} is already active. End it with gitexp.end_run() before "
+            "starting another, or pass nested=True to start a child run."
+        )
+    client = _client()
+    tags = {k: str(v) for k, v in (tags or {}).items()}
+    if description:
+        if "mlflow.note.content" in tags:
+            raise InvalidParameterValue(
+                "The description is given both as description= and as the tag mlflow.note.content; pass one"
+            )
+        tags["mlflow.note.content"] = description
+    existing = run_id or os.environ.pop("GITEXP_RUN_ID", None) or os.environ.pop("MLFLOW_RUN_ID", None)
+    if existing:
+        run = client.get_run(existing)
+        if _active_experiment_id is not None and run.info.experiment_id != _active_experiment_id:
+            raise InvalidParameterValue(
+                f"Cannot resume run {existing}: it belongs to experiment {run.info.experiment_id}, "
+                f"but the active experiment is {_active_experiment_id}"
+            )
+        if run.info.lifecycle_stage == "deleted":
+            raise InvalidParameterValue(f"Cannot resume run {existing}: it is deleted; restore it first")
+        client._store.update_run_info(existing, "RUNNING", None, run_name)
+        if tags:
+            client.log_batch(existing, tags=[RunTag(k, v) for k, v in tags.items()])
+        run = client.get_run(existing)
+    else:
+        if parent_run_id:
+            if stack and parent_run_id != stack[-1].info.run_id:
+                raise InvalidParameterValue(
+                    f"parent_run_id {parent_run_id} is not the active run {stack[-1].info.run_id}; "
+                    "end the active run first"
+                )
+            parent = client.get_run(parent_run_id)
+            if parent.info.lifecycle_stage == "deleted":
+                raise InvalidParameterValue(f"Cannot start a run under deleted parent run {parent_run_id}")
+        elif stack:
+            parent_run_id = stack[-1].info.run_id
+        exp_id = str(experiment_id) if experiment_id is not None else _experiment_id()
+        all_tags = {**_source_tags(), **tags}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = client._store.create_run(exp_id, all_tags.get("mlflow.user"), None, all_tags, run_name)
+        _start_code_capture(client, run.info.run_id)
+    active = ActiveRun(run)
+    stack.append(active)
+    _register_atexit()
+    return active
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the active run (if any) with the given status."""
+    stack = _stack()
+    if not stack:
+        return
+    run = stack.pop()
+    _local.last_run_id = run.info.run_id
+    _client().set_terminated(run.info.run_id, status)
+
+
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_end_runs_at_exit)
+
+
+def _end_runs_at_exit() -> None:
+    while _stack():
+        try:
+            end_run()
+        except Exception:
+            _stack().pop()
+
+
+def active_run() -> ActiveRun | None:
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def last_active_run() -> Run | None:
+    run = active_run()
+    if run is not None:
+        return get_run(run.info.run_id)
+    last = getattr(_local, "last_run_id", None)
+    return get_run(last) if last else None
+
+
+def _run_id(run_id: str | None = None) -> str:
+    if run_id:
+        return run_id
+    stack = _stack()
+    if stack:
+        return stack[-1].info.run_id
+    return start_run().info.run_id
+
+
+def get_run(run_id: str) -> Run:
+    return _client().get_run(run_id)
+
+
+def get_parent_run(run_id: str) -> Run | None:
+    return _client().get_parent_run(run_id)
+
+
+def delete_run(run_id: str) -> None:
+    _client().delete_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    _client().restore_run(run_id)
+
+
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    """Log a parameter (stored as a string; it cannot change once logged)."""
+    _client().log_param(_run_id(), key, value)
+    return value
+
+
+def log_params(params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None) -> None:
+    _client().log_batch(_run_id(run_id), params=[Param(k, v) for k, v in params.items()])
+
+
+def log_metric(key: str, value: float, step: int | None = None, synchronous: bool | None = None,
+               timestamp: int | None = None, run_id: str | None = None, model_id: str | None = None,
+               dataset: Any = None) -> None:
+    """Log one metric value; histories keep every (step, value, timestamp)."""
+    stack = getattr(_local, "stack", None)
+    rid = run_id or (stack[-1].info._run_id if stack else _run_id())
+    _client()._store.log_metric(rid, key, value, timestamp, step)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None, synchronous: bool | None = None,
+                run_id: str | None = None, timestamp: int | None = None, model_id: str | None = None,
+                dataset: Any = None) -> None:
+    from .store.layout import now_ms
+
+    ts = timestamp if timestamp is not None else now_ms()
+    _client().log_batch(_run_id(run_id), metrics=[Metric(k, v, ts, step or 0) for k, v in metrics.items()])
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+    _client().set_tag(_run_id(), key, value)
+
+
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+    _client().log_batch(_run_id(), tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def delete_tag(key: str) -> None:
+    _client().delete_tag(_run_id(), key)
+
+
+def search_runs(experiment_ids: list[str] | None = None, filter_string: str = "",
+                run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 100000,
+                order_by: list[str] | None = None, output_format: str = "pandas",
+                search_all_experiments: bool = False, experiment_names: list[str] | None = None):
+    """Runs matching a filter, as a pandas DataFrame (or a list with output_format='list')."""
+    client = _client()
+    if experiment_names:
+        ids = []
+        for name in experiment_names:
+            exp = client.get_experiment_by_name(name)
+            if exp is not None:
+                ids.append(exp.experiment_id)
+        experiment_ids = (experiment_ids or []) + ids
+    elif not experiment_ids:
+        if search_all_experiments:
+            experiment_ids = [e.experiment_id for e in client.search_experiments(ViewType.ALL, None)]
+        else:
+            experiment_ids = [_experiment_id()]
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, run_view_type,
+                                  min(max_results - len(runs), 50000), order_by, token)
+        runs.extend(page)
+        token = page.token
+        if not token or len(runs) >= max_results:
+            break
+    if output_format == "list":
+        return runs
+    if output_format != "pandas":
+        raise InvalidParameterValue(f"output_format must be 'pandas' or 'list', got {output_format!r}")
+    from .search import runs_to_dataframe
+
+    return runs_to_dataframe(runs)
+
+
+def flush() -> None:
+    """Commit everything logged so far now, instead of at the next checkpoint."""
+    _client().flush()
+
+
+__all__ = [
+    "ActiveRun", "active_run", "create_experiment", "delete_experiment", "delete_experiment_tag",
+    "delete_run", "delete_tag", "end_run", "flush", "get_experiment", "get_experiment_by_name",
+    "get_parent_run", "get_run", "get_tracking_uri", "is_tracking_uri_set", "last_active_run",
+    "log_metric", "log_metrics", "log_param", "log_params", "rename_experiment", "restore_experiment",
+    "restore_run", "search_experiments", "search_runs", "set_experiment", "set_experiment_tag",
+    "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+]

@@ -1,0 +1,1 @@
+"""Storage: the git object layer, the tracking branch, journals and the GitStore."""

@@ -1,0 +1,250 @@
+"""The tracking branch: its tip, reading folded runs and experiments, and commits.
+
+Commits are made with plumbing only (blobs -> trees -> commit) and land by a
+compare-and-swap of the branch ref, retried on a new tip when another writer
+won.  The working tree, index, HEAD and stash are never touched.
+
+Every read is cached by git object id: a run whose subtree did not change is
+never parsed twice, and the caches can never be stale.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+from typing import Callable, Iterator
+
+from ..exceptions import StoreError
+from . import layout
+from .objects import MODE_BLOB, ObjectDB, RefStore, _LRU
+from .repo import Repository
+from .state import ExperimentState, RunState, default_experiment
+
+Changes = dict[str, "tuple[bytes, str] | None"]
+
+# The branch's first commit is the same in every clone (fixed content, author and
+# time), so tracking branches started independently share a root and always merge.
+_ROOT_IDENT = "gitexp <gitexp@localhost> 0 +0000"
+_ROOT_MESSAGE = "gitexp: start the tracking branch\n"
+_ROOT_FORMAT = (
+    b"format: gitexp\nversion: 1\n"
+    b"about: Experiment tracking data written by gitexp (https://pypi.org/project/gitexp/).\n"
+)
+
+
+def _tz_offset() -> str:
+    offset = time.localtime().tm_gmtoff
+    sign = "+" if offset >= 0 else "-"
+    offset = abs(offset) // 60
+    return f"{sign}{offset // 60:02d}{offset % 60:02d}"
+
+
+class TrackingBranch:
+    def __init__(self, repo: Repository):
+        self.repo = repo
+        env = None
+        self.odb = ObjectDB(repo.common_dir, repo.object_format, env)
+        self.refs = RefStore(repo.common_dir, repo.files_ref_backend, env)
+        self._commit_trees = _LRU(4096)
+        self._runs = _LRU(50000)
+        self._experiments: tuple[str | None, dict[str, ExperimentState]] | None = None
+        self._exp_cache = _LRU(10000)
+        self._lock = threading.Lock()
+
+    # -- the tip -------------------------------------------------------------------
+    @property
+    def ref(self) -> str:
+        return self.repo.ref
+
+    def tip(self) -> str | None:
+        """The branch's commit; created from a remote-tracking branch if only that exists."""
+        tip = self.refs.read(self.ref)
+        if tip is None:
+            remote = self._remote_tip()
+            if remote is not None:
+                self.refs.compare_and_swap(self.ref, remote, None, "gitexp: start from remote", self._ident())
+                tip = self.refs.read(self.ref)
+        return tip
+
+    def _remote_tip(self) -> str | None:
+        result = subprocess.run(
+            ["git", f"--git-dir={self.repo.common_dir}", "for-each-ref",
+             "--format=%(refname) %(objectname)", "refs/remotes/"],
+            capture_output=True, text=True,
+        )
+        found = {}
+        for line in result.stdout.splitlines():
+            name, _, sha = line.partition(" ")
+            parts = name.split("/")
+            if len(parts) >= 4 and "/".join(parts[3:]) == self.repo.branch:
+                found[parts[2]] = sha
+        return found.get("origin") or (next(iter(found.values())) if found else None)
+
+    def tree_of(self, commit: str | None) -> str | None:
+        if commit is None:
+            return None
+        tree = self._commit_trees.get_item(commit)
+        if tree is None:
+            tree = self.odb.read_commit(commit)["tree"]
+            with self._lock:
+                self._commit_trees.put(commit, tree)
+        return tree
+
+    def subtree(self, root_tree: str | None, path: str) -> str | None:
+        entry = self.odb.lookup(root_tree, path) if root_tree else None
+        return entry.sha if entry is not None and entry.is_tree else None
+
+    # -- committing ------------------------------------------------------------------
+    def _ident(self) -> str:
+        name, email = self.repo.identity()
+        return f"{name} <{email}> {int(time.time())} {_tz_offset()}"
+
+    def _root_commit(self) -> str:
+        with self.odb.batch():
+            blob = self.odb.write_blob(_ROOT_FORMAT)
+            tree = self.odb.edit_tree(None, {layout.FORMAT_FILE: (MODE_BLOB, blob)})
+            return self.odb.write_commit(tree, [], _ROOT_MESSAGE, _ROOT_IDENT, _ROOT_IDENT)
+
+    def commit(self, build: Callable[[str | None], Changes], message: str) -> str:
+        """Commit the changes `build(root_tree)` returns on top of the tip.
+
+        `build` is called again on the new tip whenever another writer moved the
+        branch first, so it can re-check what it depends on (a name being free...).
+        """
+        for attempt in range(1000):
+            tip = self.tip()
+            if tip is None:
+                self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident())
+                continue
+            tree = self.tree_of(tip)
+            ident = self._ident()
+            with self.odb.batch():  # every object of this attempt lands in one pack
+                changes = build(tree)
+                if not changes:
+                    return tip
+                new_tree = self.odb.edit_tree(tree, changes)
+                if new_tree == tree:
+                    return tip
+                commit = self.odb.write_commit(new_tree, [tip], message, ident, ident)
+            if self.refs.compare_and_swap(self.ref, commit, tip, message, ident):
+                with self._lock:
+                    self._commit_trees.put(commit, new_tree)
+                return commit
+            time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))
+        raise StoreError(f"Could not update {self.ref}: other writers kept moving it for 1000 attempts")
+
+    def write_event(self, directory: str, ops: list[dict], message: str, extra: dict | None = None) -> str:
+        """Commit one immutable event file under `directory/events/`."""
+        doc = {"time": layout.now_ms(), "user": self.repo.identity()[0], **(extra or {}), "ops": ops}
+        data = layout.dump_yaml(doc)
+        path = f"{directory}/events/{layout.event_name()}"
+        return self.commit(lambda _tree: {path: (MODE_BLOB, self.odb.write_blob(data))}, message)
+
+    # -- runs ---------------------------------------------------------------------------
+    def run_tree(self, run_id: str, root_tree: str | None = None) -> str | None:
+        root = root_tree if root_tree is not None else self.tree_of(self.tip())
+        return self.subtree(root, layout.run_dir(run_id))
+
+    def read_run(self, run_id: str, root_tree: str | None = None) -> RunState | None:
+        """The folded state of a run (shared, cached: copy before changing it)."""
+        tree = self.run_tree(run_id, root_tree)
+        if tree is None:
+            return None
+        return self.read_run_tree(run_id, tree)
+
+    def read_run_tree(self, run_id: str, tree: str) -> RunState:
+        cached = self._runs.get_item(tree)
+        if cached is not None:
+            return cached
+        state = self.read_own_files(run_id, tree)
+        events = self.odb.tree_dict(tree).get("events")
+        if events is not None:
+            for _name, doc in self.read_events(events.sha):
+                state.apply_all(doc.get("ops") or [])
+        with self._lock:
+            self._runs.put(tree, state)
+        return state
+
+    def read_own_files(self, run_id: str, tree: str) -> RunState:
+        """A run as its creating session wrote it, without later events."""
+        entries = self.odb.tree_dict(tree)
+        state = RunState(run_id)
+        blob = self.odb.read_blob
+        if "run.yaml" in entries:
+            state.load_info_doc(layout.load_flat(blob(entries["run.yaml"].sha)))
+        if "params.yaml" in entries:
+            state.params = {str(k): str(v) for k, v in layout.load_flat(blob(entries["params.yaml"].sha)).items()}
+        if "tags.yaml" in entries:
+            state.tags = {str(k): str(v) for k, v in layout.load_flat(blob(entries["tags.yaml"].sha)).items()}
+        if "inputs.yaml" in entries:
+            state.inputs = layout.load_yaml(blob(entries["inputs.yaml"].sha)) or []
+        if "code.yaml" in entries:
+            state.code = layout.load_yaml(blob(entries["code.yaml"].sha))
+        if "metrics" in entries:
+            for entry in self.odb.read_tree(entries["metrics"].sha):
+                if entry.name.endswith(".jsonl"):
+                    key = layout.decode_key(entry.name[: -len(".jsonl")])
+                    state.metrics[key] = layout.parse_metric_lines(blob(entry.sha))
+        return state
+
+    def read_events(self, events_tree: str) -> Iterator[tuple[str, dict]]:
+        for entry in sorted(self.odb.read_tree(events_tree), key=lambda e: e.name):
+            if entry.name.endswith(".yaml") and not entry.is_tree:
+                doc = layout.load_yaml(self.odb.read_blob(entry.sha)) or {}
+                yield entry.name, doc
+
+    def run_trees(self, root_tree: str | None = None) -> dict[str, str]:
+        """run_id -> subtree id for every run on the branch."""
+        root = root_tree if root_tree is not None else self.tree_of(self.tip())
+        runs_tree = self.subtree(root, layout.RUNS)
+        out: dict[str, str] = {}
+        if runs_tree is None:
+            return out
+        for bucket in self.odb.read_tree(runs_tree):
+            if bucket.is_tree:
+                for entry in self.odb.read_tree(bucket.sha):
+                    if entry.is_tree:
+                        out[entry.name] = entry.sha
+        return out
+
+    def code_patch(self, run_id: str) -> bytes | None:
+        tree = self.run_tree(run_id)
+        if tree is None:
+            return None
+        entry = self.odb.tree_dict(tree).get("code.patch")
+        return self.odb.read(entry.sha)[1] if entry is not None else b""
+
+    # -- experiments ------------------------------------------------------------------
+    def experiments(self, root_tree: str | None = None) -> dict[str, ExperimentState]:
+        """experiment_id -> folded state, including the implicit default experiment."""
+        root = root_tree if root_tree is not None else self.tree_of(self.tip())
+        exp_tree = self.subtree(root, layout.EXPERIMENTS)
+        cached = self._experiments
+        if cached is not None and cached[0] == exp_tree:
+            return cached[1]
+        result = {layout.DEFAULT_EXPERIMENT_ID: default_experiment()}
+        if exp_tree is not None:
+            for entry in self.odb.read_tree(exp_tree):
+                if entry.is_tree:
+                    result[entry.name] = self._read_experiment(entry.name, entry.sha)
+        self._experiments = (exp_tree, result)
+        return result
+
+    def _read_experiment(self, experiment_id: str, tree: str) -> ExperimentState:
+        cached = self._exp_cache.get_item(tree)
+        if cached is not None:
+            return cached
+        state = default_experiment() if experiment_id == layout.DEFAULT_EXPERIMENT_ID else ExperimentState(experiment_id)
+        events = self.odb.tree_dict(tree).get("events")
+        if events is not None:
+            for _name, doc in self.read_events(events.sha):
+                for op in doc.get("ops") or []:
+                    state.apply(op, doc.get("time"))
+        with self._lock:
+            self._exp_cache.put(tree, state)
+        return state
+
+    def close(self) -> None:
+        self.odb.close()

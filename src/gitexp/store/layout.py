@@ -1,0 +1,242 @@
+"""Where things live on the tracking branch, and how files are written.
+
+    .tracking/format.yaml
+    .tracking/experiments/<experiment_id>/events/<time>-<uid>.yaml
+    .tracking/runs/<run_id[:2]>/<run_id>/
+        run.yaml  params.yaml  tags.yaml  inputs.yaml  code.yaml  code.patch
+        metrics/<encoded key>.jsonl
+        artifacts/...
+        events/<time>-<uid>.yaml
+    .tracking/registry/<encoded model name>/events/<time>-<uid>.yaml
+
+A run's own files are written only by the session that created the run.  Every
+later change, by anyone, is a new uniquely named event file.  So no two
+writers ever produce different contents for the same path, and any merge of
+two tracking branches is conflict-free.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import secrets
+import time
+from typing import Any, Iterable
+
+import yaml
+
+try:
+    _Loader: Any = yaml.CSafeLoader
+    _Dumper: Any = yaml.CSafeDumper
+except AttributeError:  # pyyaml built without libyaml
+    _Loader = yaml.SafeLoader
+    _Dumper = yaml.SafeDumper
+
+ROOT = ".tracking"
+FORMAT_FILE = f"{ROOT}/format.yaml"
+FORMAT_VERSION = 1
+RUNS = f"{ROOT}/runs"
+EXPERIMENTS = f"{ROOT}/experiments"
+REGISTRY = f"{ROOT}/registry"
+
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+def run_dir(run_id: str) -> str:
+    return f"{RUNS}/{run_id[:2]}/{run_id}"
+
+
+def experiment_dir(experiment_id: str) -> str:
+    return f"{EXPERIMENTS}/{experiment_id}"
+
+
+def artifact_uri(run_id: str) -> str:
+    return f"runs:/{run_id}"
+
+
+def experiment_artifact_location(experiment_id: str) -> str:
+    return f"gitexp:/experiments/{experiment_id}"
+
+
+# -- keys as file names ---------------------------------------------------
+_UNSAFE = re.compile(r"[^\w.\- ]|^\.")
+
+
+def encode_key(key: str) -> str:
+    """A reversible, path-safe file name for a metric or model name."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), key)
+
+
+def decode_key(name: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(name)
+
+
+# -- event file names -------------------------------------------------------
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def event_name(time_ns: int | None = None) -> str:
+    """<UTC time to the microsecond>-<random>.yaml: sorts in (time, id) order."""
+    ns = time.time_ns() if time_ns is None else time_ns
+    stamp = _dt.datetime.fromtimestamp(ns / 1e9, _dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}.{(ns // 1000) % 1_000_000:06d}Z-{secrets.token_hex(6)}.yaml"
+
+
+# -- YAML ----------------------------------------------------------------------
+def load_yaml(data: bytes | str) -> Any:
+    return yaml.load(data, Loader=_Loader)
+
+
+def dump_yaml(doc: Any) -> bytes:
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False).encode()
+
+
+# Flat maps (run.yaml, params.yaml, tags.yaml) are most of what gitexp writes and
+# reads, so they get an exact fast path: one "key: value" line per entry, a value
+# plain only when YAML reads it back as the same string, else JSON-quoted (JSON
+# strings are valid YAML double-quoted scalars).  Anything else goes to libyaml.
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*\Z")
+# Characters YAML will not take raw in a quoted scalar (all in the BMP, so \\uXXXX
+# escapes them for both JSON and YAML).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_STR_TAG = "tag:yaml.org,2002:str"
+_resolved: dict[str, str] = {}
+
+
+def _resolves_as(text: str) -> str:
+    tag = _resolved.get(text)
+    if tag is None:
+        tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
+        if len(_resolved) < 50_000:
+            _resolved[text] = tag
+    return tag
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    if _PLAIN.match(text) and _resolves_as(text) == _STR_TAG:
+        return text
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
+def dump_flat(doc: dict[str, Any]) -> bytes:
+    """YAML for a flat map of strings, ints and nulls (read back by load_flat)."""
+    return "".join(f"{_scalar(k)}: {_scalar(v)}\n" for k, v in doc.items()).encode()
+
+
+def load_flat(data: bytes) -> dict[str, Any]:
+    """Read a flat YAML map; files not in dump_flat's form go through libyaml."""
+    out: dict[str, Any] = {}
+    try:
+        for line in data.decode().splitlines():
+            if line.startswith('"'):
+                end = _json_string_end(line)
+                key = json.loads(line[:end])
+                rest = line[end:]
+            else:
+                key, sep, tail = line.partition(": ")
+                if not sep or not _PLAIN.match(key) or _resolves_as(key) != _STR_TAG:
+                    raise ValueError(line)
+                rest = ": " + tail
+            if not rest.startswith(": "):
+                raise ValueError(line)
+            value = rest[2:]
+            if value.startswith('"'):
+                out[key] = json.loads(value)
+            elif value == "null":
+                out[key] = None
+            elif value.lstrip("-").isdigit():
+                out[key] = int(value)
+            elif _PLAIN.match(value) and _resolves_as(value) == _STR_TAG:
+                out[key] = value
+            else:
+                raise ValueError(line)
+    except (ValueError, UnicodeDecodeError):
+        loaded = load_yaml(data)
+        return loaded if isinstance(loaded, dict) else {}
+    return out
+
+
+def _json_string_end(line: str) -> int:
+    i = 1
+    while True:
+        i = line.index('"', i)
+        backslashes = 0
+        j = i - 1
+        while line[j] == "\\":
+            backslashes += 1
+            j -= 1
+        if backslashes % 2 == 0:
+            return i + 1
+        i += 1
+
+
+# -- metric histories as JSONL -----------------------------------------------
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return '"NaN"'
+    if math.isinf(value):
+        return '"Infinity"' if value > 0 else '"-Infinity"'
+    return repr(value)
+
+
+def metric_line(step: int, value: float, timestamp: int) -> str:
+    return f'{{"step": {step}, "value": {_number(value)}, "timestamp": {timestamp}}}\n'
+
+
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def parse_metric_lines(data: bytes) -> list[tuple[int, int, float]]:
+    """(step, timestamp, value) for each line of a metric history file."""
+    text = data.decode()
+    if not text.strip():
+        return []
+    records = json.loads("[" + ",".join(line for line in text.splitlines() if line.strip()) + "]")
+    out = []
+    for r in records:
+        value = r["value"]
+        if isinstance(value, str):
+            value = _SPECIAL[value]
+        out.append((int(r.get("step", 0)), int(r.get("timestamp", 0)), float(value)))
+    return out
+
+
+def format_metric_lines(points: Iterable[tuple[int, int, float]]) -> str:
+    return "".join(metric_line(s, v, t) for s, t, v in points)
+
+
+def format_file() -> bytes:
+    return dump_yaml({
+        "format": "gitexp",
+        "version": FORMAT_VERSION,
+        "about": "Experiment tracking data written by gitexp. Do not edit by hand; "
+                 "see https://pypi.org/project/gitexp/",
+    })
+
+
+def split_path(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
+
+
+def join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p)
+
+
+def local_relpath_ok(path: str) -> bool:
+    norm = os.path.normpath(path)
+    return not (os.path.isabs(path) or norm == ".." or norm.startswith("../") or "\0" in path)

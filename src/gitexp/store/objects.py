@@ -1,0 +1,563 @@
+"""Git object database access: read through one long-lived ``git cat-file``,
+write loose objects in-process, edit trees, move refs by compare-and-swap.
+
+Writing objects in Python (zlib + hash + atomic rename) is what git itself does
+for loose objects; it costs microseconds instead of a subprocess per object,
+which is what makes ending a run cheap.  Reading goes through git so packs,
+deltas and alternates are handled by git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+import subprocess
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from ..exceptions import GitexpError
+
+MODE_BLOB = b"100644"
+MODE_EXEC = b"100755"
+MODE_TREE = b"40000"
+MODE_LINK = b"120000"
+
+LOOSE_OBJECT_BYTES = 4 << 20    # larger objects are written loose, streamed by git later
+MAX_PACK_BYTES = 256 << 20      # a batch past this is flushed as a pack early
+REPACK_PACK_COUNT = 32          # roll small packs up once this many exist
+_PACK_TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    """Write a read-only file under its final name only once it is complete."""
+    tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if not os.path.exists(path):
+            raise
+
+
+class ObjectMissing(GitexpError):
+    """A git object that should exist is not in the repository."""
+
+    def __init__(self, sha: str):
+        self.sha = sha
+        super().__init__(
+            f"Git object {sha} is missing from the repository; "
+            "run `git fsck` to check the repository"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    mode: bytes
+    name: str
+    sha: str
+
+    @property
+    def is_tree(self) -> bool:
+        return self.mode == MODE_TREE
+
+
+def _sort_key(entry: TreeEntry) -> bytes:
+    # git orders tree entries by name bytes, comparing a subtree as "name/".
+    name = entry.name.encode()
+    return name + b"/" if entry.mode == MODE_TREE else name
+
+
+def encode_tree(entries: Iterable[TreeEntry]) -> bytes:
+    parts = []
+    for e in sorted(entries, key=_sort_key):
+        parts.append(e.mode + b" " + e.name.encode() + b"\0" + bytes.fromhex(e.sha))
+    return b"".join(parts)
+
+
+def decode_tree(data: bytes, hash_len: int) -> list[TreeEntry]:
+    entries = []
+    pos, end = 0, len(data)
+    while pos < end:
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        mode = data[pos:space]
+        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
+        sha = data[nul + 1 : nul + 1 + hash_len].hex()
+        entries.append(TreeEntry(mode, name, sha))
+        pos = nul + 1 + hash_len
+    return entries
+
+
+class _LRU(OrderedDict):
+    def __init__(self, maxsize: int):
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get_item(self, key):
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.maxsize:
+            self.popitem(last=False)
+
+
+class ObjectDB:
+    """Objects of one repository.  Thread-safe; re-forks its reader after fork()."""
+
+    def __init__(self, git_common_dir: str, object_format: str = "sha1", git_env: dict | None = None):
+        self.git_dir = git_common_dir
+        self.objects_dir = os.path.join(git_common_dir, "objects")
+        self.object_format = object_format
+        self._hash = hashlib.sha256 if object_format == "sha256" else hashlib.sha1
+        self.hash_len = 32 if object_format == "sha256" else 20
+        self._env = git_env
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._proc_pid = 0
+        self._trees: _LRU = _LRU(20000)
+        self._blobs: _LRU = _LRU(4000)
+        self._known: set[str] = set()
+        self._local = threading.local()
+        self._packs_written = 0
+
+    # -- reading -------------------------------------------------------
+    def _reader(self) -> subprocess.Popen:
+        if self._proc is None or self._proc_pid != os.getpid() or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=self._env,
+            )
+            self._proc_pid = os.getpid()
+        return self._proc
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None and self._proc_pid == os.getpid():
+                try:
+                    proc.stdin.close()  # type: ignore[union-attr]
+                    proc.wait(timeout=5)
+                except Exception:
+                    proc.kill()
+
+    def read(self, sha: str) -> tuple[str, bytes]:
+        """Return (type, content) of an object."""
+        batch = getattr(self._local, "batch", None)
+        if batch and sha in batch:
+            return batch[sha]
+        with self._lock:
+            proc = self._reader()
+            proc.stdin.write(sha.encode() + b"\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+            header = proc.stdout.readline()  # type: ignore[union-attr]
+            if not header:
+                self._proc = None
+                raise GitexpError(f"git cat-file stopped unexpectedly while reading {sha}")
+            fields = header.split()
+            if len(fields) < 3 or fields[1] == b"missing":
+                raise ObjectMissing(sha)
+            size = int(fields[2])
+            data = proc.stdout.read(size + 1)[:-1]  # type: ignore[union-attr]
+            return fields[1].decode(), data
+
+    def read_many(self, shas: list[str]) -> Iterator[tuple[str, bytes]]:
+        """Yield (sha, content) for many objects, pipelining requests to git."""
+        if not shas:
+            return
+        proc = subprocess.Popen(
+            ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=self._env,
+        )
+
+        def feed() -> None:
+            try:
+                proc.stdin.write("".join(s + "\n" for s in shas).encode())  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        out = proc.stdout
+        try:
+            for sha in shas:
+                header = out.readline()  # type: ignore[union-attr]
+                fields = header.split()
+                if len(fields) < 3 or fields[1] == b"missing":
+                    raise ObjectMissing(sha)
+                size = int(fields[2])
+                yield sha, out.read(size + 1)[:-1]  # type: ignore[union-attr]
+        finally:
+            writer.join()
+            proc.stdout.close()  # type: ignore[union-attr]
+            proc.wait()
+
+    def read_blob(self, sha: str) -> bytes:
+        cached = self._blobs.get_item(sha)
+        if cached is not None:
+            return cached
+        kind, data = self.read(sha)
+        if kind != "blob":
+            raise GitexpError(f"Git object {sha} is a {kind}, expected a blob")
+        if len(data) < 1 << 16:
+            with self._lock:
+                self._blobs.put(sha, data)
+        return data
+
+    def read_tree(self, sha: str) -> list[TreeEntry]:
+        cached = self._trees.get_item(sha)
+        if cached is not None:
+            return cached
+        kind, data = self.read(sha)
+        if kind != "tree":
+            raise GitexpError(f"Git object {sha} is a {kind}, expected a tree")
+        entries = decode_tree(data, self.hash_len)
+        with self._lock:
+            self._trees.put(sha, entries)
+        return entries
+
+    def tree_dict(self, sha: str | None) -> dict[str, TreeEntry]:
+        if sha is None:
+            return {}
+        return {e.name: e for e in self.read_tree(sha)}
+
+    def read_commit(self, sha: str) -> dict:
+        kind, data = self.read(sha)
+        if kind != "commit":
+            raise GitexpError(f"Git object {sha} is a {kind}, expected a commit")
+        head, _, message = data.partition(b"\n\n")
+        info: dict = {"parents": [], "message": message.decode("utf-8", "replace")}
+        for line in head.split(b"\n"):
+            key, _, value = line.partition(b" ")
+            if key == b"tree":
+                info["tree"] = value.decode()
+            elif key == b"parent":
+                info["parents"].append(value.decode())
+            elif key in (b"author", b"committer"):
+                info[key.decode()] = value.decode("utf-8", "replace")
+        return info
+
+    def lookup(self, tree_sha: str | None, path: str) -> TreeEntry | None:
+        """The entry at a slash-separated path below a tree, or None."""
+        entry = None
+        for part in path.strip("/").split("/"):
+            if tree_sha is None:
+                return None
+            entry = self.tree_dict(tree_sha).get(part)
+            if entry is None:
+                return None
+            tree_sha = entry.sha if entry.is_tree else None
+        return entry
+
+    # -- writing -------------------------------------------------------
+    def hash_object(self, kind: str, data: bytes) -> str:
+        h = self._hash(b"%s %d\0" % (kind.encode(), len(data)))
+        h.update(data)
+        return h.hexdigest()
+
+    def write(self, kind: str, data: bytes) -> str:
+        """Store an object and return its id.
+
+        Inside `batch()` small objects are collected and written as one pack when
+        the batch ends; otherwise (and for large objects) as a loose object.
+        """
+        header = b"%s %d\0" % (kind.encode(), len(data))
+        h = self._hash(header)
+        h.update(data)
+        sha = h.hexdigest()
+        if sha in self._known:
+            return sha
+        batch = getattr(self._local, "batch", None)
+        if batch is not None and len(data) < LOOSE_OBJECT_BYTES:
+            if sha not in batch:
+                batch[sha] = (kind, data)
+                self._local.batch_bytes += len(data)
+                if self._local.batch_bytes > MAX_PACK_BYTES:
+                    self._flush_batch()
+            return sha
+        self._write_loose(sha, header + data)
+        return sha
+
+    def _remember(self, sha: str) -> None:
+        if len(self._known) > 200_000:
+            self._known.clear()
+        self._known.add(sha)
+
+    def _write_loose(self, sha: str, raw: bytes) -> None:
+        directory = self.objects_dir + "/" + sha[:2]
+        path = directory + "/" + sha[2:]
+        if not os.path.exists(path):
+            os.makedirs(directory, exist_ok=True)
+            _atomic_write(path, zlib.compress(raw, 1))
+        self._remember(sha)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect objects written in this thread and store them as one pack at the end.
+
+        A pack per commit instead of a file per object: a run's commit is two
+        files on disk, not twenty.  Nested batches join the outer one.
+        """
+        if getattr(self._local, "batch", None) is not None:
+            yield
+            return
+        self._local.batch = {}
+        self._local.batch_bytes = 0
+        try:
+            yield
+            self._flush_batch()
+        finally:
+            self._local.batch = None
+
+    def _flush_batch(self) -> None:
+        objects = self._local.batch
+        if objects:
+            self._local.batch = {}
+            self._local.batch_bytes = 0
+            self._write_pack(objects)
+
+    def _write_pack(self, objects: dict[str, tuple[str, bytes]]) -> None:
+        pack = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
+        index = []
+        for sha, (kind, data) in objects.items():
+            size = len(data)
+            byte = (_PACK_TYPES[kind] << 4) | (size & 0x0F)
+            size >>= 4
+            head = bytearray()
+            while size:
+                head.append(byte | 0x80)
+                byte = size & 0x7F
+                size >>= 7
+            head.append(byte)
+            entry = bytes(head) + zlib.compress(data, 1)
+            index.append((bytes.fromhex(sha), len(pack), zlib.crc32(entry)))
+            pack += entry
+        checksum = self._hash(pack).digest()
+        pack += checksum
+        index.sort()
+        counts = [0] * 256
+        for name, _, _ in index:
+            counts[name[0]] += 1
+        total, fanout = 0, []
+        for c in counts:
+            total += c
+            fanout.append(total)
+        idx = bytearray(b"\xfftOc" + struct.pack(">I", 2) + struct.pack(">256I", *fanout))
+        idx += b"".join(name for name, _, _ in index)
+        idx += b"".join(struct.pack(">I", crc) for _, _, crc in index)
+        idx += b"".join(struct.pack(">I", offset) for _, offset, _ in index)
+        idx += checksum
+        idx += self._hash(idx).digest()
+        pack_dir = os.path.join(self.objects_dir, "pack")
+        os.makedirs(pack_dir, exist_ok=True)
+        base = os.path.join(pack_dir, f"pack-{checksum.hex()}")
+        # The .pack must be complete before git can see the .idx that announces it.
+        _atomic_write(base + ".pack", bytes(pack))
+        _atomic_write(base + ".idx", bytes(idx))
+        for sha in objects:
+            self._remember(sha)
+        self._packs_written += 1
+        if self._packs_written % 8 == 0:
+            self.maybe_repack()
+
+    def maybe_repack(self, threshold: int = REPACK_PACK_COUNT) -> bool:
+        """Roll small packs up (git repack --geometric) once there are many of them."""
+        pack_dir = os.path.join(self.objects_dir, "pack")
+        try:
+            count = sum(1 for name in os.listdir(pack_dir) if name.endswith(".idx"))
+        except FileNotFoundError:
+            return False
+        if count < threshold:
+            return False
+        lock = os.path.join(self.git_dir, "gitexp", "repack.lock")
+        os.makedirs(os.path.dirname(lock), exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                if time.time() - os.path.getmtime(lock) > 600:
+                    os.unlink(lock)  # left by a process that died while repacking
+            except OSError:
+                pass
+            return False
+        try:
+            subprocess.run(
+                ["git", f"--git-dir={self.git_dir}", "repack", "--geometric=2", "-d", "-q"],
+                capture_output=True, env=self._env,
+            )
+        finally:
+            os.close(fd)
+            os.unlink(lock)
+        return True
+
+    def write_blob(self, data: bytes) -> str:
+        return self.write("blob", data)
+
+    def write_tree(self, entries: Iterable[TreeEntry]) -> str:
+        entries = list(entries)
+        sha = self.write("tree", encode_tree(entries))
+        with self._lock:
+            self._trees.put(sha, sorted(entries, key=_sort_key))
+        return sha
+
+    def write_commit(self, tree: str, parents: list[str], message: str, author: str, committer: str) -> str:
+        lines = [f"tree {tree}"]
+        lines += [f"parent {p}" for p in parents]
+        lines += [f"author {author}", f"committer {committer}", "", message]
+        body = "\n".join(lines)
+        if not body.endswith("\n"):
+            body += "\n"
+        return self.write("commit", body.encode())
+
+    def edit_tree(self, tree_sha: str | None, changes: dict[str, tuple[bytes, str] | None]) -> str:
+        """Apply path -> (mode, sha) | None (delete) changes to a tree.
+
+        Only the trees along changed paths are read and rewritten.  Deleting
+        the last entry of a directory removes the directory.  Returns the new
+        tree's id (an empty tree when everything was removed).
+        """
+        nested: dict[str, dict] = {}
+        for path, value in changes.items():
+            parts = [p for p in path.split("/") if p]
+            node = nested
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise GitexpError(f"Path {path!r} conflicts with a file of the same name")
+            node[parts[-1]] = ("leaf", value)
+        return self._edit(tree_sha, nested) or self.write_tree([])
+
+    def _edit(self, tree_sha: str | None, node: dict) -> str | None:
+        entries = self.tree_dict(tree_sha)
+        for name, change in node.items():
+            if isinstance(change, tuple) and change[0] == "leaf":
+                value = change[1]
+                if value is None:
+                    entries.pop(name, None)
+                else:
+                    entries[name] = TreeEntry(value[0], name, value[1])
+            else:
+                old = entries.get(name)
+                sub = self._edit(old.sha if old is not None and old.is_tree else None, change)
+                if sub is None:
+                    entries.pop(name, None)
+                else:
+                    entries[name] = TreeEntry(MODE_TREE, name, sub)
+        if not entries:
+            return None
+        return self.write_tree(entries.values())
+
+
+class RefStore:
+    """Read and compare-and-swap branch refs.
+
+    For the files ref backend the git lock-file protocol is followed directly
+    (the same `<ref>.lock` git uses, so git and gitexp exclude each other);
+    other backends go through `git update-ref`.
+    """
+
+    def __init__(self, git_common_dir: str, files_backend: bool = True, git_env: dict | None = None):
+        self.git_dir = git_common_dir
+        self.files_backend = files_backend
+        self._env = git_env
+
+    def read(self, ref: str) -> str | None:
+        if not self.files_backend:
+            result = subprocess.run(
+                ["git", f"--git-dir={self.git_dir}", "rev-parse", "--verify", "-q", ref],
+                capture_output=True, text=True, env=self._env,
+            )
+            return result.stdout.strip() or None
+        path = os.path.join(self.git_dir, ref)
+        try:
+            with open(path, "rb") as fh:
+                value = fh.read().strip().decode()
+            if value.startswith("ref: "):
+                return self.read(value[5:])
+            if value:
+                return value
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            pass
+        return self._read_packed(ref)
+
+    def _read_packed(self, ref: str) -> str | None:
+        try:
+            with open(os.path.join(self.git_dir, "packed-refs"), "rb") as fh:
+                target = ref.encode()
+                for line in fh:
+                    if line[:1] in (b"#", b"^"):
+                        continue
+                    sha, _, name = line.rstrip(b"\n").partition(b" ")
+                    if name == target:
+                        return sha.decode()
+        except FileNotFoundError:
+            pass
+        return None
+
+    def compare_and_swap(self, ref: str, new: str, old: str | None, message: str, ident: str) -> bool:
+        """Point `ref` at `new` if it still points at `old`.  False if it moved."""
+        if not self.files_backend:
+            zero = "0" * len(new)
+            result = subprocess.run(
+                ["git", f"--git-dir={self.git_dir}", "update-ref", "-m", message, ref, new, old or zero],
+                capture_output=True, text=True, env=self._env,
+            )
+            return result.returncode == 0
+        path = os.path.join(self.git_dir, ref)
+        lock = path + ".lock"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise GitexpError(
+                        f"The ref lock {lock} has been held for 30 s. If no git or gitexp "
+                        "process is running, delete that file and try again."
+                    ) from None
+                time.sleep(0.0005)
+        try:
+            current = self.read(ref)
+            if current != old:
+                return False
+            os.write(fd, new.encode() + b"\n")
+            os.close(fd)
+            fd = -1
+            os.replace(lock, path)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+                os.unlink(lock)
+        self._append_reflog(ref, old, new, message, ident)
+        return True
+
+    def _append_reflog(self, ref: str, old: str | None, new: str, message: str, ident: str) -> None:
+        path = os.path.join(self.git_dir, "logs", ref)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "ab") as fh:
+                line = f"{old or '0' * len(new)} {new} {ident}\t{message.splitlines()[0]}\n"
+                fh.write(line.encode())
+        except OSError:
+            pass  # a reflog is a convenience; the ref itself moved

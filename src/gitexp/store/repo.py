@@ -1,0 +1,171 @@
+"""Finding the git repository a tracking URI names, and reading its config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import warnings
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlparse
+
+from ..exceptions import InvalidParameterValue, NotAGitRepository, StoreError
+
+DEFAULT_BRANCH = "gitexp"
+DEFAULT_CHECKPOINT_SECONDS = 5.0
+
+
+def git(args: list[str], cwd: str | None = None, check: bool = True, input: bytes | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run git, raising StoreError with git's own message on failure."""
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=env)
+    except FileNotFoundError:
+        raise StoreError("git is not installed or not on PATH; gitexp needs git 2.31 or later") from None
+    if check and result.returncode != 0:
+        raise StoreError(
+            f"`git {' '.join(args)}` failed: {result.stderr.decode(errors='replace').strip()}",
+            returncode=result.returncode,
+        )
+    return result
+
+
+@dataclass
+class Repository:
+    """One git repository: where its objects, refs and our journals live."""
+
+    path: str                 # what the user named (work tree or git dir)
+    work_tree: str | None
+    git_dir: str              # this worktree's git dir
+    common_dir: str           # shared by all worktrees: objects, refs, gitexp state
+    config: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def branch(self) -> str:
+        return os.environ.get("GITEXP_BRANCH") or self.config.get("gitexp.branch") or DEFAULT_BRANCH
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+    @property
+    def object_format(self) -> str:
+        return self.config.get("extensions.objectformat", "sha1")
+
+    @property
+    def files_ref_backend(self) -> bool:
+        return self.config.get("extensions.refstorage", "files") == "files"
+
+    @property
+    def state_dir(self) -> str:
+        """gitexp's local, derived state (journals, index): never shared, never committed."""
+        return os.path.join(self.common_dir, "gitexp")
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        raw = os.environ.get("GITEXP_CHECKPOINT_INTERVAL") or self.config.get("gitexp.checkpointinterval")
+        if raw is None:
+            return DEFAULT_CHECKPOINT_SECONDS
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidParameterValue(
+                f"Checkpoint interval must be a number of seconds, got {raw!r} "
+                "(from GITEXP_CHECKPOINT_INTERVAL or git config gitexp.checkpointInterval)"
+            ) from None
+        return max(value, 0.05)
+
+    def identity(self) -> tuple[str, str]:
+        """(name, email) the way git would pick them for a commit."""
+        name = os.environ.get("GIT_AUTHOR_NAME") or self.config.get("user.name")
+        email = os.environ.get("GIT_AUTHOR_EMAIL") or self.config.get("user.email")
+        if not name:
+            name = _login_name()
+        if not email:
+            import socket
+
+            email = f"{_login_name()}@{socket.gethostname()}"
+        return name, email
+
+    def reload_config(self) -> None:
+        self.config = read_config(self.git_dir)
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def read_config(git_dir: str) -> dict[str, str]:
+    result = git([f"--git-dir={git_dir}", "config", "-z", "--list"], check=False)
+    config: dict[str, str] = {}
+    for item in result.stdout.split(b"\0"):
+        if not item:
+            continue
+        key, _, value = item.decode("utf-8", "replace").partition("\n")
+        config[key.lower()] = value
+    return config
+
+
+def path_from_uri(uri: str) -> str:
+    """A local path from a tracking URI: a path, file://, or (tolerated) sqlite:///."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    if parsed.scheme in ("sqlite",):
+        db_path = uri.split(":///", 1)[-1] if ":///" in uri else parsed.path
+        warnings.warn(
+            f"gitexp keeps runs in a git repository, not in a database: {uri!r} is read as "
+            f"'the repository containing {os.path.dirname(os.path.abspath(db_path)) or '.'}'. "
+            "Drop the set_tracking_uri call, or pass a repository path, to silence this.",
+            stacklevel=4,
+        )
+        return os.path.dirname(os.path.abspath(db_path)) or "."
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise InvalidParameterValue(
+            f"Unsupported tracking URI {uri!r}: use a repository path, a file:// URI, "
+            "or the http(s):// address of a `gitexp server`"
+        )
+    return uri
+
+
+_cache: dict[str, Repository] = {}
+_cache_lock = threading.Lock()
+
+
+def open_repository(path: str | None = None) -> Repository:
+    """The repository containing `path` (default: the current directory)."""
+    start = os.path.abspath(path or os.getcwd())
+    with _cache_lock:
+        cached = _cache.get(start)
+        if cached is not None and os.path.isdir(cached.common_dir):
+            return cached
+    if not os.path.exists(start):
+        raise NotAGitRepository(start)
+    cwd = start if os.path.isdir(start) else os.path.dirname(start)
+    result = git(
+        ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--is-bare-repository"],
+        cwd=cwd,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise NotAGitRepository(start)
+    git_dir, common_dir, bare = result.stdout.decode().splitlines()[:3]
+    work_tree = None
+    if bare != "true":
+        top = git(["rev-parse", "--show-toplevel"], cwd=cwd, check=False)
+        work_tree = top.stdout.decode().strip() or None
+    repo = Repository(start, work_tree, git_dir, common_dir, read_config(git_dir))
+    with _cache_lock:
+        _cache[start] = repo
+    return repo
+
+
+def forget_cached_repositories() -> None:
+    with _cache_lock:
+        _cache.clear()

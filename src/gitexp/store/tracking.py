@@ -1,0 +1,550 @@
+"""GitStore: experiments and runs in a git repository.
+
+This is the storage API the Client sits on; nothing else reads or writes the
+tracking branch.  Reads fold the branch (cached by object id) and overlay this
+process's pending changes, so a value logged a microsecond ago is visible.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from typing import Any, Iterable, Iterator
+
+from .. import _validation as valid
+from .._names import random_run_name
+from ..entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Run,
+    RunInfo,
+    RunStatus,
+    ViewType,
+)
+from ..exceptions import (
+    InvalidParameterValue,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+)
+from . import layout
+from .branch import TrackingBranch
+from .journal import EDITOR, OWNER, Session, find_dead_journals, recover_journal
+from .repo import Repository
+from .state import TERMINAL, ExperimentState, RunState
+
+_log = logging.getLogger("gitexp")
+
+
+# -- sessions of this process, across every store and client ---------------------------------------
+class _Sessions:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.by_run: dict[tuple[str, str], Session] = {}
+        self.thread: threading.Thread | None = None
+        self.wake = threading.Event()
+        self.stores: "weakref.WeakSet[GitStore]" = weakref.WeakSet()
+
+    def get(self, repo: Repository, run_id: str) -> Session | None:
+        return self.by_run.get((repo.common_dir, run_id))
+
+    def add(self, repo: Repository, session: Session) -> None:
+        with self.lock:
+            self.by_run[(repo.common_dir, session.run_id)] = session
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._checkpoint_loop, name="gitexp-checkpoint", daemon=True)
+                self.thread.start()
+
+    def remove(self, repo: Repository, session: Session) -> None:
+        with self.lock:
+            if self.by_run.get((repo.common_dir, session.run_id)) is session:
+                del self.by_run[(repo.common_dir, session.run_id)]
+
+    def live_paths(self) -> set[str]:
+        return {s.path for s in list(self.by_run.values())}
+
+    def _checkpoint_loop(self) -> None:
+        while True:
+            interval = min((s.branch.repo.checkpoint_seconds for s in list(self.by_run.values())), default=5.0)
+            self.wake.wait(min(interval, 1.0))
+            self.wake.clear()
+            now = time.monotonic()
+            for session in list(self.by_run.values()):
+                since = session.dirty_since
+                if since is not None and now - since >= session.branch.repo.checkpoint_seconds:
+                    try:
+                        finish_session(session)
+                    except Exception as exc:  # keep the journal; try again next time
+                        _log.warning("gitexp: checkpoint of run %s failed (%s); will retry", session.run_id, exc)
+
+    def flush_all(self) -> None:
+        for session in list(self.by_run.values()):
+            try:
+                session.commit()
+                session.close()
+            except Exception as exc:
+                _log.warning("gitexp: could not commit run %s at exit (%s); its journal is kept "
+                             "and `gitexp doctor` will recover it", session.run_id, exc)
+            self.remove(session.branch.repo, session)
+
+    def after_fork(self) -> None:
+        # The child owns none of its parent's sessions: it gets its own journals.
+        self.lock = threading.RLock()
+        self.by_run = {}
+        self.thread = None
+        self.wake = threading.Event()
+
+
+SESSIONS = _Sessions()
+atexit.register(SESSIONS.flush_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=SESSIONS.after_fork)
+
+
+def finish_session(session: Session) -> None:
+    """Commit a session and close it if its run needs nothing more."""
+    session.join_waiters()  # before locking: the waiters need the lock to record
+    with session.lock:
+        session.commit()
+        if session.finished:
+            session.close()
+            SESSIONS.remove(session.branch.repo, session)
+
+
+def _experiment_id_for(name: str, experiments: dict[str, ExperimentState]) -> str:
+    # Derived from the name, so two clones creating the same experiment independently
+    # produce one experiment when their branches merge.
+    salt = 0
+    while True:
+        seed = name if salt == 0 else f"{name}\0{salt}"
+        digest = hashlib.sha256(seed.encode()).digest()
+        candidate = str(int.from_bytes(digest[:8], "big") % 10**18)
+        if candidate != layout.DEFAULT_EXPERIMENT_ID and candidate not in experiments:
+            return candidate
+        salt += 1
+
+
+class GitStore:
+    """Experiments and runs on the tracking branch of one repository."""
+
+    def __init__(self, repo: Repository):
+        self.repo = repo
+        self.branch = TrackingBranch(repo)
+        self.journal_dir = os.path.join(repo.state_dir, "journal")
+        self._recovery_checked = 0.0
+        SESSIONS.stores.add(self)
+
+    @property
+    def uri(self) -> str:
+        return self.repo.work_tree or self.repo.common_dir
+
+    # -- recovery -----------------------------------------------------------------------------
+    def recover_dead_journals(self, force: bool = False) -> list[str]:
+        """Commit journals whose process died (status KILLED for runs they were running)."""
+        now = time.monotonic()
+        if not force and now - self._recovery_checked < 2.0:
+            return []
+        self._recovery_checked = now
+        recovered = []
+        for path in find_dead_journals(self.journal_dir, SESSIONS.live_paths()):
+            try:
+                run_id = recover_journal(self.branch, path)
+            except Exception as exc:
+                _log.warning("gitexp: could not recover journal %s (%s)", path, exc)
+                continue
+            if run_id:
+                recovered.append(run_id)
+        return recovered
+
+    # -- experiments ------------------------------------------------------------------------------
+    def _experiments(self) -> dict[str, ExperimentState]:
+        return self.branch.experiments()
+
+    def _experiment_state(self, experiment_id: str) -> ExperimentState:
+        experiment_id = valid.experiment_id(experiment_id)
+        state = self._experiments().get(experiment_id)
+        if state is None or state.name is None:
+            raise ResourceDoesNotExist(
+                f"No experiment with id {experiment_id!r} exists; "
+                "list experiments with `gitexp experiments list`",
+                experiment_id=experiment_id,
+            )
+        return state
+
+    def create_experiment(self, name: str, artifact_location: str | None = None,
+                          tags: dict[str, str] | None = None) -> str:
+        name = valid.experiment_name(name)
+        tag_dict = {valid.validate_key("Tag", k): valid.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
+        self.recover_dead_journals()
+        created: dict[str, str] = {}
+        user = self.repo.identity()[0]
+
+        def build(tree: str | None) -> dict:
+            experiments = self.branch.experiments(tree)
+            for state in experiments.values():
+                if state.name == name:
+                    where = "in the deleted state " if state.lifecycle_stage == LifecycleStage.DELETED else ""
+                    raise ResourceAlreadyExists(
+                        f"Experiment {name!r} already exists {where}(id {state.experiment_id}). "
+                        + ("Restore it with `gitexp experiments restore` or choose another name."
+                           if where else "Use set_experiment to log to it, or choose another name."),
+                        name=name,
+                    )
+            experiment_id = _experiment_id_for(name, experiments)
+            created["id"] = experiment_id
+            op: dict[str, Any] = {"op": "create", "name": name}
+            if artifact_location:
+                op["artifact_location"] = artifact_location
+            if tag_dict:
+                op["tags"] = tag_dict
+            doc = {"time": layout.now_ms(), "user": user, "ops": [op]}
+            blob = self.branch.odb.write_blob(layout.dump_yaml(doc))
+            from .objects import MODE_BLOB
+
+            return {f"{layout.experiment_dir(experiment_id)}/events/{layout.event_name()}": (MODE_BLOB, blob)}
+
+        self.branch.commit(build, f"experiment {name!r}: create")
+        return created["id"]
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self._experiment_state(experiment_id).to_experiment()
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        for state in self._experiments().values():
+            if state.name == name:
+                return state.to_experiment()
+        return None
+
+    def list_experiments(self, view_type: int = ViewType.ACTIVE_ONLY) -> list[Experiment]:
+        stages = LifecycleStage.view_type_to_stages(view_type)
+        return [s.to_experiment() for s in self._experiments().values()
+                if s.name is not None and s.lifecycle_stage in stages]
+
+    def _experiment_event(self, experiment_id: str, ops: list[dict], message: str) -> None:
+        self.branch.write_event(layout.experiment_dir(experiment_id), ops, message)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        state = self._experiment_state(experiment_id)
+        new_name = valid.experiment_name(new_name)
+        if state.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidParameterValue(
+                f"Cannot rename experiment {experiment_id} ({state.name!r}): it is deleted. "
+                "Restore it first with `gitexp experiments restore`.",
+            )
+        if new_name == state.name:
+            return
+        other = self.get_experiment_by_name(new_name)
+        if other is not None:
+            raise ResourceAlreadyExists(
+                f"Cannot rename experiment {state.name!r} to {new_name!r}: experiment "
+                f"{other.experiment_id} already has that name",
+                name=new_name,
+            )
+        self._experiment_event(experiment_id, [{"op": "rename", "name": new_name}],
+                               f"experiment {state.name!r}: rename to {new_name!r}")
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        state = self._experiment_state(experiment_id)
+        if state.experiment_id == layout.DEFAULT_EXPERIMENT_ID:
+            raise InvalidParameterValue(
+                "Cannot delete the default experiment '0': every store keeps it. "
+                "Delete its runs instead."
+            )
+        if state.lifecycle_stage == LifecycleStage.DELETED:
+            raise InvalidParameterValue(f"Experiment {experiment_id} ({state.name!r}) is already deleted")
+        self._experiment_event(experiment_id, [{"op": "lifecycle", "stage": LifecycleStage.DELETED}],
+                               f"experiment {state.name!r}: delete")
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        state = self._experiment_state(experiment_id)
+        if state.lifecycle_stage == LifecycleStage.ACTIVE:
+            raise InvalidParameterValue(f"Experiment {experiment_id} ({state.name!r}) is not deleted")
+        self._experiment_event(experiment_id, [{"op": "lifecycle", "stage": LifecycleStage.ACTIVE}],
+                               f"experiment {state.name!r}: restore")
+
+    def set_experiment_tags(self, experiment_id: str, tags: dict[str, Any]) -> None:
+        state = self._experiment_state(experiment_id)
+        if state.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidParameterValue(
+                f"Cannot set tags on experiment {experiment_id} ({state.name!r}): it is deleted"
+            )
+        ops = [{"op": "tag", "key": valid.validate_key("Tag", k), "value": valid.experiment_tag_value(k, v)}
+               for k, v in tags.items()]
+        if ops:
+            self._experiment_event(experiment_id, ops, f"experiment {state.name!r}: set {len(ops)} tag(s)")
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        state = self._experiment_state(experiment_id)
+        if key not in state.tags:
+            raise ResourceDoesNotExist(f"No tag {key!r} on experiment {experiment_id} ({state.name!r})", key=key)
+        self._experiment_event(experiment_id, [{"op": "delete_tag", "key": key}],
+                               f"experiment {state.name!r}: delete tag {key!r}")
+
+    # -- runs: reading --------------------------------------------------------------------------
+    def _session(self, run_id: str) -> Session | None:
+        return SESSIONS.get(self.repo, run_id)
+
+    def run_state(self, run_id: str) -> RunState:
+        """The run as committed plus this process's pending changes (shared; do not modify)."""
+        valid.run_id(run_id)
+        session = self._session(run_id)
+        if session is not None:
+            with session.lock:
+                state = self.branch.read_run(run_id)
+                if state is not None or session.pending:
+                    state = session.overlay(state if state is not None else RunState(run_id))
+        else:
+            state = self.branch.read_run(run_id)
+        if state is None:
+            raise ResourceDoesNotExist(
+                f"Run {run_id!r} not found in {self.uri} (branch {self.repo.branch}). "
+                "Check the id with `gitexp runs list`; if a colleague logged it, `gitexp pull` first.",
+                run_id=run_id,
+            )
+        return state
+
+    def _lifecycle(self, state: RunState) -> str:
+        if state.lifecycle_stage == LifecycleStage.DELETED:
+            return LifecycleStage.DELETED
+        experiment = self._experiments().get(state.experiment_id)
+        if experiment is not None and experiment.lifecycle_stage == LifecycleStage.DELETED:
+            return LifecycleStage.DELETED
+        return LifecycleStage.ACTIVE
+
+    def to_run(self, state: RunState) -> Run:
+        run = state.to_run()
+        stage = self._lifecycle(state)
+        if stage != run.info.lifecycle_stage:
+            run.info._lifecycle_stage = stage
+        return run
+
+    def get_run(self, run_id: str) -> Run:
+        return self.to_run(self.run_state(run_id))
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        state = self.run_state(run_id)
+        return [Metric(key, v, ts, step, run_id=run_id) for step, ts, v in state.history(key)]
+
+    def iter_run_states(self, root_tree: str | None = None) -> Iterator[RunState]:
+        """Every run on the branch (with pending local changes), unordered."""
+        seen = set()
+        for run_id, tree in self.branch.run_trees(root_tree).items():
+            seen.add(run_id)
+            session = self._session(run_id)
+            if session is not None and root_tree is None:
+                yield self.run_state(run_id)
+            else:
+                yield self.branch.read_run_tree(run_id, tree)
+        if root_tree is None:
+            for (common, run_id), _session in list(SESSIONS.by_run.items()):
+                if common == self.repo.common_dir and run_id not in seen:
+                    try:
+                        yield self.run_state(run_id)
+                    except ResourceDoesNotExist:
+                        pass
+
+    # -- runs: writing ----------------------------------------------------------------------------
+    def _writable_session(self, run_id: str) -> Session:
+        """This process's session for a run, opening an editor session if needed."""
+        valid.run_id(run_id)
+        session = self._session(run_id)
+        if session is not None:
+            return session
+        state = self.run_state(run_id)
+        self._check_active(run_id, state)
+        self.recover_dead_journals()
+        session = Session(self.branch, run_id, EDITOR, self.journal_dir)
+        SESSIONS.add(self.repo, session)
+        return session
+
+    def _check_active(self, run_id: str, state: RunState) -> None:
+        if self._lifecycle(state) != LifecycleStage.ACTIVE:
+            raise InvalidParameterValue(
+                f"Run {run_id!r} is deleted; restore it (`gitexp runs restore {run_id}`) before logging to it",
+                run_id=run_id,
+            )
+
+    def create_run(self, experiment_id: str | None, user_id: str | None = None,
+                   start_time: int | None = None, tags: dict[str, str] | list | None = None,
+                   run_name: str | None = None) -> Run:
+        experiment_id = valid.experiment_id(experiment_id or layout.DEFAULT_EXPERIMENT_ID)
+        experiment = self._experiment_state(experiment_id)
+        if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidParameterValue(
+                f"Cannot create a run in experiment {experiment_id} ({experiment.name!r}): it is deleted. "
+                "Restore it with `gitexp experiments restore` or use another experiment.",
+                experiment_id=experiment_id,
+            )
+        tag_dict = _as_dict(tags)
+        for k, v in list(tag_dict.items()):
+            tag_dict[valid.validate_key("Tag", k)] = valid.tag_value(k, v)
+        name_tag = tag_dict.get("mlflow.runName")
+        if run_name and name_tag and run_name != name_tag:
+            raise InvalidParameterValue(
+                f"Both run_name={run_name!r} and tag mlflow.runName={name_tag!r} were given; "
+                "pass only one, or the same value"
+            )
+        run_name = run_name or name_tag or random_run_name()
+        run_id = uuid.uuid4().hex
+        user_id = user_id or tag_dict.get("mlflow.user") or self.repo.identity()[0]
+        start_time = int(start_time if start_time is not None else layout.now_ms())
+        self.recover_dead_journals()
+        state = RunState(run_id)
+        session = Session(self.branch, run_id, OWNER, self.journal_dir, state)
+        ops: list[dict[str, Any]] = [{
+            "op": "create", "experiment_id": experiment_id, "user_id": user_id,
+            "start_time": start_time, "status": "RUNNING", "run_name": run_name,
+        }]
+        ops += [{"op": "tag", "key": k, "value": v} for k, v in tag_dict.items() if k != "mlflow.runName"]
+        session.record(ops)
+        SESSIONS.add(self.repo, session)
+        return self.to_run(state)
+
+    def log_batch(self, run_id: str, metrics: Iterable[Metric] = (), params: Iterable[Any] = (),
+                  tags: Iterable[Any] = ()) -> None:
+        ops: list[dict[str, Any]] = []
+        new_params: dict[str, str] = {}
+        for p in params:
+            key = valid.validate_key("Param", p.key)
+            value = valid.param_value(key, p.value)
+            if key in new_params and new_params[key] != value:
+                raise InvalidParameterValue(
+                    f"Param {key!r} appears twice in one batch with different values "
+                    f"({new_params[key]!r} and {value!r})", key=key)
+            new_params[key] = value
+        for m in metrics:
+            key = valid.validate_key("Metric", m.key)
+            ops.append({"op": "metric", "key": key, "value": valid.metric_value(key, m.value),
+                        "timestamp": valid.metric_timestamp(key, m.timestamp), "step": valid.metric_step(key, m.step)})
+        for t in tags:
+            key = valid.validate_key("Tag", t.key)
+            ops.append({"op": "tag", "key": key, "value": valid.tag_value(key, t.value)})
+            if key == "mlflow.runName":
+                ops[-1] = {"op": "name", "run_name": ops[-1]["value"]}
+        session = self._writable_session(run_id)
+        with session.lock:
+            if new_params:
+                current = self.run_state(run_id).params
+                for key, value in new_params.items():
+                    old = current.get(key)
+                    if old is not None and old != value:
+                        raise InvalidParameterValue(
+                            f"Changing param values is not allowed. Param {key!r} was already logged "
+                            f"with value {old!r} for run {run_id}; attempted value {value!r}. "
+                            "Log it under another key or in a new (nested) run.",
+                            key=key, old_value=old, new_value=value,
+                        )
+                    if old is None:
+                        ops.append({"op": "param", "key": key, "value": value})
+            if ops:
+                session.record(ops)
+
+    def log_metric(self, run_id: str, key: str, value: Any, timestamp: int | None, step: int | None) -> None:
+        """The hot path: validate, journal one line, done."""
+        key = valid.validate_key("Metric", key)
+        value = valid.metric_value(key, value)
+        timestamp = layout.now_ms() if timestamp is None else valid.metric_timestamp(key, timestamp)
+        step = valid.metric_step(key, step)
+        session = SESSIONS.by_run.get((self.repo.common_dir, run_id)) or self._writable_session(run_id)
+        session.record_metric(key, value, timestamp, step)
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        key = valid.validate_key("Tag", key)
+        value = valid.tag_value(key, value)
+        op = {"op": "name", "run_name": value} if key == "mlflow.runName" else {"op": "tag", "key": key, "value": value}
+        self._writable_session(run_id).record([op])
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        state = self.run_state(run_id)
+        self._check_active(run_id, state)
+        if key not in state.tags:
+            raise ResourceDoesNotExist(f"No tag {key!r} on run {run_id}", run_id=run_id, key=key)
+        self._writable_session(run_id).record([{"op": "delete_tag", "key": key}])
+
+    def log_inputs(self, run_id: str, inputs: list[tuple[dict, dict]]) -> None:
+        ops = [{"op": "input", "dataset": d, "tags": t} for d, t in inputs]
+        if ops:
+            self._writable_session(run_id).record(ops)
+
+    def record_code(self, run_id: str, code: dict, tags: dict[str, str]) -> None:
+        ops: list[dict] = [{"op": "code", "code": code}]
+        ops += [{"op": "tag", "key": k, "value": v} for k, v in tags.items()]
+        self._writable_session(run_id).record(ops)
+
+    def update_run_info(self, run_id: str, status: str | int | None = None, end_time: int | None = None,
+                        run_name: str | None = None) -> None:
+        ops: list[dict[str, Any]] = []
+        if run_name:
+            ops.append({"op": "name", "run_name": valid.tag_value("mlflow.runName", run_name)})
+        if status is not None:
+            status = RunStatus.to_string(status) if isinstance(status, int) else str(status)
+            RunStatus.from_string(status)
+            if status in TERMINAL:
+                end_time = int(end_time if end_time is not None else layout.now_ms())
+            ops.append({"op": "status", "status": status, "end_time": end_time if status in TERMINAL else None})
+        session = self._writable_session(run_id)
+        if status is not None and status not in TERMINAL and session.mode == EDITOR:
+            session.keep_open = True  # a resumed run: batch its logging until it ends
+        if ops:
+            session.record(ops)
+        if status in TERMINAL:
+            session.keep_open = False
+            finish_session(session)
+
+    def _lifecycle_change(self, run_id: str, stage: str) -> None:
+        state = self.run_state(run_id)
+        if state.lifecycle_stage == stage:
+            verb = "deleted" if stage == LifecycleStage.DELETED else "active"
+            raise InvalidParameterValue(f"Run {run_id} is already {verb}", run_id=run_id)
+        session = self._session(run_id)
+        if session is None:
+            session = Session(self.branch, run_id, EDITOR, self.journal_dir)
+            SESSIONS.add(self.repo, session)
+        session.record([{"op": "lifecycle", "stage": stage}])
+        finish_session(session)
+
+    def delete_run(self, run_id: str) -> None:
+        self._lifecycle_change(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        self._lifecycle_change(run_id, LifecycleStage.ACTIVE)
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Commit pending changes now (of one run, or of every run of this repository)."""
+        sessions = [self._session(run_id)] if run_id else [
+            s for (common, _), s in list(SESSIONS.by_run.items()) if common == self.repo.common_dir
+        ]
+        for session in sessions:
+            if session is not None:
+                finish_session(session)
+
+    def code_patch(self, run_id: str) -> bytes:
+        self.run_state(run_id)
+        self.flush(run_id)
+        return self.branch.code_patch(run_id) or b""
+
+
+def _as_dict(tags: dict | list | None) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if isinstance(tags, dict):
+        return dict(tags)
+    return {t.key: t.value for t in tags}
+
+
+_stores: dict[str, GitStore] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(repo: Repository) -> GitStore:
+    with _stores_lock:
+        store = _stores.get(repo.common_dir)
+        if store is None or store.repo.ref != repo.ref:
+            store = _stores[repo.common_dir] = GitStore(repo)
+        return store
