@@ -82,6 +82,14 @@ class TrackingBranch:
                 found[parts[2]] = sha
         return found.get("origin") or (next(iter(found.values())) if found else None)
 
+    def ensure(self) -> str:
+        """The tip, creating the branch (its fixed root commit) if it does not exist."""
+        tip = self.tip()
+        while tip is None:
+            self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident())
+            tip = self.tip()
+        return tip
+
     def tree_of(self, commit: str | None) -> str | None:
         if commit is None:
             return None

@@ -162,6 +162,26 @@ class GitStore:
                 recovered.append(run_id)
         return recovered
 
+    def live_journals(self) -> list[tuple[str, int]]:
+        """(run id, pid) of journals whose process is still running."""
+        from .journal import _read_header, process_alive
+
+        out = []
+        try:
+            names = os.listdir(self.journal_dir)
+        except FileNotFoundError:
+            return out
+        for name in names:
+            if not name.endswith(".jsonl"):
+                continue
+            try:
+                header, _ = _read_header(os.path.join(self.journal_dir, name))
+            except OSError:
+                continue
+            if header and process_alive(int(header["pid"]), header.get("pid_start")):
+                out.append((header["run_id"], int(header["pid"])))
+        return out
+
     # -- experiments ------------------------------------------------------------------------------
     def _experiments(self) -> dict[str, ExperimentState]:
         return self.branch.experiments()
@@ -348,6 +368,26 @@ class GitStore:
                         yield self.run_state(run_id)
                     except ResourceDoesNotExist:
                         pass
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from itself or a unique prefix of at least 4 characters."""
+        ref = ref.strip()
+        known = set(self.branch.run_trees())
+        known.update(run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir)
+        if ref in known:
+            return ref
+        matches = sorted(r for r in known if r.startswith(ref)) if len(ref) >= 4 else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameterValue(
+                f"Run id prefix {ref!r} is ambiguous: it matches {', '.join(m[:12] for m in matches[:5])}"
+                f"{'...' if len(matches) > 5 else ''}; give more characters", run_id=ref)
+        raise ResourceDoesNotExist(
+            f"Run {ref!r} not found in {self.uri} (branch {self.repo.branch}). "
+            "Check the id with `gitexp runs list`; if a colleague logged it, `gitexp pull` first.",
+            run_id=ref,
+        )
 
     # -- runs: writing ----------------------------------------------------------------------------
     def _writable_session(self, run_id: str) -> Session:

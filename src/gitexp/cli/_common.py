@@ -1,0 +1,141 @@
+"""What every command shares: the client, argument resolution and output formats."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+from typing import Any, Callable, Iterable, Sequence
+
+import click
+
+from ..client import Client
+from ..entities import Experiment, Run
+from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
+
+
+class Context:
+    def __init__(self, repo: str | None):
+        self.repo = repo
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.repo)
+        return self._client
+
+    def experiment(self, ref: str) -> Experiment:
+        """An experiment by id or by name."""
+        client = self.client
+        if ref.isdigit():
+            try:
+                return client.get_experiment(ref)
+            except ResourceDoesNotExist:
+                pass
+        experiment = client.get_experiment_by_name(ref)
+        if experiment is None:
+            raise ResourceDoesNotExist(
+                f"No experiment named or numbered {ref!r}; see `gitexp experiments list --all`"
+            )
+        return experiment
+
+    def run_id(self, ref: str) -> str:
+        """A run id from a full id or a unique prefix (like a short git hash)."""
+        return self.client._store.resolve_run_id(ref)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+FORMATS = ("table", "json", "csv")
+
+
+def format_option(default: str = "table") -> Callable:
+    return click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default=default, show_default=True,
+                        help="Output format.")
+
+
+def timestamp(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(start: int | None, end: int | None) -> str:
+    if not start or not end:
+        return ""
+    seconds = (end - start) / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def number(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, title: str | None = None,
+         styles: dict[str, str] | None = None) -> None:
+    """Print rows as a rich table, a JSON array or CSV."""
+    if fmt == "json":
+        click.echo(json.dumps([{c: _jsonable(r.get(c)) for c in columns} for r in rows], indent=2, default=str))
+        return
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r.get(c, "") for c in columns})
+        click.echo(out.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        table.add_column(c, style=(styles or {}).get(c), overflow="fold")
+    for r in rows:
+        table.add_row(*[number(r.get(c)) if not isinstance(r.get(c), str) else r.get(c) for c in columns])
+    Console().print(table)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return value
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    info = run.info
+    row: dict[str, Any] = {
+        "run_id": info.run_id,
+        "name": info.run_name or "",
+        "experiment_id": info.experiment_id,
+        "status": info.status,
+        "start": timestamp(info.start_time),
+        "duration": duration(info.start_time, info.end_time),
+        "user": info.user_id,
+        "lifecycle_stage": info.lifecycle_stage,
+    }
+    row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+    row.update({f"params.{k}": v for k, v in run.data.params.items()})
+    row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+    return row
+
+
+def parse_pairs(pairs: Iterable[str], what: str = "tag") -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidParameterValue(f"Expected KEY=VALUE for --{what}, got {pair!r}")
+        out[key] = value
+    return out

@@ -1,0 +1,207 @@
+"""`gitexp runs ...`"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..entities import ViewType
+from ._common import duration, emit, format_option, number, pass_context, run_row, timestamp
+
+_VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
+
+
+@click.group("runs")
+def runs() -> None:
+    """List, show, compare, delete and restore runs.
+
+    Runs are named by their id or any unique prefix of it (4+ characters).
+
+    \b
+    Example:
+        gitexp runs list -e nyc-taxi --filter "metrics.rmse < 7" --order-by "metrics.rmse"
+        gitexp runs compare 1a2b 3c4d
+    """
+
+
+def _experiment_ids(ctx, experiments: tuple[str, ...], all_experiments: bool) -> list[str]:
+    if all_experiments:
+        return [e.experiment_id for e in ctx.client.search_experiments(view_type=ViewType.ALL, max_results=None)]
+    if experiments:
+        return [ctx.experiment(e).experiment_id for e in experiments]
+    return [e.experiment_id for e in ctx.client.search_experiments(max_results=None)]
+
+
+def _default_columns(rows: list[dict], limit: int = 8) -> list[str]:
+    metrics = sorted({k for r in rows for k in r if k.startswith("metrics.")})
+    params = sorted({k for r in rows for k in r if k.startswith("params.")})
+    return ["run_id", "name", "status", "start", "duration"] + metrics[:limit] + params[:limit]
+
+
+@runs.command("list")
+@click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME|ID",
+              help="Experiment to search (repeatable; default: every active experiment).")
+@click.option("--all-experiments", is_flag=True, help="Search deleted experiments too.")
+@click.option("--filter", "filter_string", default="", metavar="FILTER",
+              help="MLflow search filter, e.g. \"metrics.rmse < 7 and params.model = 'xgb'\".")
+@click.option("--order-by", "order_by", multiple=True, metavar="KEY [ASC|DESC]",
+              help="Sort key, e.g. \"metrics.rmse ASC\" (repeatable). Default: newest first.")
+@click.option("--max", "max_results", type=int, default=100, show_default=True, help="At most this many runs.")
+@click.option("--columns", "-c", metavar="COL,COL", help="Columns to show, e.g. run_id,metrics.rmse,params.alpha.")
+@click.option("--view", type=click.Choice(list(_VIEWS)), default="active", show_default=True,
+              help="Which runs: active, deleted or all.")
+@format_option()
+@pass_context
+def list_runs(ctx, experiments, all_experiments, filter_string, order_by, max_results, columns, view, fmt) -> None:
+    """List runs, newest first, with their metrics and params.
+
+    \b
+    Example:
+        gitexp runs list -e nyc-taxi --filter "tags.model = 'xgboost'" \\
+            --order-by "metrics.rmse ASC" --max 5 -c run_id,metrics.rmse,params.max_depth
+    """
+    ids = _experiment_ids(ctx, experiments, all_experiments)
+    found = ctx.client.search_runs(ids, filter_string, _VIEWS[view], max_results, list(order_by) or None)
+    rows = [run_row(r) for r in found]
+    cols = [c.strip() for c in columns.split(",")] if columns else _default_columns(rows)
+    if fmt == "table":
+        for r in rows:
+            r["run_id"] = r["run_id"][:8]
+    emit(rows, cols, fmt)
+
+
+@runs.command("show")
+@click.argument("run")
+@format_option()
+@pass_context
+def show(ctx, run: str, fmt: str) -> None:
+    """Show a run: info, params, latest metrics and tags.
+
+    \b
+    Example:
+        gitexp runs show 1a2b3c4d
+    """
+    r = ctx.client.get_run(ctx.run_id(run))
+    if fmt == "json":
+        click.echo(json.dumps(r.to_dictionary(), indent=2, default=str))
+        return
+    info = r.info
+    rows = [
+        {"field": "run_id", "value": info.run_id},
+        {"field": "name", "value": info.run_name or ""},
+        {"field": "experiment_id", "value": info.experiment_id},
+        {"field": "status", "value": info.status},
+        {"field": "lifecycle_stage", "value": info.lifecycle_stage},
+        {"field": "user", "value": info.user_id},
+        {"field": "start", "value": timestamp(info.start_time)},
+        {"field": "end", "value": timestamp(info.end_time)},
+        {"field": "duration", "value": duration(info.start_time, info.end_time)},
+        {"field": "artifact_uri", "value": info.artifact_uri or ""},
+    ]
+    rows += [{"field": f"params.{k}", "value": v} for k, v in sorted(r.data.params.items())]
+    rows += [{"field": f"metrics.{k}", "value": number(v)} for k, v in sorted(r.data.metrics.items())]
+    rows += [{"field": f"tags.{k}", "value": v} for k, v in sorted(r.data.tags.items())]
+    for d in r.inputs.dataset_inputs:
+        context = next((t.value for t in d.tags if t.key == "mlflow.data.context"), "")
+        rows.append({"field": f"dataset.{d.dataset.name}", "value": f"digest {d.dataset.digest} {context}".strip()})
+    emit(rows, ["field", "value"], fmt, title=f"Run {info.run_id}")
+
+
+@runs.command("compare")
+@click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
+@click.option("--diff-only", "-d", is_flag=True, help="Show only the params and metrics that differ.")
+@format_option()
+@pass_context
+def compare(ctx, run_refs: tuple[str, ...], diff_only: bool, fmt: str) -> None:
+    """Compare runs side by side: params and metrics, differences highlighted.
+
+    \b
+    Example:
+        gitexp runs compare 1a2b 3c4d 5e6f --diff-only
+    """
+    if len(run_refs) < 2:
+        raise click.UsageError("compare needs at least two runs")
+    found = [ctx.client.get_run(ctx.run_id(ref)) for ref in run_refs]
+    labels = [f"{r.info.run_id[:8]} {r.info.run_name or ''}".strip() for r in found]
+    keys = sorted({f"params.{k}" for r in found for k in r.data.params}) + \
+        sorted({f"metrics.{k}" for r in found for k in r.data.metrics})
+    rows = []
+    for key in keys:
+        kind, _, name = key.partition(".")
+        values = [(r.data.params if kind == "params" else r.data.metrics).get(name) for r in found]
+        differs = len({repr(v) for v in values}) > 1
+        if diff_only and not differs:
+            continue
+        row = {"key": key, "differs": differs}
+        row.update({label: v for label, v in zip(labels, values)})
+        rows.append(row)
+    if fmt != "table":
+        emit(rows, ["key", "differs", *labels], fmt)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Runs compared (differences in yellow)", header_style="bold")
+    table.add_column("key")
+    for label in labels:
+        table.add_column(label, overflow="fold")
+    for row in rows:
+        style = "bold yellow" if row["differs"] else None
+        table.add_row(row["key"], *[number(row.get(label)) if row.get(label) is not None else "—" for label in labels],
+                      style=style)
+    Console().print(table)
+
+
+@runs.command("code")
+@click.argument("run")
+@pass_context
+def code(ctx, run: str) -> None:
+    """Print the uncommitted diff a run ran with (empty if the tree was clean).
+
+    The diff applies on top of the run's commit (tag mlflow.source.git.commit).
+
+    \b
+    Example:
+        gitexp runs code 1a2b3c4d > run.patch
+        git checkout $(gitexp runs show 1a2b3c4d -f json | jq -r '.data.tags["mlflow.source.git.commit"]')
+        git apply run.patch
+    """
+    patch = ctx.client.get_run_code_diff(ctx.run_id(run))
+    sys.stdout.write(patch)
+
+
+@runs.command("delete")
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@pass_context
+def delete(ctx, run_refs: tuple[str, ...]) -> None:
+    """Delete runs (restorable; nothing is erased from git history).
+
+    \b
+    Example:
+        gitexp runs delete 1a2b3c4d 5e6f7a8b
+    """
+    for ref in run_refs:
+        run_id = ctx.run_id(ref)
+        ctx.client.delete_run(run_id)
+        click.echo(f"Deleted run {run_id}")
+
+
+@runs.command("restore")
+@click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
+@pass_context
+def restore(ctx, run_refs: tuple[str, ...]) -> None:
+    """Restore deleted runs.
+
+    \b
+    Example:
+        gitexp runs restore 1a2b3c4d
+    """
+    for ref in run_refs:
+        run_id = ctx.run_id(ref)
+        ctx.client.restore_run(run_id)
+        click.echo(f"Restored run {run_id}")
+
+
+COMMANDS = [runs]
