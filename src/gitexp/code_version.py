@@ -29,11 +29,18 @@ def _start(args: list[str], cwd: str) -> subprocess.Popen:
 def source_dir() -> str:
     """Where the running code lives: the entry script's directory, else the current one."""
     script = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    if script and os.path.isfile(script):
+    if script and os.path.isfile(script) and not _installed(script):
         directory = os.path.dirname(os.path.abspath(script))
         if _repo_facts(directory)[0]:
             return directory
     return os.getcwd()
+
+
+def _installed(path: str) -> bool:
+    """True for tools run from an environment (pytest, jupyter...): not the user's code."""
+    path = os.path.realpath(path)
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return any(path.startswith(p + os.sep) for p in prefixes) or "site-packages" in path.split(os.sep)
 
 
 @functools.lru_cache(maxsize=64)

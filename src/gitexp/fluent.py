@@ -407,6 +407,23 @@ def flush() -> None:
     _client().flush()
 
 
+def _reset() -> None:
+    """Forget the tracking URI, active experiment and runs of this process (tests, notebooks)."""
+    global _tracking_uri, _current, _active_experiment_id
+    while _stack():
+        try:
+            end_run()
+        except Exception:
+            _stack().pop()
+    if _tracking_uri is not None and os.environ.get("GITEXP_TRACKING_URI") == _tracking_uri:
+        del os.environ["GITEXP_TRACKING_URI"]
+    _tracking_uri = None
+    _current = None
+    _active_experiment_id = None
+    _clients.clear()
+    _local.last_run_id = None
+
+
 __all__ = [
     "ActiveRun", "active_run", "create_experiment", "delete_experiment", "delete_experiment_tag",
     "delete_run", "delete_tag", "end_run", "flush", "get_experiment", "get_experiment_by_name",

@@ -1,0 +1,78 @@
+"""Fixtures: every test runs in a real, fresh git repository in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Tests must not depend on the machine's git identity or global config.
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GITEXP_CHECKPOINT_INTERVAL": "5",
+}
+
+
+def pytest_configure(config):
+    os.environ.update(_GIT_ENV)
+    for name in ("GITEXP_TRACKING_URI", "MLFLOW_TRACKING_URI", "GITEXP_BRANCH", "MLFLOW_RUN_ID",
+                 "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "GITEXP_RUN_ID"):
+        os.environ.pop(name, None)
+
+
+def git(*args: str, cwd: str | Path, check: bool = True) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+def make_repo(path: Path, commit: bool = True) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git("init", "-q", "-b", "main", cwd=path)
+    if commit:
+        (path / "train.py").write_text("print('training')\n")
+        git("add", "train.py", cwd=path)
+        git("commit", "-q", "-m", "initial", cwd=path)
+    return path
+
+
+def reset_gitexp() -> None:
+    import gitexp.fluent
+    from gitexp.client import forget_stores
+    from gitexp.store.tracking import SESSIONS
+
+    gitexp.fluent._reset()
+    SESSIONS.flush_all()
+    forget_stores()
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    """A fresh repository with one commit, as the current directory."""
+    path = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(path)
+    reset_gitexp()
+    yield path
+    reset_gitexp()
+
+
+@pytest.fixture
+def client(repo):
+    import gitexp
+
+    return gitexp.Client()
+
+
+def run_python(code: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter (a real separate process)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
