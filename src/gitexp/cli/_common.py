@@ -160,6 +160,24 @@ def run_row(run: Run) -> dict[str, Any]:
     return row
 
 
+def progress(items: Sequence[Any], description: str, min_items: int = 20) -> Iterable[Any]:
+    """Iterate with a progress bar on stderr when the work is long enough to watch."""
+    import sys
+
+    if len(items) < min_items or not sys.stderr.isatty():
+        return iter(items)
+    from rich.progress import track
+
+    return track(items, description=description, total=len(items), transient=True,
+                 console=_stderr_console())
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def parse_pairs(pairs: Iterable[str], what: str = "tag") -> dict[str, str]:
     out = {}
     for pair in pairs:

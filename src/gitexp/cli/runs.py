@@ -8,7 +8,8 @@ import sys
 import click
 
 from ..entities import ViewType
-from ._common import default_run_columns, duration, emit, format_option, number, pass_context, run_row, timestamp
+from ._common import (default_run_columns, duration, emit, format_option, number, pass_context, progress,
+                      run_row, timestamp)
 
 _VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 
@@ -180,7 +181,7 @@ def delete(ctx, run_refs: tuple[str, ...]) -> None:
     Example:
         gitexp runs delete 1a2b3c4d 5e6f7a8b
     """
-    for ref in run_refs:
+    for ref in progress(run_refs, "Deleting runs"):
         run_id = ctx.run_id(ref)
         ctx.client.delete_run(run_id)
         click.echo(f"Deleted run {run_id}")
@@ -196,7 +197,7 @@ def restore(ctx, run_refs: tuple[str, ...]) -> None:
     Example:
         gitexp runs restore 1a2b3c4d
     """
-    for ref in run_refs:
+    for ref in progress(run_refs, "Restoring runs"):
         run_id = ctx.run_id(ref)
         ctx.client.restore_run(run_id)
         click.echo(f"Restored run {run_id}")
