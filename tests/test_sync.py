@@ -169,6 +169,38 @@ def test_in_process_tree_merge_equals_git_merge_tree(fresh):
     assert by_git == in_process
 
 
+def test_criss_cross_merges_agree_with_git(fresh):
+    """Two merge bases, and a running run's own files moving on one side: no false conflict."""
+    url = str(bare_remote(fresh / "remote.git"))
+    a_path = first_clone(fresh / "a", url)
+    b_path = clone(url, fresh / "b")
+    a, b = gitexp.Client(str(a_path)), gitexp.Client(str(b_path))
+    running = a.create_run(a.create_experiment("cc")).info.run_id
+    a.log_metric(running, "loss", 1.0, step=0)
+    a.push()                                   # R at v1 everywhere
+    b.pull()
+    a.log_metric(running, "loss", 0.9, step=1)
+    a.flush()                                  # A1: R's metric file at v2
+    log_runs(b, "cc", ["b1"])                  # B1
+    a.push()                                   # remote = A1
+    assert a.pull(str(b_path)).action == "merged"   # A2 = merge(A1, B1)
+    assert b.pull().action == "merged"              # B2 = merge(B1, A1): criss-cross
+    a.log_metric(running, "loss", 0.8, step=2)
+    a.flush()                                  # A3: R's metric file at v3
+    b.set_tag(running, "seen_by", "b")         # B3
+    a_tip = git("rev-parse", "gitexp", cwd=a_path).strip()
+    git("fetch", "-q", str(a_path), f"+gitexp:refs/remotes/a/gitexp", cwd=b_path)
+    b_tip = git("rev-parse", "gitexp", cwd=b_path).strip()
+    assert len(git("merge-base", "--all", a_tip, b_tip, cwd=b_path).split()) == 2
+    by_git = sync_mod.merge_trees(b._store, b_tip, a_tip, "a/gitexp")
+    assert sync_mod.merge_trees_in_process(b._store, b_tip, a_tip, "a/gitexp") == by_git
+    assert b.pull(str(a_path)).action == "merged"
+    seen = b.get_run(running)
+    assert [m.value for m in b.get_metric_history(running, "loss")] == [1.0, 0.9, 0.8]
+    assert seen.data.tags["seen_by"] == "b"
+    a.set_terminated(running)
+
+
 def test_hand_edited_conflict_stops_the_pull_and_names_the_path(fresh):
     a, b, a_path, b_path = _diverge(fresh)
     for client, text in ((a, b"edited by a\n"), (b, b"edited by b\n")):

@@ -222,16 +222,34 @@ def merge_trees_in_process(store: "GitStore", ours: str, theirs: str, label: str
     """A three-way merge of trees without rename detection: what the layout guarantees is enough.
 
     Each path is taken from the side that changed it; a path both sides changed to
-    different contents is a conflict.  Only subtrees that differ are read.
+    different contents is a conflict.  Only subtrees that differ are read, and the
+    new trees are written as one pack.  Several merge bases (criss-cross merges,
+    common when many clones merge each other's tips) are first merged into one
+    virtual base, as git's recursive strategies do.
     """
-    base_out = _git(store.repo, ["merge-base", ours, theirs]).stdout.decode().split()
     branch = store.branch
-    base_tree = branch.tree_of(base_out[0]) if base_out else None
-    conflicts: list[str] = []
-    tree = _merge_tree_level(branch.odb, base_tree, branch.tree_of(ours), branch.tree_of(theirs), "", conflicts)
-    if conflicts:
-        raise _conflict(store, label, conflicts)
-    return tree or branch.odb.write_tree([])
+    with branch.odb.batch():
+        base_tree = _base_tree(store, ours, theirs)
+        conflicts: list[str] = []
+        tree = _merge_tree_level(branch.odb, base_tree, branch.tree_of(ours), branch.tree_of(theirs), "",
+                                 conflicts)
+        if conflicts:
+            raise _conflict(store, label, conflicts)
+        return tree or branch.odb.write_tree([])
+
+
+def _base_tree(store: "GitStore", ours: str, theirs: str, depth: int = 0) -> str | None:
+    bases = _git(store.repo, ["merge-base", "--all", ours, theirs]).stdout.decode().split()
+    if not bases:
+        return None
+    branch = store.branch
+    tree = branch.tree_of(bases[0])
+    for other in bases[1:]:
+        below = _base_tree(store, bases[0], other, depth + 1) if depth < 8 else None
+        ignored: list[str] = []  # a conflict inside a virtual base keeps the first side, like git
+        tree = _merge_tree_level(branch.odb, below, tree, branch.tree_of(other), "", ignored) \
+            or branch.odb.write_tree([])
+    return tree
 
 
 def _merge_tree_level(odb, base: str | None, ours: str | None, theirs: str | None, prefix: str,
