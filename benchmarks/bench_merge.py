@@ -101,15 +101,14 @@ def main() -> None:
         forget_stores()
         part = gitexp.Client(b_copy)._store
         local = part.branch.refs.read(part.branch.ref)
-        figures["fetch_s"], _ = timed(lambda: git("fetch", "-q", "origin", "+gitexp:refs/remotes/origin/gitexp",
+        # Fetch A's branch itself (the remote now holds B's merge, whose trees must not come along).
+        figures["fetch_s"], _ = timed(lambda: git("fetch", "-q", a_path, "+gitexp:refs/remotes/a/gitexp",
                                                   cwd=b_copy))
-        # origin/gitexp is now B's merge commit: first parent B's old tip, second parent A's tip.
-        assert git("rev-parse", "origin/gitexp^1", cwd=b_copy).strip() == local
-        other = git("rev-parse", "origin/gitexp^2", cwd=b_copy).strip()
+        other = git("rev-parse", "a/gitexp", cwd=b_copy).strip()
         figures["merge_tree_git_s"], merged_tree = timed(
-            lambda: sync_mod.merge_trees(part, local, other, "origin/gitexp"))
+            lambda: sync_mod.merge_trees(part, local, other, "a/gitexp"))
         figures["merge_tree_in_process_s"], in_process_tree = timed(
-            lambda: sync_mod.merge_trees_in_process(part, local, other, "origin/gitexp"))
+            lambda: sync_mod.merge_trees_in_process(part, local, other, "a/gitexp"))
         assert merged_tree == in_process_tree
 
         forget_stores()
@@ -119,6 +118,12 @@ def main() -> None:
         assert len(found) == 2 * args.runs, len(found)
         figures["read_all_warm_s"], _ = timed(lambda: cold.search_runs([experiment_id], max_results=100000))
         figures["read_one_run_s"], _ = timed(lambda: cold.get_run(found[0].info.run_id))
+        # The post-commit hook's scan for runs to link, over the merged 2N runs.
+        with open(os.path.join(b_path, "train.py"), "a") as fh:
+            fh.write("# tuned\n")
+        git("commit", "-q", "-am", "tune", cwd=b_path)
+        figures["link_scan_first_s"], _ = timed(lambda: cold.link_runs_to_commit())
+        figures["link_scan_again_s"], _ = timed(lambda: cold.link_runs_to_commit())
         figures["git"] = git("--version", cwd=tmp).strip()
 
     rows = [
@@ -127,15 +132,19 @@ def main() -> None:
         ("**gitexp pull** in B (fetch + merge + commit + ref)", "pull_s"),
         ("  of which: fetch (git fetch, alone)", "fetch_s"),
         ("  of which: merge trees, git merge-tree --write-tree", "merge_tree_git_s"),
-        ("  instead: in-process tree merge (git < 2.38), cold caches", "merge_tree_in_process_s"),
+        ("  instead: in-process tree merge (git < 2.38)", "merge_tree_in_process_s"),
         ("push the merged branch from B", "push_merged_s"),
         ("read after merge: search_runs, 2N runs, cold", "read_all_cold_s"),
         ("read after merge: search_runs, 2N runs, warm", "read_all_warm_s"),
+        ("post-commit link scan over 2N runs, after the read (first / again)", "link_scan_first_s"),
     ]
     print(f"Merge of two stores of {args.runs} runs each ({figures['git']}, Python {sys.version.split()[0]})\n")
     print("| step | seconds |\n| --- | ---: |")
     for label, key in rows:
-        print(f"| {label} | {figures[key]:.3f} |")
+        value = f"{figures[key]:.3f}"
+        if key == "link_scan_first_s":
+            value += f" / {figures['link_scan_again_s']:.3f}"
+        print(f"| {label} | {value} |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(figures, fh, indent=2)

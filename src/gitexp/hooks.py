@@ -218,11 +218,16 @@ def _run_local(hook: str, args: list[str], stdin: bytes | None) -> int:
     return subprocess.run([local, *args], input=stdin or b"").returncode
 
 
+def _here() -> str:
+    """The repository git runs the hook in: its work tree, or its git dir when bare."""
+    return _git_out(["rev-parse", "--show-toplevel"]) or _git_out(["rev-parse", "--absolute-git-dir"]) or "."
+
+
 def refuse_tracking_files() -> int:
     """pre-commit: .tracking/ belongs on the tracking branch, never on a code branch."""
-    from .client import Client
+    from .store.repo import open_repository
 
-    tracking = Client()._store.repo.branch
+    tracking = open_repository(_here()).branch
     current = _git_out(["symbolic-ref", "-q", "--short", "HEAD"])
     if current == tracking:
         return 0  # committing on the tracking branch itself (a merge in a worktree, say)
@@ -248,8 +253,8 @@ def link_head() -> int:
     from .client import Client
 
     try:
-        top = _git_out(["rev-parse", "--show-toplevel"]) or None
-        linked = Client().link_runs_to_commit("HEAD", repository=top)
+        # Runs go where this repository's tracking URI says; the code is this repository.
+        linked = Client().link_runs_to_commit("HEAD", repository=_here())
     except GitexpError as exc:
         _say(f"could not link runs to the new commit: {exc}")
         return 0
@@ -279,8 +284,7 @@ def push_tracking_branch(args: list[str], stdin: bytes) -> int:
     if not name and not url:
         _say("pre-push needs the remote's name and URL (git passes them); nothing pushed")
         return 0
-    client = Client()
-    store = client._store
+    store = Client(_here())._store
     tracking_ref = store.repo.ref
     refs = _pushed_refs(stdin)
     remote_branch = os.environ.get("PRE_COMMIT_REMOTE_BRANCH", "")
