@@ -85,6 +85,19 @@ def test_checkout_code_recreates_the_dirty_tree_byte_for_byte(project, tmp_path)
     assert "later work" in git("log", "-1", "--format=%s", cwd=repo)
 
 
+def test_recorded_diff_ignores_diff_config_that_would_break_apply(project, tmp_path):
+    git("config", "diff.noprefix", "true", cwd=project)
+    git("config", "diff.relative", "true", cwd=project)
+    (project / "pkg" / "model.py").write_text("def fit():\n    return 42\n")
+    (project / "train.py").write_text("print('noprefix')\n")
+    seen = snapshot(project)
+    os.chdir(project / "pkg")  # a run started in a subdirectory
+    run_id = start_and_end_run("configured")
+    assert "a/train.py" in gitexp.Client().get_run_code_diff(run_id)
+    gitexp.Client().checkout_code(run_id, str(tmp_path / "out"))
+    assert tree_of(tmp_path / "out") == seen
+
+
 def test_checkout_code_of_a_clean_run_is_its_commit(project, tmp_path):
     run_id = start_and_end_run("clean")
     commit = gitexp.get_run(run_id).data.tags["mlflow.source.git.commit"]

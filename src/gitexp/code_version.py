@@ -20,6 +20,8 @@ UNTRACKED_HASH_BYTES = 1 << 20      # untracked files up to this size get their 
 UNTRACKED_HASH_TOTAL = 8 << 20
 UNTRACKED_HASH_FILES = 200
 UNTRACKED_SCAN_LIMIT = 2000
+# A patch `git apply` takes back whatever the user's diff config (noprefix, relative...) says.
+_DIFF_OPTIONS = ("--binary", "--no-color", "--no-ext-diff", "--no-relative", "--src-prefix=a/", "--dst-prefix=b/")
 _EMPTY_TREE = {"sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
                "sha256": "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
 
@@ -67,7 +69,7 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
     """Describe the code in `directory`'s repository, or None outside a work tree."""
     directory = directory or source_dir()
     # status and diff run side by side: each costs mostly git's start-up time.
-    diff_proc = _start(["diff", "--binary", "--no-color", "--no-ext-diff", "HEAD"], directory)
+    diff_proc = _start(["diff", *_DIFF_OPTIONS, "HEAD"], directory)
     status = _git(["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"], directory)
     head_diff, _ = diff_proc.communicate()
     if status.returncode != 0:
@@ -114,7 +116,7 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
             base, diff = commit, head_diff
         else:  # no commit yet: everything tracked is new
             base = _EMPTY_TREE[_object_format(directory)]
-            diff = _git(["diff", "--binary", "--no-color", "--no-ext-diff", base], directory).stdout
+            diff = _git(["diff", *_DIFF_OPTIONS, base], directory).stdout
         info["diff_bytes"] = len(diff)
         if len(diff) > max_diff_bytes:
             stat = _git(["diff", "--stat", "--no-color", base], directory).stdout
