@@ -85,6 +85,22 @@ def test_two_clones_log_into_one_experiment_and_sync(remote_url, fresh):
     assert alice.push().action == "up to date"
 
 
+def test_plain_git_push_and_fetch_share_runs(fresh):
+    url = str(bare_remote(fresh / "remote.git"))
+    a_path = first_clone(fresh / "a", url)
+    b_path = clone(url, fresh / "b")
+    a, b = gitexp.Client(str(a_path)), gitexp.Client(str(b_path))
+    log_runs(a, "plain", ["by-git"])
+    log_runs(b, "plain", ["local"])
+    git("push", "-q", "origin", "gitexp", cwd=a_path)
+    git("fetch", "-q", "origin", cwd=b_path)          # origin/gitexp, as plain git leaves it
+    assert b.pull().action == "merged"
+    assert run_names(b, "plain") == {"by-git", "local"}
+    git("push", "-q", "origin", "gitexp", cwd=b_path)
+    git("fetch", "-q", "origin", "gitexp:gitexp", cwd=a_path)  # a fast-forward, no gitexp involved
+    assert run_names(a, "plain") == {"by-git", "local"}
+
+
 def test_push_that_loses_the_race_merges_and_retries(fresh):
     url = str(bare_remote(fresh / "remote.git"))
     a_path = first_clone(fresh / "a", url)
