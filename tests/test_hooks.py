@@ -82,6 +82,18 @@ def test_install_then_hooks_work_in_a_real_repository(repo, tmp_path):
     assert git("rev-parse", "gitexp", cwd=remote) != git("rev-parse", "gitexp", cwd=repo)
 
 
+def test_pre_commit_alone_links_runs_at_the_next_commit(repo):
+    hooks.install(str(repo), hooks=["pre-commit"])
+    run_id = dirty_run(repo, "print('only pre-commit')\n", "r")
+    assert run_git("commit", "-qam", "holds the run's code", cwd=repo).returncode == 0
+    first = git("rev-parse", "HEAD", cwd=repo).strip()
+    assert LINK_TAG not in gitexp.get_run(run_id).data.tags  # no post-commit hook installed
+    (repo / "other.txt").write_text("x\n")
+    git("add", "other.txt", cwd=repo)
+    assert run_git("commit", "-qm", "next", cwd=repo).returncode == 0
+    assert gitexp.get_run(run_id).data.tags[LINK_TAG] == first
+
+
 def test_tracking_files_may_be_committed_on_the_tracking_branch(repo, tmp_path):
     hooks.install(str(repo))
     dirty_run(repo, "print('x')\n", "r")

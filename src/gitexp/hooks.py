@@ -1,6 +1,7 @@
 """gitexp's git hooks: installing them into a repository and what each one does.
 
-    pre-commit   refuse .tracking/ files staged on a code branch
+    pre-commit   refuse .tracking/ files staged on a code branch; link runs to
+                 HEAD as post-commit does, catching up when post-commit did not run
     post-commit  link runs made on uncommitted code to the commit that now holds
                  that code (tag gitexp.code.committedAs; rule in store/code_links.py)
     pre-push     push the tracking branch to the same remote, along with the code
@@ -193,7 +194,10 @@ def run(hook: str, args: list[str], stdin: bytes | None = None) -> int:
     if os.environ.get("GITEXP_SKIP_HOOKS", "") not in ("", "0"):
         return 0
     if hook == "pre-commit":
-        return refuse_tracking_files()
+        refused = refuse_tracking_files()
+        if refused == 0:
+            link_head()  # catch-up for setups without post-commit (or commits made by rebase)
+        return refused
     if hook == "post-commit":
         return link_head()
     return push_tracking_branch(args, stdin or b"")
