@@ -205,7 +205,7 @@ def test_criss_cross_merges_agree_with_git(fresh):
     a.flush()                                  # A3: R's metric file at v3
     b.set_tag(running, "seen_by", "b")         # B3
     a_tip = git("rev-parse", "gitexp", cwd=a_path).strip()
-    git("fetch", "-q", str(a_path), f"+gitexp:refs/remotes/a/gitexp", cwd=b_path)
+    git("fetch", "-q", str(a_path), "+gitexp:refs/remotes/a/gitexp", cwd=b_path)
     b_tip = git("rev-parse", "gitexp", cwd=b_path).strip()
     assert len(git("merge-base", "--all", a_tip, b_tip, cwd=b_path).split()) == 2
     by_git = sync_mod.merge_trees(b._store, b_tip, a_tip, "a/gitexp")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -137,10 +138,11 @@ def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:
     total = 0
     for path in untracked[:UNTRACKED_SCAN_LIMIT]:
         try:
-            size = os.lstat(os.path.join(top, path)).st_size
+            info = os.lstat(os.path.join(top, path))
         except OSError:
             continue
-        if size <= UNTRACKED_HASH_BYTES and total + size <= UNTRACKED_HASH_TOTAL and "\n" not in path:
+        size = info.st_size
+        if stat.S_ISREG(info.st_mode) and size <= UNTRACKED_HASH_BYTES and total + size <= UNTRACKED_HASH_TOTAL and "\n" not in path:
             paths.append(path)
             total += size
             if len(paths) >= UNTRACKED_HASH_FILES:
