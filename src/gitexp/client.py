@@ -191,6 +191,55 @@ class Client:
         """The uncommitted diff the run ran with ('' for a clean tree) (gitexp addition)."""
         return self._store.code_patch(run_id).decode("utf-8", "replace")
 
+    # -- sharing and code versions (gitexp additions) ---------------------------------------
+    def pull(self, remote: str | None = None, progress: bool | None = None):
+        """Fetch the remote's tracking branch and merge it into yours (see docs/sync.md).
+
+        remote: a remote name or URL (default: the current branch's upstream remote, else origin).
+        Returns a PullResult (action, before/after commits, number of new runs).
+        """
+        from .store import sync
+
+        return sync.pull(self._store, remote, progress)
+
+    def push(self, remote: str | None = None, progress: bool | None = None, no_verify: bool = False):
+        """Push the tracking branch; if another clone pushed first, merge theirs and retry.
+
+        no_verify skips your pre-push hooks for this push (as `git push --no-verify`).
+        """
+        from .store import sync
+
+        return sync.push(self._store, remote, progress, no_verify=no_verify)
+
+    def sync(self, remote: str | None = None, progress: bool | None = None):
+        """pull() then push(): afterwards you and the remote hold every run of both."""
+        from .store import sync
+
+        return sync.sync(self._store, remote, progress)
+
+    def checkout_code(self, run_id: str, directory: str):
+        """Recreate the source tree a run ran with in `directory` (commit + uncommitted diff).
+
+        Returns a CodeCheckout (commit, whether a diff was applied, untracked files whose
+        content was not recorded).
+        """
+        from . import code_version
+
+        state = self._store.run_state(run_id)
+        return code_version.checkout(self._store.repo, run_id, state.code, self._store.code_patch(run_id),
+                                     directory)
+
+    def link_runs_to_commit(self, commit: str = "HEAD", repository: str | None = None) -> list[str]:
+        """Tag runs made on uncommitted code that `commit` holds with gitexp.code.committedAs.
+
+        repository: the code's repository when it is not the tracking repository.
+        The post-commit hook calls this; the rule is in docs/sync.md ("Linking runs to commits").
+        Returns the ids of the runs linked.
+        """
+        from .store import code_links
+
+        return code_links.link_runs_to_commit(self._store, commit, repository)
+
     def _run_info(self, run_id: str) -> RunInfo:
         return self.get_run(run_id).info
 

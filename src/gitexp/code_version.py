@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass, field
 
 MAX_DIFF_BYTES = 10 * 1024 * 1024
+UNTRACKED_HASH_BYTES = 1 << 20      # untracked files up to this size get their blob id recorded
+UNTRACKED_HASH_TOTAL = 8 << 20
+UNTRACKED_HASH_FILES = 200
+UNTRACKED_SCAN_LIMIT = 2000
+# A patch `git apply` takes back whatever the user's diff config (noprefix, relative...) says.
+_DIFF_OPTIONS = ("--binary", "--no-color", "--no-ext-diff", "--no-relative", "--src-prefix=a/", "--dst-prefix=b/")
 _EMPTY_TREE = {"sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
                "sha256": "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
 
@@ -60,7 +70,7 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
     """Describe the code in `directory`'s repository, or None outside a work tree."""
     directory = directory or source_dir()
     # status and diff run side by side: each costs mostly git's start-up time.
-    diff_proc = _start(["diff", "--binary", "--no-color", "--no-ext-diff", "HEAD"], directory)
+    diff_proc = _start(["diff", *_DIFF_OPTIONS, "HEAD"], directory)
     status = _git(["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"], directory)
     head_diff, _ = diff_proc.communicate()
     if status.returncode != 0:
@@ -90,6 +100,7 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
             dirty = True
     top, urls = _repo_facts(directory)
     remote = upstream.split("/", 1)[0] if upstream else "origin"
+    untracked_blobs = _hash_untracked(top, untracked) if untracked and top else {}
     url = urls.get(remote) or (next(iter(urls.values())) if len(urls) == 1 else None)
     info: dict = {
         "repository": top,
@@ -99,12 +110,14 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
         "dirty": dirty,
         "untracked": untracked,
     }
+    if untracked_blobs:
+        info["untracked_blobs"] = untracked_blobs
     if dirty:
         if commit and diff_proc.returncode == 0:
             base, diff = commit, head_diff
         else:  # no commit yet: everything tracked is new
             base = _EMPTY_TREE[_object_format(directory)]
-            diff = _git(["diff", "--binary", "--no-color", "--no-ext-diff", base], directory).stdout
+            diff = _git(["diff", *_DIFF_OPTIONS, base], directory).stdout
         info["diff_bytes"] = len(diff)
         if len(diff) > max_diff_bytes:
             stat = _git(["diff", "--stat", "--no-color", base], directory).stdout
@@ -116,6 +129,34 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
         # Text that survives JSON journals; undecodable bytes round-trip via surrogateescape.
         info["patch"] = diff.decode("utf-8", "surrogateescape")
     return info
+
+
+def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:
+    """Blob ids of small untracked files (content not stored): enough to tell, once they are
+    committed, whether the commit holds the version the run saw."""
+    paths: list[str] = []
+    total = 0
+    for path in untracked[:UNTRACKED_SCAN_LIMIT]:
+        try:
+            info = os.lstat(os.path.join(top, path))
+        except OSError:
+            continue
+        size = info.st_size
+        if stat.S_ISREG(info.st_mode) and size <= UNTRACKED_HASH_BYTES and total + size <= UNTRACKED_HASH_TOTAL and "\n" not in path:
+            paths.append(path)
+            total += size
+            if len(paths) >= UNTRACKED_HASH_FILES:
+                break
+    if not paths:
+        return {}
+    # hash-object applies the same clean filters (eol, attributes) `git add` would.
+    result = subprocess.run(["git", "--no-optional-locks", "hash-object", "--stdin-paths"], cwd=top,
+                            input="\n".join(paths).encode("utf-8", "surrogateescape") + b"\n",
+                            capture_output=True)
+    shas = result.stdout.decode().split()
+    if result.returncode != 0 or len(shas) != len(paths):
+        return {}
+    return dict(zip(paths, shas))
 
 
 def _object_format(directory: str) -> str:
@@ -135,3 +176,108 @@ def tags_for(info: dict | None) -> dict[str, str]:
     if info.get("remote_url"):
         tags["mlflow.source.git.repoURL"] = info["remote_url"]
     return tags
+
+
+# -- recreating a run's source tree ---------------------------------------------------------------
+@dataclass
+class CodeCheckout:
+    """What `checkout` wrote: the run's commit, plus its uncommitted diff when it had one."""
+
+    run_id: str
+    directory: str
+    commit: str | None
+    branch: str | None
+    patched: bool
+    files: int
+    untracked: list[str] = field(default_factory=list)  # the run saw these; their content was not recorded
+
+    def __str__(self) -> str:
+        base = f"commit {self.commit[:12]}" if self.commit else "an empty repository (no commit yet)"
+        lines = [f"Recreated the code of run {self.run_id} in {self.directory}: {self.files} file(s) from {base}"
+                 + (" plus the run's uncommitted diff" if self.patched else "")]
+        if self.untracked:
+            shown = ", ".join(self.untracked[:10]) + (" ..." if len(self.untracked) > 10 else "")
+            lines.append(f"{len(self.untracked)} untracked file(s) the run saw are not included "
+                         f"(gitexp records their names, not their content): {shown}")
+        return "\n".join(lines)
+
+
+def _plumbing(git_dir: str, args: list[str], index: str | None = None, input: bytes | None = None,
+              work_tree: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("GIT_INDEX_FILE", None)  # set inside git hooks; ours is a private index
+    env.pop("GIT_WORK_TREE", None)
+    if index is not None:
+        env["GIT_INDEX_FILE"] = index
+    cmd = ["git", f"--git-dir={git_dir}"] + ([f"--work-tree={work_tree}"] if work_tree else []) + args
+    return subprocess.run(cmd, input=input, capture_output=True, env=env)
+
+
+def _patch_bytes(patch: bytes | str | None) -> bytes:
+    if not patch:
+        return b""
+    return patch if isinstance(patch, bytes) else patch.encode("utf-8", "surrogateescape")
+
+
+def apply_to_index(git_dir: str, index: str, base: str | None, patch: bytes, object_format: str = "sha1") -> str | None:
+    """Load `base` (a commit, or None for the empty tree) into a private index and apply the
+    patch there.  Returns None on success, else git's complaint."""
+    result = _plumbing(git_dir, ["read-tree", base or _EMPTY_TREE[object_format]], index)
+    if result.returncode != 0:
+        return result.stderr.decode(errors="replace").strip()
+    if patch:
+        result = _plumbing(git_dir, ["apply", "--cached", "--whitespace=nowarn", "-"], index, input=patch)
+        if result.returncode != 0:
+            return result.stderr.decode(errors="replace").strip()
+    return None
+
+
+def checkout(repo, run_id: str, code: dict | None, patch: bytes | str | None, directory: str) -> CodeCheckout:
+    """Write the tracked files a run ran with into `directory` (new or empty).
+
+    The run's commit is read into a private index, its recorded diff applied there
+    (`git apply --cached`), and the result checked out with `git checkout-index`:
+    no worktree, no change to your HEAD, index or working tree.
+    """
+    from .exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
+
+    if not code:
+        raise InvalidParameterValue(
+            f"Run {run_id} has no recorded code version: it ran outside a git work tree "
+            "or with GITEXP_CAPTURE_CODE=0, so there is nothing to check out.", run_id=run_id)
+    commit = code.get("commit")
+    if code.get("diff_truncated"):
+        raise InvalidParameterValue(
+            f"Run {run_id}'s uncommitted diff was {code.get('diff_bytes', '?')} bytes, over the recording "
+            "limit, so only its summary was kept and the exact tree cannot be recreated. "
+            + (f"The committed part is `git worktree add DIR {commit}`." if commit else ""), run_id=run_id)
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+        raise InvalidParameterValue(
+            f"{directory} already exists and is not an empty directory; give a new or empty one "
+            "so nothing of yours is overwritten.", directory=directory)
+    git_dir = repo.common_dir
+    if commit and _plumbing(git_dir, ["cat-file", "-e", f"{commit}^{{commit}}"]).returncode != 0:
+        where = code.get("remote_url") or "the remote the run's author pushed to"
+        raise ResourceDoesNotExist(
+            f"Commit {commit} that run {run_id} ran on is not in this repository "
+            f"(branch {code.get('branch')!r}). Fetch it first, e.g. `git fetch {where}`.",
+            run_id=run_id, commit=commit)
+    patch_data = _patch_bytes(patch) if code.get("dirty") else b""
+    os.makedirs(directory, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="gitexp-checkout-")
+    try:
+        index = os.path.join(scratch, "index")
+        problem = apply_to_index(git_dir, index, commit, patch_data, repo.object_format)
+        if problem:
+            raise StoreError(f"The recorded diff of run {run_id} does not apply to commit {commit}: {problem}",
+                             run_id=run_id)
+        result = _plumbing(git_dir, ["checkout-index", "--all", "--force"], index, work_tree=directory)
+        if result.returncode != 0:
+            raise StoreError(f"git checkout-index into {directory} failed: "
+                             f"{result.stderr.decode(errors='replace').strip()}")
+        files = _plumbing(git_dir, ["ls-files", "-z"], index, work_tree=directory).stdout.count(b"\0")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return CodeCheckout(run_id, directory, commit, code.get("branch"), bool(patch_data), files,
+                        list(code.get("untracked") or []))

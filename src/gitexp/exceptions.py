@@ -7,6 +7,8 @@
     ├── ResourceDoesNotExist                        RESOURCE_DOES_NOT_EXIST
     ├── ResourceAlreadyExists                       RESOURCE_ALREADY_EXISTS
     └── StoreError           the repository refused a read or write
+        └── SyncError        a fetch or push of the tracking branch failed
+            └── MergeConflict    tracking branches that do not merge (hand-edited files)
 
 Each error says what was wrong, with the offending value, and what to do.
 The offending values stay on the exception as attributes.  ``error_code``
@@ -68,6 +70,14 @@ class StoreError(GitexpError):
     error_code = "INTERNAL_ERROR"
 
 
+class SyncError(StoreError):
+    """A fetch or push of the tracking branch failed (remote unknown, unreachable, or refused)."""
+
+
+class MergeConflict(SyncError):
+    """Two tracking branches changed the same file differently (only after hand edits)."""
+
+
 __all__ = [
     "GitexpError",
     "MlflowException",
@@ -77,4 +87,6 @@ __all__ = [
     "ResourceDoesNotExist",
     "ResourceAlreadyExists",
     "StoreError",
+    "SyncError",
+    "MergeConflict",
 ]

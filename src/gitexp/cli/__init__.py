@@ -46,9 +46,9 @@ def main(ctx: click.Context, repo: str | None) -> None:
 
 
 def _register() -> None:
-    from . import demo, doctor, experiments, metrics, runs
+    from . import code, demo, doctor, experiments, hooks, metrics, runs, sync
 
-    for module in (doctor, experiments, metrics, runs, demo):
+    for module in (doctor, experiments, metrics, runs, code, sync, hooks, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,1 @@
+"""The git hook script `gitexp hooks install` writes (a template: see gitexp.hooks)."""
