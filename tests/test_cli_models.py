@@ -95,3 +95,13 @@ def test_models_cli_errors_are_one_clear_line(repo):
     assert "Run 'zzzz' not found" in result.output
     result = _cli("models", "list", "--filter", "name = 'a' OR name = 'b'", ok=False)
     assert "only AND" in result.output
+
+
+def test_models_with_quotes_and_backslashes_in_their_names(repo):
+    name = "it's a \\model"
+    client = gitexp.Client()
+    client.create_registered_model(name)
+    client.create_model_version(name, "/models/odd")
+    shown = json.loads(_cli("models", "show", name, "-f", "json").output)
+    assert shown["name"] == name and [v["source"] for v in shown["versions"]] == ["/models/odd"]
+    assert json.loads(_cli("models", "versions", name, "-f", "json").output)[0]["version"] == 1

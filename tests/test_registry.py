@@ -194,6 +194,9 @@ def test_rename_keeps_versions_stages_and_aliases(client):
     with pytest.raises(ResourceDoesNotExist):
         client.get_registered_model("taxi")
     assert client.create_model_version("nyc-taxi", "/models/b").version == 2
+    old_name_history = client.get_registered_model_history("taxi")  # the audit trail survives renames
+    assert [(h.action, h.model) for h in old_name_history][-2:] == [("rename", "nyc-taxi"),
+                                                                    ("create_version", "nyc-taxi")]
     # The old name is free again, in a directory of its own.
     client.create_registered_model("taxi")
     assert client.create_model_version("taxi", "/models/c").version == 1

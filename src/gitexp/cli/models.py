@@ -119,7 +119,8 @@ def show(ctx, name: str, fmt: str) -> None:
 
 
 def _quote(name: str) -> str:
-    return name.replace("'", "''")
+    """A name inside a single-quoted filter value."""
+    return name.replace("\\", "\\\\").replace("'", "\\'")
 
 
 @models.command("versions")

@@ -33,6 +33,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import posixpath
+import re
 import secrets
 import subprocess
 import threading
@@ -72,8 +74,6 @@ def model_name(name: Any, what: str = "name") -> str:
         raise InvalidParameterValue(
             f"Invalid model name {name!r}: names cannot contain '/' or ':' (they would break "
             "models:/<name>/<version> URIs). Use '-' or '_' instead.", name=name)
-    import posixpath
-
     norm = posixpath.normpath(name)
     if norm != name or norm == "." or norm.startswith(".."):
         raise InvalidParameterValue(
@@ -105,7 +105,7 @@ def tag_key(key: Any) -> str:
 
 
 def tag_value(key: str, value: Any) -> str:
-    text = "" if value is None else str(value)
+    text = str(value)  # as MlflowClient: None becomes 'None'
     if len(text) > MAX_TAG_VALUE_LENGTH:
         raise InvalidParameterValue(
             f"Tag value for {key!r} is {len(text)} characters long; the limit is {MAX_TAG_VALUE_LENGTH}",
@@ -124,8 +124,6 @@ def description_text(description: Any) -> str | None:
 
 
 def alias_name(alias: Any, for_setting: bool = False) -> str:
-    import re
-
     if alias is None or alias == "":
         raise InvalidParameterValue("Registered model alias name cannot be empty.", alias=alias)
     if not isinstance(alias, str) or not re.fullmatch(r"[\w\-]*", alias):
@@ -539,6 +537,7 @@ class ModelRegistry:
         self.store = store
         self.branch = store.branch
         self._models = _LRU(10000)
+        self._docs = _LRU(200_000)   # event blob id -> parsed document (events never change)
         self._registry: tuple[str | None, RegistryState] | None = None
         self._lock = threading.Lock()
 
@@ -565,7 +564,16 @@ class ModelRegistry:
         if cached is not None:
             return cached
         events_entry = self.branch.odb.tree_dict(tree).get("events")
-        events = list(self.branch.read_events(events_entry.sha)) if events_entry is not None else []
+        events = []
+        if events_entry is not None:
+            for entry in self.branch.odb.read_tree(events_entry.sha):
+                if entry.name.endswith(".yaml") and not entry.is_tree:
+                    doc = self._docs.get_item(entry.sha)
+                    if doc is None:
+                        doc = layout.load_yaml(self.branch.odb.read_blob(entry.sha)) or {}
+                        with self._lock:
+                            self._docs.put(entry.sha, doc)
+                    events.append((entry.name, doc))
         state = fold_model(directory, events)
         with self._lock:
             self._models.put(key, state)
@@ -674,8 +682,11 @@ class ModelRegistry:
         """The audit trail of a model (live, or deleted: every directory whose last name is `name`)."""
         name = model_name(name)
         reg = self.state()
-        directories = [reg.by_name[name]] if name in reg.by_name else [
-            d for d, m in reg.models.items() if m.name == name]
+        if name in reg.by_name:
+            directories = [reg.by_name[name]]
+        else:  # renamed away or deleted: every directory that ever went by this name
+            directories = [d for d, m in reg.models.items() if m.name == name
+                           or any(r["model"] == name for r in m.history)]
         if not directories:
             raise ResourceDoesNotExist(
                 f"No registered model named {name!r}, now or in the past; see `gitexp models list`",
