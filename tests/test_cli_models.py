@@ -59,6 +59,7 @@ def test_register_promote_alias_and_audit_from_the_command_line(run_id, monkeypa
     shown = json.loads(_cli("models", "show", "taxi", "-f", "json").output)
     assert [(v["version"], v["current_stage"]) for v in shown["versions"]] == [(1, "Archived"), (2, "Production")]
     assert shown["aliases"] == {"champion": 2}
+    assert [v["version"] for v in shown["latest_versions"]] == [1, 2]
     table = _cli("models", "show", "taxi").output
     assert "Registered model taxi" in table and "@champion" in table
     versions = list(csv.DictReader(io.StringIO(_cli("models", "versions", "taxi", "--stage", "production",

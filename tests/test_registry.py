@@ -346,3 +346,42 @@ def test_model_names_with_odd_characters_round_trip(client):
     assert all(len(d.encode()) <= 150 for d in dirs)
     with pytest.raises(InvalidParameterValue, match="limit is 256"):
         client.create_registered_model("x" * 257)
+
+
+# gitexp explains that sqlite:///mlflow.db means "the repository around it"
+@pytest.mark.filterwarnings("ignore:gitexp keeps runs in a git repository")
+def test_the_tutorials_registry_code_runs_as_written(repo):
+    """Seed tutorial 000, with `mlflow` replaced by `gitexp`."""
+    from gitexp.tracking import MlflowClient
+
+    MLFLOW_TRACKING_URI = "sqlite:///mlflow.db"
+    client = MlflowClient(tracking_uri=MLFLOW_TRACKING_URI)
+    gitexp.set_tracking_uri(MLFLOW_TRACKING_URI)
+    for _ in range(4):
+        run_id = _run()
+        model_uri = f"runs:/{run_id}/model"
+        gitexp.register_model(model_uri=model_uri, name="nyc-taxi-regressor")
+
+    model_name = "nyc-taxi-regressor"
+    latest_versions = client.get_latest_versions(name=model_name)
+    assert [(version.version, version.current_stage) for version in latest_versions] == [(4, "None")]
+
+    model_version = 4
+    new_stage = "Staging"
+    client.transition_model_version_stage(
+        name=model_name,
+        version=model_version,
+        stage=new_stage,
+        archive_existing_versions=False
+    )
+    from datetime import datetime
+    date = datetime.today().date()
+    client.update_model_version(
+        name=model_name,
+        version=model_version,
+        description=f"The model version {model_version} was transitioned to {new_stage} on {date}"
+    )
+    assert client.get_model_version(model_name, 4).current_stage == "Staging"
+    assert client.get_model_version(model_name, 4).description.startswith("The model version 4 was transitioned")
+    assert [m.name for m in client.list_registered_models()] == [model_name]  # tutorial 001's call
+    assert resolve_models_uri(client._store, f"models:/{model_name}/Staging") == model_uri

@@ -246,6 +246,11 @@ class RegisteredModel(_Entity):
         doc="gitexp: decisions the fold of merged registry changes made (renumbered versions...).",
     )
 
+    def to_dictionary(self) -> dict[str, Any]:
+        out = super().to_dictionary()
+        out["latest_versions"] = [v.to_dictionary() for v in (self._latest_version or [])]
+        return out
+
 
 class ModelHistoryEntry(_Entity):
     """gitexp: one change in a registered model's audit trail (from one registry event)."""
