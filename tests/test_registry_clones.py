@@ -85,6 +85,9 @@ def test_two_clones_registering_at_once_get_distinct_numbers_and_a_notice(tmp_pa
     # The URIs resolve to the right files after the merge.
     assert merged_ana.resolve_model_version("models:/churn@challenger").source == "/models/bo"
     assert merged_ana.resolve_model_version("models:/churn/2").source == "/models/ana"
+    for clone in (ana, bo):
+        assert subprocess.run(["git", "fsck", "--no-dangling"], cwd=clone, capture_output=True).returncode == 0
+        assert git("status", "--porcelain", cwd=clone) == ""
 
 
 def test_concurrent_writers_in_one_clone_never_share_a_number(repo):
