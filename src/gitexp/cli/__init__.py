@@ -46,9 +46,9 @@ def main(ctx: click.Context, repo: str | None) -> None:
 
 
 def _register() -> None:
-    from . import doctor, experiments, metrics, models, runs
+    from . import demo, doctor, experiments, metrics, models, runs
 
-    for module in (doctor, experiments, metrics, models, runs):
+    for module in (doctor, experiments, metrics, models, runs, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

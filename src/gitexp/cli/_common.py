@@ -83,7 +83,7 @@ def number(value: Any) -> str:
 
 
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, title: str | None = None,
-         styles: dict[str, str] | None = None) -> None:
+         styles: dict[str, str] | None = None, caption: str | None = None) -> None:
     """Print rows as a rich table, a JSON array or CSV."""
     if fmt == "json":
         click.echo(json.dumps([{c: _jsonable(r.get(c)) for c in columns} for r in rows], indent=2, default=str))
@@ -99,12 +99,41 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, title
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(title=title, caption=caption, show_lines=False, header_style="bold")
     for c in columns:
         table.add_column(c, style=(styles or {}).get(c), overflow="fold")
     for r in rows:
         table.add_row(*[number(r.get(c)) if not isinstance(r.get(c), str) else r.get(c) for c in columns])
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        # Piped or redirected: never fold cells into a narrow 80-column default.
+        console = Console(width=max(80, _natural_width(rows, columns)))
+    console.print(table)
+
+
+def _natural_width(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> int:
+    width = 1
+    for c in columns:
+        cells = [len(c)] + [len(number(r.get(c)) if not isinstance(r.get(c), str) else r.get(c)) for r in rows]
+        width += max(cells) + 3
+    return width
+
+
+def default_run_columns(rows: Sequence[dict[str, Any]], fmt: str, per_kind: int = 3) -> tuple[list[str], str | None]:
+    """Columns for a runs listing, and a caption naming what was left out.
+
+    Tables show a few metrics and params so they stay readable; JSON and CSV
+    carry every metric and param.
+    """
+    metrics = sorted({k for r in rows for k in r if k.startswith("metrics.")})
+    params = sorted({k for r in rows for k in r if k.startswith("params.")})
+    base = ["run_id", "name", "status", "start", "duration"]
+    if fmt != "table":
+        return base + ["experiment_id"] + metrics + params, None
+    hidden = max(0, len(metrics) - per_kind) + max(0, len(params) - per_kind)
+    caption = (f"{hidden} more metric/param columns: choose with --columns, or use --format csv"
+               if hidden else None)
+    return base + metrics[:per_kind] + params[:per_kind], caption
 
 
 def _jsonable(value: Any) -> Any:
@@ -129,6 +158,24 @@ def run_row(run: Run) -> dict[str, Any]:
     row.update({f"params.{k}": v for k, v in run.data.params.items()})
     row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
     return row
+
+
+def progress(items: Sequence[Any], description: str, min_items: int = 20) -> Iterable[Any]:
+    """Iterate with a progress bar on stderr when the work is long enough to watch."""
+    import sys
+
+    if len(items) < min_items or not sys.stderr.isatty():
+        return iter(items)
+    from rich.progress import track
+
+    return track(items, description=description, total=len(items), transient=True,
+                 console=_stderr_console())
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def parse_pairs(pairs: Iterable[str], what: str = "tag") -> dict[str, str]:

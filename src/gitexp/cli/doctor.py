@@ -7,7 +7,7 @@ import os
 import click
 
 from ..store.repo import git
-from ._common import pass_context
+from ._common import pass_context, progress
 
 
 @click.command("init")
@@ -66,7 +66,8 @@ def doctor(ctx) -> None:
         count = git(["rev-list", "--count", tip], cwd=repo.common_dir).stdout.decode().strip()
         click.echo(f"  tip {tip[:12]}, {count} commits, {len(store.branch.run_trees())} runs, "
                    f"{len([e for e in store.branch.experiments().values() if e.name])} experiments")
-    recovered = store.recover_dead_journals(force=True)
+    recovered = store.recover_dead_journals(
+        force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5))
     for run_id in recovered:
         click.echo(f"recovered run {run_id} from the journal of a process that died (status KILLED if it was running)")
     live = store.live_journals()

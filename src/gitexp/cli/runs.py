@@ -8,7 +8,8 @@ import sys
 import click
 
 from ..entities import ViewType
-from ._common import duration, emit, format_option, number, pass_context, run_row, timestamp
+from ._common import (default_run_columns, duration, emit, format_option, number, pass_context, progress,
+                      run_row, timestamp)
 
 _VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 
@@ -32,12 +33,6 @@ def _experiment_ids(ctx, experiments: tuple[str, ...], all_experiments: bool) ->
     if experiments:
         return [ctx.experiment(e).experiment_id for e in experiments]
     return [e.experiment_id for e in ctx.client.search_experiments(max_results=None)]
-
-
-def _default_columns(rows: list[dict], limit: int = 8) -> list[str]:
-    metrics = sorted({k for r in rows for k in r if k.startswith("metrics.")})
-    params = sorted({k for r in rows for k in r if k.startswith("params.")})
-    return ["run_id", "name", "status", "start", "duration"] + metrics[:limit] + params[:limit]
 
 
 @runs.command("list")
@@ -65,11 +60,15 @@ def list_runs(ctx, experiments, all_experiments, filter_string, order_by, max_re
     ids = _experiment_ids(ctx, experiments, all_experiments)
     found = ctx.client.search_runs(ids, filter_string, _VIEWS[view], max_results, list(order_by) or None)
     rows = [run_row(r) for r in found]
-    cols = [c.strip() for c in columns.split(",")] if columns else _default_columns(rows)
+    caption = None
+    if columns:
+        cols = [c.strip() for c in columns.split(",")]
+    else:
+        cols, caption = default_run_columns(rows, fmt)
     if fmt == "table":
         for r in rows:
             r["run_id"] = r["run_id"][:8]
-    emit(rows, cols, fmt)
+    emit(rows, cols, fmt, caption=caption)
 
 
 @runs.command("show")
@@ -182,7 +181,7 @@ def delete(ctx, run_refs: tuple[str, ...]) -> None:
     Example:
         gitexp runs delete 1a2b3c4d 5e6f7a8b
     """
-    for ref in run_refs:
+    for ref in progress(run_refs, "Deleting runs"):
         run_id = ctx.run_id(ref)
         ctx.client.delete_run(run_id)
         click.echo(f"Deleted run {run_id}")
@@ -198,7 +197,7 @@ def restore(ctx, run_refs: tuple[str, ...]) -> None:
     Example:
         gitexp runs restore 1a2b3c4d
     """
-    for ref in run_refs:
+    for ref in progress(run_refs, "Restoring runs"):
         run_id = ctx.run_id(ref)
         ctx.client.restore_run(run_id)
         click.echo(f"Restored run {run_id}")

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -145,14 +145,15 @@ class GitStore:
         return self.repo.work_tree or self.repo.common_dir
 
     # -- recovery -----------------------------------------------------------------------------
-    def recover_dead_journals(self, force: bool = False) -> list[str]:
+    def recover_dead_journals(self, force: bool = False,
+                              progress: Callable[[list[str]], Iterable[str]] = iter) -> list[str]:
         """Commit journals whose process died (status KILLED for runs they were running)."""
         now = time.monotonic()
         if not force and now - self._recovery_checked < 2.0:
             return []
         self._recovery_checked = now
         recovered = []
-        for path in find_dead_journals(self.journal_dir, SESSIONS.live_paths()):
+        for path in progress(find_dead_journals(self.journal_dir, SESSIONS.live_paths())):
             try:
                 run_id = recover_journal(self.branch, path)
             except Exception as exc:

@@ -1,0 +1,109 @@
+"""`gitexp demo`: track real runs into a scratch repository and show them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+
+import click
+
+from ._common import default_run_columns, emit, run_row
+
+_DIRTY_EDIT = ("test_size=0.3", "test_size=0.25")
+
+
+def _git(args: list[str], cwd: str) -> None:
+    # A scratch repository must work on machines without a git identity.
+    identity = ["-c", "user.name=gitexp demo", "-c", "user.email=demo@gitexp.invalid"]
+    has_identity = subprocess.run(["git", "config", "user.email"], cwd=cwd, capture_output=True).returncode == 0
+    subprocess.run(["git", *([] if has_identity else identity), *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def _train(path: str, note: str) -> None:
+    click.secho(f"$ python train.py    # {note}", fg="cyan")
+    env = {**os.environ, "GITEXP_TRACKING_URI": path}
+    result = subprocess.run([sys.executable, "train.py"], cwd=path, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise click.ClickException(f"the demo training script failed:\n{result.stderr}")
+
+
+@click.command("demo")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="Open the web UI on the demo repository afterwards (needs gitexp[server]).")
+@click.option("--port", default=5000, show_default=True, help="Port for the web UI.")
+def demo(directory: str | None, serve: bool, port: int) -> None:
+    """Track real runs into a scratch repository and show them.
+
+    Creates a git repository (DIRECTORY, or a new temporary directory), commits
+    a scikit-learn training script, runs it (6 runs), edits the script without
+    committing and runs it again (6 more runs that record the uncommitted diff),
+    then lists the runs and, with gitexp[server], serves the web UI.
+
+    \b
+    Example:
+        gitexp demo                 # scratch repo in a temporary directory
+        gitexp demo ./gitexp-demo --no-serve
+    """
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException("the demo trains scikit-learn models: pip install 'gitexp[all]'") from exc
+    path = os.path.abspath(directory) if directory else tempfile.mkdtemp(prefix="gitexp-demo-")
+    if os.path.exists(path) and os.listdir(path):
+        raise click.ClickException(f"{path} is not empty; give a new or empty directory")
+    os.makedirs(path, exist_ok=True)
+    click.secho(f"Scratch repository: {path}", bold=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", path], check=True)
+    script = os.path.join(path, "train.py")
+    with resources.as_file(resources.files("gitexp") / "demo_data" / "train.py") as source:
+        shutil.copyfile(source, script)
+    _git(["add", "train.py"], path)
+    _git(["commit", "-q", "-m", "Wine random forest"], path)
+    _train(path, "6 runs on committed code")
+    with open(script, encoding="utf-8") as f:
+        text = f.read()
+    with open(script, "w", encoding="utf-8") as f:
+        f.write(text.replace(*_DIRTY_EDIT))
+    _train(path, "6 more runs after an uncommitted edit (test_size 0.3 -> 0.25)")
+
+    from ..client import Client
+
+    client = Client(path)
+    experiment = client.get_experiment_by_name("wine-quality")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    rows = [run_row(r) for r in runs]
+    for r in rows:
+        r["run_id"] = r["run_id"][:8]
+    columns, caption = default_run_columns(rows, "table")
+    emit(rows, columns, "table", title=f"{len(rows)} runs in experiment wine-quality", caption=caption)
+    dirty = next(r for r in runs if r.data.tags.get("mlflow.source.git.dirty") == "true")
+    click.echo(f"""
+The runs are commits on the branch `gitexp` of {path}; your working tree was not touched.
+Try:
+  cd {path}
+  git log --oneline gitexp | head -3
+  gitexp runs list --order-by "metrics.test_accuracy DESC" --max 5
+  gitexp runs compare {runs[0].info.run_id[:8]} {runs[-1].info.run_id[:8]}
+  gitexp runs code {dirty.info.run_id[:8]}       # the uncommitted edit that run ran with
+  gitexp metrics history {runs[0].info.run_id[:8]} test_accuracy""")
+    if serve:
+        _serve(path, port)
+
+
+def _serve(path: str, port: int) -> None:
+    try:
+        from ..server import serve  # type: ignore[attr-defined]
+    except ImportError:
+        click.echo("\n(The web UI needs gitexp[server]: pip install 'gitexp[server]', then `gitexp ui`.)")
+        return
+    click.secho(f"\nWeb UI: http://127.0.0.1:{port}/  (Ctrl-C to stop)", bold=True)
+    serve(path, host="127.0.0.1", port=port)
+
+
+COMMANDS = [demo]
