@@ -1,6 +1,6 @@
 """Model registry: gitexp (events on a git branch) side by side with MLflow (SQLite registry).
 
-    python benchmarks/bench_registry.py [--versions 200]
+    python benchmarks/bench_registry.py [--versions 200] [--quick]
 
 Each library runs in a fresh interpreter in its own scratch repository or
 database.  Per-call times are means over the whole loop; "cold" is a fresh
@@ -95,7 +95,9 @@ def _run(code: str, args: list[str], cwd: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--versions", type=int, default=200)
-    n = parser.parse_args().versions
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 30 versions")
+    args = parser.parse_args()
+    n = 30 if args.quick else args.versions
     repo = tempfile.mkdtemp(prefix="gitexp-bench-registry-")
     subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True, env=ENV)
     subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "init"], cwd=repo, check=True, env=ENV)
