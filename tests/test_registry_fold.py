@@ -182,9 +182,16 @@ def test_a_name_claimed_twice_goes_to_the_earlier_claim():
 
 def test_fold_ignores_malformed_documents():
     events = [(_name(0, 0, "0001"), {"time": 0, "ops": [{"op": "create_model", "name": "m"}, "junk", None]}),
-              (_name(1, 0, "0002"), None), (_name(2, 0, "0003"), {"ops": "nope"})]
+              (_name(1, 0, "0002"), None), (_name(2, 0, "0003"), {"ops": "nope"}),
+              (_name(3, 0, "0004"), {"time": 3, "ops": [{"op": "set_tag", "value": "no key"},
+                                                         {"op": "create_version", "uid": "u1"},
+                                                         {"op": "transition_stage", "uid": "u1", "stage": "Prod"},
+                                                         {"op": "rename"}]})]
     state = fold_model("m", events)
-    assert state.live and state.name == "m"
+    assert state.live and state.name == "m" and state.tags == {}
+    assert [v.stage for v in state.versions.values()] == ["None"]
+    assert [h["action"] for h in state.history if h["ignored"] and "malformed" in h["ignored"]] == [
+        "set_tag", "transition_stage", "rename"]
 
 
 def test_shuffling_real_event_files_changes_nothing(client):

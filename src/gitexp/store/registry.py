@@ -413,7 +413,11 @@ def fold_model(directory: str, events: Iterable[tuple[str, dict]]) -> ModelState
     for name, doc in sorted(events, key=lambda e: e[0]):
         ev = _Event(f"{layout.REGISTRY}/{directory}/events/{name}", name, doc if isinstance(doc, dict) else {})
         for op in ev_ops(doc):
-            state.apply(op, ev)
+            try:
+                state.apply(op, ev)
+            except (KeyError, TypeError, ValueError, InvalidParameterValue) as exc:  # a hand-edited event
+                state._record(ev, str(op.get("op")), None, _describe(op),
+                              ignored=f"malformed change ({type(exc).__name__}: {exc})")
     return state
 
 
