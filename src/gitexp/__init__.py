@@ -55,6 +55,7 @@ from .fluent import (
     set_tracking_uri,
     start_run,
 )
+from .fluent_registry import register_model, search_model_versions, search_registered_models
 
 __version__ = "0.1.0"
 
@@ -95,10 +96,13 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "register_model",
     "rename_experiment",
     "restore_experiment",
     "restore_run",
     "search_experiments",
+    "search_model_versions",
+    "search_registered_models",
     "search_runs",
     "set_experiment",
     "set_experiment_tag",

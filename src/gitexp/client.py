@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .entities import (
     Experiment,
@@ -23,6 +23,10 @@ from .entities import (
 from .exceptions import InvalidParameterValue
 from .store.repo import open_repository, path_from_uri
 from .store.tracking import GitStore, get_store
+
+if TYPE_CHECKING:
+    from .entities.model_registry import ModelHistoryEntry, ModelVersion, RegisteredModel
+    from .store.registry import ModelRegistry
 
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 
@@ -65,7 +69,7 @@ def forget_stores() -> None:
 
 
 class Client:
-    """Experiments, runs and (later) models of one repository.
+    """Experiments, runs and registered models of one repository.
 
     >>> client = Client()                     # the repository around the current directory
     >>> exp_id = client.create_experiment("demo")
@@ -242,6 +246,148 @@ class Client:
 
     def _run_info(self, run_id: str) -> RunInfo:
         return self.get_run(run_id).info
+
+    # -- model registry (store logic: store/registry.py) ------------------------------------
+    @property
+    def _registry(self) -> "ModelRegistry":
+        from .store.registry import registry_for
+
+        return registry_for(self._store)
+
+    def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,
+                                description: str | None = None,
+                                deployment_job_id: str | None = None) -> "RegisteredModel":
+        return self._registry.create_registered_model(name, tags, description)
+
+    def get_registered_model(self, name: str) -> "RegisteredModel":
+        return self._registry.get_registered_model(name)
+
+    def rename_registered_model(self, name: str, new_name: str) -> "RegisteredModel":
+        return self._registry.rename_registered_model(name, new_name)
+
+    def update_registered_model(self, name: str, description: str | None = None,
+                                deployment_job_id: str | None = None) -> "RegisteredModel":
+        return self._registry.update_registered_model(name, description)
+
+    def delete_registered_model(self, name: str) -> None:
+        self._registry.delete_registered_model(name)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self._registry.set_registered_model_tag(name, key, value)
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self._registry.delete_registered_model_tag(name, key)
+
+    def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
+                                 order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
+        from .registry_search import search_registered_models
+
+        return search_registered_models(self._registry.list_registered_models(), filter_string, max_results,
+                                        order_by, page_token)
+
+    def list_registered_models(self, max_results: int = 100, page_token: str | None = None) -> PagedList:
+        """MLflow 1.x's name for search_registered_models() without a filter (older tutorials use it)."""
+        return self.search_registered_models(max_results=max_results, page_token=page_token)
+
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list["ModelVersion"]:
+        """The highest version in each of `stages` (default: every stage, None included)."""
+        return self._registry.get_latest_versions(name, stages)
+
+    def create_model_version(self, name: str, source: str, run_id: str | None = None,
+                             tags: dict[str, Any] | None = None, run_link: str | None = None,
+                             description: str | None = None, await_creation_for: int = 300,
+                             model_id: str | None = None) -> "ModelVersion":
+        """Register `source` (runs:/<run_id>/<path>, models:/..., or a path) as the next version of `name`.
+
+        Versions are READY at once, so `await_creation_for` has nothing to wait for.
+        """
+        return self._registry.create_model_version(name, source, run_id, tags, run_link, description, model_id)
+
+    def copy_model_version(self, src_model_uri: str, dst_name: str) -> "ModelVersion":
+        """Register the version `src_model_uri` (models:/...) names as a new version of `dst_name`."""
+        from .exceptions import ResourceAlreadyExists
+
+        src = self._registry.resolve(src_model_uri)
+        try:
+            self.create_registered_model(dst_name)
+        except ResourceAlreadyExists:
+            pass
+        return self.create_model_version(dst_name, f"models:/{src.name}/{src.version}", run_id=src.run_id,
+                                         tags=src.tags, description=src.description)
+
+    def get_model_version(self, name: str, version: str | int) -> "ModelVersion":
+        return self._registry.get_model_version(name, version)
+
+    def update_model_version(self, name: str, version: str | int, description: str | None = None) -> "ModelVersion":
+        return self._registry.update_model_version(name, version, description)
+
+    def delete_model_version(self, name: str, version: str | int) -> None:
+        self._registry.delete_model_version(name, version)
+
+    def search_model_versions(self, filter_string: str | None = None, max_results: int = 10_000,
+                              order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
+        from .registry_search import search_model_versions
+
+        return search_model_versions(self._registry.list_model_versions(), filter_string, max_results,
+                                     order_by, page_token)
+
+    def get_model_version_download_uri(self, name: str, version: str | int) -> str:
+        """Where the version's files are: its source (runs:/<run_id>/<path> or a path)."""
+        return self._registry.get_model_version_download_uri(name, version)
+
+    def get_model_version_stages(self, name: str, version: str | int) -> list[str]:
+        from .entities.model_registry import ModelVersionStages
+
+        self.get_model_version(name, version)
+        return list(ModelVersionStages.ALL)
+
+    def transition_model_version_stage(self, name: str, version: str | int, stage: str,
+                                       archive_existing_versions: bool = False) -> "ModelVersion":
+        """Move a version to None/Staging/Production/Archived (any case); optionally archive the others there."""
+        return self._registry.transition_model_version_stage(name, version, stage, archive_existing_versions)
+
+    def _version_or_stage(self, name: str, version: str | int | None, stage: str | None) -> str | int:
+        if (version is None) == (stage is None):
+            raise InvalidParameterValue(
+                f"Give exactly one of version and stage for model {name!r} (got version={version!r}, "
+                f"stage={stage!r})")
+        if version is not None:
+            return version
+        latest = self.get_latest_versions(name, [stage])  # type: ignore[list-item]
+        if not latest:
+            from .exceptions import ResourceDoesNotExist
+
+            raise ResourceDoesNotExist(f"Model {name!r} has no version in stage {stage!r}", name=name)
+        return latest[0].version
+
+    def set_model_version_tag(self, name: str, version: str | int | None = None, key: str | None = None,
+                              value: Any = None, stage: str | None = None) -> None:
+        self._registry.set_model_version_tag(name, self._version_or_stage(name, version, stage), key, value)
+
+    def delete_model_version_tag(self, name: str, version: str | int | None = None, key: str | None = None,
+                                 stage: str | None = None) -> None:
+        self._registry.delete_model_version_tag(name, self._version_or_stage(name, version, stage), key)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
+        self._registry.set_registered_model_alias(name, alias, version)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self._registry.delete_registered_model_alias(name, alias)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> "ModelVersion":
+        return self._registry.get_model_version_by_alias(name, alias)
+
+    def get_registered_model_history(self, name: str) -> list["ModelHistoryEntry"]:
+        """Who changed what in a registered model, and when, oldest first (gitexp addition).
+
+        Works for deleted models too. Each entry names the event file and the commit that added it.
+        """
+        return self._registry.history(name)
+
+    def resolve_model_version(self, model_uri: str) -> "ModelVersion":
+        """The version a models:/<name>/<version|stage|latest> or models:/<name>@<alias> URI names
+        (gitexp addition)."""
+        return self._registry.resolve(model_uri)
 
 
 MlflowClient = Client
