@@ -46,9 +46,9 @@ def main(ctx: click.Context, repo: str | None) -> None:
 
 
 def _register() -> None:
-    from . import doctor, experiments, metrics, runs
+    from . import artifacts, doctor, experiments, metrics, runs
 
-    for module in (doctor, experiments, metrics, runs):
+    for module in (artifacts, doctor, experiments, metrics, runs):
         for command in module.COMMANDS:
             main.add_command(command)
 
