@@ -96,7 +96,9 @@ def _enforce_column(name: Any, values: Any, t: DataType) -> Any:
     if t == DataType.boolean and values.dtype == object:
         return values
     target = t.to_numpy()
-    kind, size = values.dtype.kind, values.dtype.itemsize
+    kind, size = values.dtype.kind, getattr(values.dtype, "itemsize", 0)
+    if kind not in "biufcM":
+        kind = "O"
     if kind == target.kind:
         widening = size <= target.itemsize
     elif kind == "u" and target.kind == "i":
@@ -115,7 +117,11 @@ def _enforce_column(name: Any, values: Any, t: DataType) -> Any:
                 "in the signature, or fill the missing values.")
     elif kind in "iu" and target.kind == "f":
         hint = f" Convert it first, e.g. df[{name!r}] = df[{name!r}].astype({str(target)!r})."
-    _fail(f"column {name!r} has type {values.dtype} but the signature says {t.name} ({target}); "
+    numeric = f" ({target})" if target.kind in "biuf" else ""
+    if kind == "O" and target.kind in "biuf":
+        _fail(f"column {name!r} holds {values.dtype} values but the signature says {t.name}{numeric}; "
+              f"convert it first, e.g. df[{name!r}] = pd.to_numeric(df[{name!r}])")
+    _fail(f"column {name!r} has type {values.dtype} but the signature says {t.name}{numeric}; "
           f"converting could change values.{hint}")
 
 
