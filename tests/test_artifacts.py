@@ -293,3 +293,25 @@ def test_cli_lists_and_downloads(repo, tmp_path):
     assert (tmp_path / "o" / "model" / "weights.bin").read_text() == "x" * 2048
     for args in (["artifacts", "--help"], ["artifacts", "list", "--help"], ["artifacts", "download", "--help"]):
         assert "Example:" in runner.invoke(main, args).output
+
+
+def test_the_tutorial_preprocessor_round_trip(repo):
+    """Seed tutorial 000: log a pickled DictVectorizer, download it by run id, unpickle it."""
+    import pickle
+
+    os.makedirs("models")
+    with open("models/preprocessor.b", "wb") as fh:
+        pickle.dump({"vocabulary": {"PU_DO": 0, "trip_distance": 1}}, fh)
+    with open("models/lin_reg.bin", "wb") as fh:
+        pickle.dump([0.5, 1.5], fh)
+    with gitexp.start_run() as run:
+        gitexp.log_artifact(local_path="models/lin_reg.bin", artifact_path="models_pickle")
+        gitexp.log_artifact("models/preprocessor.b", artifact_path="preprocessor")
+    run_id = run.info.run_id
+    os.makedirs("later")
+    os.chdir("later")
+    client = gitexp.Client(str(repo))
+    client.download_artifacts(run_id=run_id, path="preprocessor", dst_path=".")
+    with open("preprocessor/preprocessor.b", "rb") as f_in:
+        assert pickle.load(f_in) == {"vocabulary": {"PU_DO": 0, "trip_distance": 1}}
+    assert [f.path for f in client.list_artifacts(run_id, "models_pickle")] == ["models_pickle/lin_reg.bin"]

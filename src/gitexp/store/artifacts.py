@@ -353,6 +353,15 @@ class ArtifactView:
             out[child] = f if len(parts) == depth + 1 else None
         return sorted(out.items())
 
+    def is_dir(self, path: str) -> bool:
+        """True if files are logged below `path`."""
+        if not path or any(p.startswith(path + "/") for p in self.overlay):
+            return True
+        if path in self.overlay:
+            return False
+        own = self._own_entry(path)
+        return own is not None and own.is_tree
+
     def is_file(self, path: str) -> bool:
         """True if a file (not a directory) is logged at exactly `path`."""
         if not path:
@@ -424,8 +433,8 @@ class RunArtifacts:
         name = validate_artifact_path(os.path.basename(local), "file name", allow_root=False)
         path = join_artifact_path(dest, name)
         self.store._writable_session(run_id)  # fail early on a deleted or unknown run
-        with self.odb.batch():
-            op = self._stage_file(local, path, self.threshold(), [])
+        # One object, one loose file: a pack per call would soon make git repack.
+        op = self._stage_file(local, path, self.threshold(), [])
         self._record(run_id, [op])
 
     def log_dir(self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
@@ -490,6 +499,12 @@ class RunArtifacts:
                 raise InvalidParameterValue(
                     f"Cannot log {paths[0]!r} to run {run_id}: artifact {above!r} is a file, not a "
                     "directory; choose another artifact_path", run_id=run_id, path=paths[0])
+        if len(paths) == 1:  # the common case: no need to walk the tree
+            if view.is_dir(paths[0]):
+                raise InvalidParameterValue(
+                    f"Cannot log {paths[0]!r} to run {run_id}: it is already a directory of artifacts; "
+                    "choose another name", run_id=run_id, path=paths[0])
+            return
         existing = view.files(root)
         new_files = set(paths)
         files = set(existing) | new_files
@@ -509,6 +524,8 @@ class RunArtifacts:
 
     # -- reading ------------------------------------------------------------------------------------
     def view(self, run_id: str) -> ArtifactView:
+        # The state (with pending ops) first, then the tree: a checkpoint commit in
+        # between moves ops into the tree, so nothing is ever missed (at worst seen twice).
         state = self.store.run_state(run_id)
         run_tree = self.branch.run_tree(run_id)
         own = self.branch.subtree(run_tree, "artifacts") if run_tree else None
