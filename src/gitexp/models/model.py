@@ -100,11 +100,9 @@ class Model:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Model":
         """Read an MLmodel file, a model directory, or (runs:/, models:/) a logged model's."""
-        path = os.fspath(path)
-        if "://" in path or path.startswith("runs:"):
-            from ._resolve import resolve_model_uri
+        from ._resolve import resolve_model_uri
 
-            path = resolve_model_uri(path)
+        path = resolve_model_uri(os.fspath(path))
         file = path if os.path.basename(path) == MLMODEL_FILE_NAME else os.path.join(path, MLMODEL_FILE_NAME)
         if not os.path.isfile(file):
             raise ResourceDoesNotExist(

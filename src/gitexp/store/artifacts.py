@@ -62,7 +62,7 @@ def validate_artifact_path(path: Any, what: str = "artifact_path", allow_root: b
         raise InvalidParameterValue(
             f"Invalid {what} {path!r}: backslashes are not allowed; separate directories with '/'",
             path=path)
-    if path.startswith("/") or re.match(r"[A-Za-z]:", path) or path.startswith("~"):
+    if path.startswith("/") or re.match(r"[A-Za-z]:([/\\]|$)", path) or path == "~" or path.startswith("~/"):
         raise InvalidParameterValue(
             f"Invalid {what} {path!r}: it must be relative to the run's artifact root "
             "(e.g. 'models/lin_reg'), not an absolute path", path=path)
@@ -249,7 +249,8 @@ def _blob_sizes(git_dir: str, shas: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     missing = []
     for sha in shas:
-        size = _sizes.get_item(sha)
+        with _sizes_lock:
+            size = _sizes.get_item(sha)
         if size is None:
             missing.append(sha)
         else:
