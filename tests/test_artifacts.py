@@ -315,3 +315,20 @@ def test_the_tutorial_preprocessor_round_trip(repo):
     with open("preprocessor/preprocessor.b", "rb") as f_in:
         assert pickle.load(f_in) == {"vocabulary": {"PU_DO": 0, "trip_distance": 1}}
     assert [f.path for f in client.list_artifacts(run_id, "models_pickle")] == ["models_pickle/lin_reg.bin"]
+
+
+def test_logging_a_repository_directory_skips_its_git_dir(repo, tmp_path):
+    project = tmp_path / "project"
+    git("init", "-q", str(project), cwd=tmp_path)
+    (project / "README.md").write_text("hello")
+    with gitexp.start_run() as run:
+        gitexp.log_artifacts(str(project), "snapshot")
+    files = gitexp.Client().list_artifacts(run.info.run_id, "snapshot")
+    assert [f.path for f in files] == ["snapshot/README.md"]
+
+
+def test_import_gitexp_stays_light(repo):
+    result = run_python("import sys, gitexp\n"
+                        "print(sorted(m for m in ('numpy', 'pandas', 'fsspec', 'PIL', 'sklearn') if m in sys.modules))",
+                        cwd=repo)
+    assert result.stdout.strip() == "[]", result.stderr

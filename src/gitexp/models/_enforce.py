@@ -154,8 +154,9 @@ def _enforce_columns(data: Any, schema: Schema) -> Any:
     frame = _to_frame(data, schema)
     out = {}
     if schema.has_input_names():
-        names = [str(c) for c in frame.columns]
-        frame.columns = names
+        if not all(isinstance(c, str) for c in frame.columns):
+            frame = frame.rename(columns=str)  # a copy: never change the caller's frame
+        names = list(frame.columns)
         required = schema.required_input_names()
         optional = set(schema.optional_input_names())
         missing = [c for c in required if c not in names]

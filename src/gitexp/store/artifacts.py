@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import posixpath
 import re
@@ -45,6 +46,7 @@ MAX_POINTER_BYTES = 1024
 _CHUNK = 1 << 20
 _SIZE_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_log = logging.getLogger("gitexp")
 
 
 # -- artifact paths ---------------------------------------------------------------------------
@@ -454,6 +456,9 @@ class RunArtifacts:
                 dirs[:] = []
                 continue
             seen_dirs.add(real)
+            if any(d.lower() == ".git" for d in dirs):  # a repository's internals are never artifacts
+                _log.warning("gitexp: not logging %s (git's own directory)", os.path.join(root, ".git"))
+                dirs[:] = [d for d in dirs if d.lower() != ".git"]
             dirs.sort()
             rel = os.path.relpath(root, local)
             rel = "" if rel == "." else rel.replace(os.sep, "/")
