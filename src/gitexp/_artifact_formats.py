@@ -112,6 +112,10 @@ def to_pil_image(image: Any):
     else:
         image = image.astype("float64")
         if image.size and (image.min() < 0 or image.max() > 1):
+            import warnings
+
+            warnings.warn(f"Float pixel values outside [0, 1] (found {image.min()} to {image.max()}); "
+                          "rescaling them to [0, 1] with a min/max scaler", stacklevel=3)
             span = image.max() - image.min()
             image = (image - image.min()) / (span if span else 1)
         image = image * 255
