@@ -23,6 +23,10 @@ _GIT_ENV = {
 
 def pytest_configure(config):
     os.environ.update(_GIT_ENV)
+    # Child processes (run_python) must import this checkout's gitexp, whatever their cwd.
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    os.environ["PYTHONPATH"] = os.pathsep.join([src, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                       if p and os.path.abspath(p) != src]])
     for name in ("GITEXP_TRACKING_URI", "MLFLOW_TRACKING_URI", "GITEXP_BRANCH", "MLFLOW_RUN_ID",
                  "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "GITEXP_RUN_ID"):
         os.environ.pop(name, None)

@@ -56,11 +56,25 @@ from .fluent import (
     start_run,
 )
 from .fluent_registry import register_model, search_model_versions, search_registered_models
+from .fluent_artifacts import (
+    get_artifact_uri,
+    load_table,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_image,
+    log_input,
+    log_inputs,
+    log_table,
+    log_text,
+)
 
 __version__ = "0.1.0"
 
 # Submodules that pull in heavy libraries load on first attribute access.
-_LAZY_SUBMODULES = {"tracking", "search", "code_version", "cli"}
+_LAZY_SUBMODULES = {"tracking", "search", "code_version", "cli",
+                    "artifacts", "data", "models", "pyfunc", "sklearn", "types", "xgboost"}
 
 
 def __getattr__(name: str) -> Any:
@@ -85,6 +99,7 @@ __all__ = [
     "entities",
     "exceptions",
     "flush",
+    "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
     "get_parent_run",
@@ -92,11 +107,22 @@ __all__ = [
     "get_tracking_uri",
     "is_tracking_uri_set",
     "last_active_run",
+    "load_table",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_image",
+    "log_input",
+    "log_inputs",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
     "register_model",
+
+    "log_table",
+    "log_text",
     "rename_experiment",
     "restore_experiment",
     "restore_run",

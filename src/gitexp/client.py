@@ -389,5 +389,150 @@ class Client:
         (gitexp addition)."""
         return self._registry.resolve(model_uri)
 
+    # -- artifacts (files of a run: small ones in git, large ones in the artifact store) ------
+    @property
+    def _artifacts(self):
+        from .store.artifacts import RunArtifacts
+
+        return RunArtifacts(self._store)
+
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        """Log a local file (or directory) under the run's artifact_path directory."""
+        self._artifacts.log_path(run_id, local_path, artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
+        """Log every file below local_dir, keeping the layout, under artifact_path."""
+        self._artifacts.log_dir(run_id, local_dir, artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self._artifacts.log_bytes(run_id, str(text).encode("utf-8"), artifact_file)
+
+    def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
+        """Log a dict as YAML (.yaml/.yml) or JSON (any other name)."""
+        from ._artifact_formats import dict_bytes
+
+        self._artifacts.log_bytes(run_id, dict_bytes(dictionary, artifact_file), artifact_file)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict | None = None) -> None:
+        """Log a matplotlib or plotly figure (plotly: .html, or an image format via kaleido)."""
+        from ._artifact_formats import figure_bytes
+
+        self._artifacts.log_bytes(run_id, figure_bytes(figure, artifact_file, save_kwargs), artifact_file)
+
+    def log_image(self, run_id: str, image: Any, artifact_file: str | None = None, key: str | None = None,
+                  step: int | None = None, timestamp: int | None = None, synchronous: bool | None = None) -> None:
+        """Log a numpy array or PIL image as a file, or (key=, step=) as a step of an image series."""
+        from . import _artifact_formats as fmt
+
+        if artifact_file is not None and any(a is not None for a in (key, step, timestamp)):
+            raise InvalidParameterValue("log_image takes either artifact_file or key (with step/timestamp), not both")
+        if artifact_file is None and key is None:
+            raise InvalidParameterValue("log_image needs artifact_file (a static image) or key (an image series)")
+        if artifact_file is not None:
+            self._artifacts.log_bytes(run_id, fmt.image_bytes(image, artifact_file), artifact_file)
+            return
+        import uuid
+
+        from .store.layout import now_ms
+
+        full, thumb = fmt.image_key_paths(key, int(step or 0), int(timestamp or now_ms()), str(uuid.uuid4()))
+        self._artifacts.log_bytes(run_id, fmt.image_bytes(image, full), full)
+        self._artifacts.log_bytes(run_id, fmt.compressed_image_bytes(image), thumb)
+        self.set_tag(run_id, "mlflow.loggedImages", "True")
+
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        """Log a DataFrame or dict as a table (.json in pandas 'split' form, or .parquet).
+
+        Logging to an existing table file appends the rows, as MLflow does.
+        """
+        import json
+        import posixpath
+        import uuid
+
+        from . import _artifact_formats as fmt
+
+        fmt.check_table_file(artifact_file)
+        frame = fmt.table_frame(data)
+        for column in frame.columns:
+            is_image = frame[column].map(fmt.is_image)
+            if is_image.any() and not is_image.all():
+                raise InvalidParameterValue(f"Column {column!r} of the table mixes images and other values")
+            if len(frame) and is_image.all():
+                def save(image: Any) -> dict:
+                    base = posixpath.join("table_images", posixpath.splitext(artifact_file)[0], str(uuid.uuid4()))
+                    self._artifacts.log_bytes(run_id, fmt.image_bytes(image, base + ".png"), base + ".png")
+                    self._artifacts.log_bytes(run_id, fmt.compressed_image_bytes(image), base + ".webp")
+                    return {"type": "image", "filepath": base + ".png", "compressed_filepath": base + ".webp"}
+                frame[column] = frame[column].map(save)
+        if any(f.path == artifact_file for f in self.list_artifacts(run_id, posixpath.dirname(artifact_file))):
+            import pandas as pd
+
+            existing = fmt.read_table(self._artifacts.read_bytes(run_id, artifact_file), artifact_file)
+            frame = pd.concat([existing, frame], ignore_index=True)
+        self._artifacts.log_bytes(run_id, fmt.table_bytes(frame, artifact_file), artifact_file)
+        tag = json.loads(self.get_run(run_id).data.tags.get("mlflow.loggedArtifacts", "[]"))
+        entry = {"path": artifact_file, "type": "table"}
+        if entry not in tag:
+            self.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(tag + [entry]))
+
+    def load_table(self, experiment_id: str, artifact_file: str, run_ids: list[str] | None = None,
+                   extra_columns: list[str] | None = None):
+        """One DataFrame of the table artifact_file from the given runs (default: every run of the experiment)."""
+        import pandas as pd
+
+        from . import _artifact_formats as fmt
+
+        if run_ids is None:
+            run_ids = [r.info.run_id for r in self.search_runs([experiment_id])]
+        frames = []
+        for run_id in run_ids:
+            if not any(f.path == artifact_file for f in self.list_artifacts(run_id, _parent(artifact_file))):
+                continue
+            frame = fmt.read_table(self._artifacts.read_bytes(run_id, artifact_file), artifact_file)
+            for column in extra_columns or []:
+                if column != "run_id":
+                    raise InvalidParameterValue(f"Unsupported extra column {column!r}; only 'run_id' is available")
+                frame[column] = run_id
+            frames.append(frame)
+        if not frames:
+            raise InvalidParameterValue(
+                f"No run of experiment {experiment_id} has a table artifact {artifact_file!r}")
+        return pd.concat(frames, ignore_index=True)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list:
+        """FileInfo of each file and directory directly below path (the root by default)."""
+        return self._artifacts.list(run_id, path)
+
+    def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+        """Copy an artifact file or directory to dst_path (default: a new temporary directory).
+
+        Returns the local path, dst_path/path. Large files are fetched from the
+        artifact store and their sha256 checked.
+        """
+        return self._artifacts.download(run_id, path, dst_path)
+
+    def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None, models: Sequence[Any] | None = None) -> None:
+        """Record dataset inputs (DatasetInput entities) of a run."""
+        from .entities import DatasetInput
+
+        inputs = []
+        for item in datasets or []:
+            if not isinstance(item, DatasetInput):
+                raise InvalidParameterValue(
+                    f"log_inputs takes DatasetInput entities, got {type(item).__name__}; "
+                    "use gitexp.log_input(dataset, context) for gitexp.data datasets")
+            d = item.dataset
+            doc = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
+            if d.schema is not None:
+                doc["schema"] = d.schema
+            if d.profile is not None:
+                doc["profile"] = d.profile
+            inputs.append((doc, {t.key: str(t.value) for t in item.tags}))
+        self._store.log_inputs(run_id, inputs)
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
 
 MlflowClient = Client

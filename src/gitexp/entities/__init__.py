@@ -14,6 +14,7 @@ __all__ = [
     "DatasetInput",
     "Experiment",
     "ExperimentTag",
+    "FileInfo",
     "InputTag",
     "LifecycleStage",
     "Metric",
@@ -392,6 +393,19 @@ class Run(_Entity):
         if self._inputs.dataset_inputs:
             out["inputs"] = self._inputs.to_dictionary()
         return out
+
+
+class FileInfo(_Entity):
+    """One entry of a run's artifact listing: a file (with its size) or a directory."""
+
+    def __init__(self, path: str, is_dir: bool, file_size: int | None):
+        self._path = path
+        self._is_dir = is_dir
+        self._file_size = file_size
+
+    path = property(lambda self: self._path, doc="Path relative to the run's artifact root, '/'-separated.")
+    is_dir = property(lambda self: self._is_dir)
+    file_size = property(lambda self: self._file_size, doc="Size in bytes; None for directories.")
 
 
 class PagedList(list):

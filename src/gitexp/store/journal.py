@@ -219,9 +219,21 @@ def session_changes(branch: "TrackingBranch", run_id: str, mode: str, state: Run
             data += layout.format_metric_lines(points[done:]).encode()
             cache[key] = (len(points), data)
             put(f"metrics/{layout.encode_key(key)}.jsonl", data)
+    # Artifact blobs are already in the object database (written when logged);
+    # a commit only links them into a tree.
+    artifact_ops = [op for op in ops if op["op"] == "artifact"]
+    if mode == OWNER and state is not None:
+        for op in artifact_ops:
+            changes[f"{base}/artifacts/{op['path']}"] = (op["mode"].encode(), op["sha"])
     if event_ops:
         doc = {"time": layout.now_ms(), "user": branch.repo.identity()[0], "ops": event_ops}
-        changes[f"{base}/events/{layout.event_name()}"] = (MODE_BLOB, odb.write_blob(layout.dump_yaml(doc)))
+        name = layout.event_name()
+        changes[f"{base}/events/{name}"] = (MODE_BLOB, odb.write_blob(layout.dump_yaml(doc)))
+        if mode == EDITOR:
+            # An editor's files go to a directory named after its event, so two
+            # writers never touch the same path and every merge stays clean.
+            for op in artifact_ops:
+                changes[f"{base}/{layout.event_artifact_dir(name)}/{op['path']}"] = (op["mode"].encode(), op["sha"])
     return changes
 
 

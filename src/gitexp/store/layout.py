@@ -5,8 +5,9 @@
     .tracking/runs/<run_id[:2]>/<run_id>/
         run.yaml  params.yaml  tags.yaml  inputs.yaml  code.yaml  code.patch
         metrics/<encoded key>.jsonl
-        artifacts/...
+        artifacts/...                      # files logged by the run's own session
         events/<time>-<uid>.yaml
+        events/<time>-<uid>.artifacts/...  # files logged by that event's (editor) session
     .tracking/registry/<encoded model name>/events/<time>-<uid>.yaml
 
 A run's own files are written only by the session that created the run.  Every
@@ -56,6 +57,12 @@ def experiment_dir(experiment_id: str) -> str:
 
 def artifact_uri(run_id: str) -> str:
     return f"runs:/{run_id}"
+
+
+def event_artifact_dir(event_file: str) -> str:
+    """Where an editor's artifacts live: events/<event name without .yaml>.artifacts."""
+    stem = event_file[:-5] if event_file.endswith(".yaml") else event_file
+    return f"events/{stem}.artifacts"
 
 
 def experiment_artifact_location(experiment_id: str) -> str:

@@ -43,6 +43,7 @@ class RunState:
     __slots__ = (
         "run_id", "experiment_id", "run_name", "user_id", "status", "start_time", "end_time",
         "lifecycle_stage", "params", "tags", "metrics", "inputs", "code", "param_conflicts",
+        "artifacts",
     )
 
     def __init__(self, run_id: str):
@@ -60,6 +61,9 @@ class RunState:
         self.inputs: list[dict] = []
         self.code: dict | None = None
         self.param_conflicts: list[tuple[str, str, str]] = []
+        # Artifacts logged by events and pending ops, path -> op, in fold order (later wins).
+        # The run's own artifacts are the tree under artifacts/, read on demand.
+        self.artifacts: dict[str, dict[str, Any]] = {}
 
     # -- applying ops -----------------------------------------------------------
     def apply(self, op: dict[str, Any]) -> None:
@@ -94,6 +98,9 @@ class RunState:
                 self.tags[RUN_NAME_TAG] = op["run_name"]
         elif kind == "code":
             self.code = op["code"]
+        elif kind == "artifact":
+            self.artifacts.pop(op["path"], None)
+            self.artifacts[op["path"]] = op
         # Unknown ops come from a newer gitexp; skipping them keeps old readers working.
 
     def apply_all(self, ops: Iterable[dict[str, Any]]) -> None:
@@ -187,6 +194,7 @@ class RunState:
         other.metrics = {k: list(v) for k, v in self.metrics.items()}
         other.inputs = [{"dataset": dict(i["dataset"]), "tags": dict(i["tags"])} for i in self.inputs]
         other.param_conflicts = list(self.param_conflicts)
+        other.artifacts = dict(self.artifacts)
         return other
 
     # -- the run's own files -------------------------------------------------------

@@ -1,0 +1,21 @@
+"""``gitexp.models``: the MLflow model format (MLmodel, signatures, input examples).
+
+Flavors live in ``gitexp.pyfunc``, ``gitexp.sklearn`` and ``gitexp.xgboost``.
+Every model URI (``runs:/<run_id>/<name>``, a local path, ``models:/`` once
+the registry is installed) is resolved by :func:`resolve_model_uri`.
+"""
+
+from ._resolve import resolve_model_uri
+from .model import MLMODEL_FILE_NAME, Model, ModelInfo, get_model_info
+from .signature import ModelSignature, infer_signature
+
+
+def validate_schema(data, expected_schema) -> None:
+    """Raise if `data` does not fit `expected_schema` (as pyfunc predict would)."""
+    from ._enforce import enforce_schema
+
+    enforce_schema(data, expected_schema)
+
+
+__all__ = ["MLMODEL_FILE_NAME", "Model", "ModelInfo", "ModelSignature", "get_model_info", "infer_signature",
+           "resolve_model_uri", "validate_schema"]
