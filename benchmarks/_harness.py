@@ -24,6 +24,9 @@ ENV = {
     # MLflow: no telemetry, no tracing, no prompts.
     "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
 }
+# Workloads import this checkout's gitexp even when it is not installed.
+ENV["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"),
+                                     ENV.get("PYTHONPATH", "")])
 
 
 def scratch_repo(prefix: str = "gitexp-bench-") -> str:

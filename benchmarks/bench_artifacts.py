@@ -26,18 +26,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-    "PYTHONWARNINGS": "ignore",
-}
-ENV["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "src"),
-                                     ENV.get("PYTHONPATH", "")])
+sys.path.insert(0, os.path.dirname(__file__))
+from _harness import ENV, scratch_repo  # noqa: E402
+
+ENV = {**ENV, "PYTHONWARNINGS": "ignore"}
+
 
 SETUP = {
     "gitexp": "import gitexp as lib\nimport gitexp.sklearn, gitexp.pyfunc\n",
@@ -111,20 +106,10 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 }
 
 
-def scratch(lib: str) -> str:
-    path = tempfile.mkdtemp(prefix=f"bench-{lib}-")
-    if lib == "gitexp":
-        subprocess.run(["git", "init", "-q", "-b", "main", path], check=True, env=ENV)
-        with open(os.path.join(path, "train.py"), "w") as fh:
-            fh.write("print('train')\n")
-        subprocess.run(["git", "add", "train.py"], cwd=path, check=True, env=ENV)
-        subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=path, check=True, env=ENV)
-    return path
-
-
 def run(lib: str, body: str) -> float:
     code = "import os\n" + SETUP[lib] + PREPARE + textwrap.dedent(body)
-    result = subprocess.run([sys.executable, "-c", code], cwd=scratch(lib), env=ENV, capture_output=True,
+    result = subprocess.run([sys.executable, "-c", code], cwd=scratch_repo(f"bench-{lib}-"), env=ENV,
+                            capture_output=True,
                             text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"{lib} workload failed:\n{result.stderr[-3000:]}")

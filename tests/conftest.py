@@ -70,6 +70,15 @@ def repo(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    """An empty temporary directory (no repository) as the current directory."""
+    monkeypatch.chdir(tmp_path)
+    reset_gitexp()
+    yield tmp_path
+    reset_gitexp()
+
+
+@pytest.fixture
 def client(repo):
     import gitexp
 

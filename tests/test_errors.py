@@ -8,7 +8,6 @@ import gitexp
 from gitexp.exceptions import (
     GitexpError,
     InvalidParameterValue,
-    NotAGitRepository,
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
@@ -120,14 +119,3 @@ def test_logging_to_a_deleted_run_is_refused(client):
     client.delete_run(run_id)
     with pytest.raises(GitexpError, match=run_id):
         client.log_metric(run_id, "m", 1.0)
-
-
-def test_not_a_git_repository_suggests_git_init(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_gitexp()
-    with pytest.raises(NotAGitRepository) as info:
-        gitexp.start_run()
-    message = str(info.value)
-    assert str(tmp_path) in message and "git init" in message and "gitexp init" in message
-    assert not (tmp_path / ".git").exists()
-    reset_gitexp()

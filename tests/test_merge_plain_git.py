@@ -14,16 +14,9 @@ from gitexp.entities import ViewType
 from gitexp.store import layout
 from gitexp.store import sync as sync_mod
 
-from .conftest import git, reset_gitexp
+from .conftest import git
 from .remotes import bare_remote, clone, first_clone
 
-
-@pytest.fixture
-def fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_gitexp()
-    yield tmp_path
-    reset_gitexp()
 
 
 def finished_run(client: gitexp.Client, experiment_id: str, name: str, **metrics: float) -> str:

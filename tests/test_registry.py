@@ -6,7 +6,7 @@ import pytest
 
 import gitexp
 from gitexp.entities.model_registry import ModelVersion, ModelVersionStatus, RegisteredModel
-from gitexp.exceptions import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist, SearchError
+from gitexp.exceptions import InvalidParameterValue, ResourceDoesNotExist, SearchError
 from gitexp.store.layout import load_yaml
 from gitexp.store.registry import parse_models_uri, resolve_models_uri
 

@@ -6,8 +6,6 @@ import warnings
 
 import pytest
 
-import gitexp
-
 
 def _workflow(client, resolve) -> dict:
     """The tutorial's promotion workflow plus the corners people hit; returns what a user would see."""

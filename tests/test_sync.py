@@ -15,16 +15,9 @@ from gitexp.exceptions import MergeConflict, SyncError
 from gitexp.store import sync as sync_mod
 from gitexp.store.objects import MODE_BLOB
 
-from .conftest import git, make_repo, reset_gitexp
+from .conftest import git, make_repo
 from .remotes import GitDaemon, bare_remote, child_env, clone, first_clone
 
-
-@pytest.fixture
-def fresh(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reset_gitexp()
-    yield tmp_path
-    reset_gitexp()
 
 
 @pytest.fixture(params=["bare", "daemon"])

@@ -102,9 +102,7 @@ def save_model(sk_model: Any, path: str | os.PathLike, conda_env: Any = None, co
 
     from . import pyfunc
     from .models._environment import CONDA_ENV_FILE, PYTHON_ENV_FILE
-    from .models._example import save_example
-    from .models._flavor import copy_code_paths, finish_model, prepare_save_path
-    from .models.signature import infer_from_example
+    from .models._flavor import begin_model, finish_model
 
     if serialization_format not in SUPPORTED_SERIALIZATION_FORMATS:
         raise InvalidParameterValue(
@@ -113,16 +111,8 @@ def save_model(sk_model: Any, path: str | os.PathLike, conda_env: Any = None, co
         raise InvalidParameterValue(
             f"pyfunc_predict_fn must be predict, predict_proba, predict_log_proba, predict_joint_log_proba or "
             f"score, got {pyfunc_predict_fn!r}")
-    path = prepare_save_path(path)
-    code = copy_code_paths(code_paths, path)
-    model = mlflow_model or Model()
-    example = save_example(model, input_example, path)
-    if signature is None and example is not None:
-        signature = infer_from_example(example, _SklearnModelWrapper(sk_model))
-    if signature is not None and signature is not False:
-        model.signature = signature
-    if metadata is not None:
-        model.metadata = metadata
+    path, code, model = begin_model(path, code_paths, mlflow_model, input_example, signature, metadata,
+                                    _SklearnModelWrapper(sk_model))
     data_file = _SKOPS_FILE if serialization_format == SERIALIZATION_FORMAT_SKOPS else _PICKLE_FILE
     _dump(sk_model, os.path.join(path, data_file), serialization_format, skops_trusted_types)
     if hasattr(sk_model, pyfunc_predict_fn):

@@ -61,25 +61,15 @@ def save_model(xgb_model: Any, path: str | os.PathLike, conda_env: Any = None, c
 
     from . import pyfunc
     from .models._environment import CONDA_ENV_FILE, PYTHON_ENV_FILE
-    from .models._example import save_example
-    from .models._flavor import copy_code_paths, finish_model, prepare_save_path
-    from .models.signature import infer_from_example
+    from .models._flavor import begin_model, finish_model
 
     if not isinstance(xgb_model, (xgb.Booster, xgb.XGBModel)):
         raise InvalidParameterValue(
             f"gitexp.xgboost saves xgboost.Booster and XGBModel (XGBClassifier...) objects, got {_class_name(xgb_model)}")
     if model_format not in _FORMATS:
         raise InvalidParameterValue(f"Unknown model_format {model_format!r}; use 'ubj' (default), 'json' or 'xgb'")
-    path = prepare_save_path(path)
-    code = copy_code_paths(code_paths, path)
-    model = mlflow_model or Model()
-    example = save_example(model, input_example, path)
-    if signature is None and example is not None:
-        signature = infer_from_example(example, _XGBModelWrapper(xgb_model))
-    if signature is not None and signature is not False:
-        model.signature = signature
-    if metadata is not None:
-        model.metadata = metadata
+    path, code, model = begin_model(path, code_paths, mlflow_model, input_example, signature, metadata,
+                                    _XGBModelWrapper(xgb_model))
     data_file = f"model.{model_format}"
     xgb_model.save_model(os.path.join(path, data_file), **kwargs)
     pyfunc.add_to_model(model, loader_module="mlflow.xgboost", data=data_file, conda_env=CONDA_ENV_FILE,

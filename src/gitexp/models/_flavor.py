@@ -84,6 +84,30 @@ def directory_size(path: str) -> int:
     return total
 
 
+def begin_model(path: str | os.PathLike, code_paths: list[str] | None, mlflow_model: Model | None,
+                input_example: Any, signature: Any, metadata: dict[str, Any] | None,
+                predictor: Any) -> tuple[str, str | None, Model]:
+    """The first steps of a flavor's save_model: the directory, code, example, signature, metadata.
+
+    The signature is inferred from the input example through `predictor` (an
+    object with ``predict``) unless given; ``signature=False`` means none.
+    """
+    from ._example import save_example
+    from .signature import infer_from_example
+
+    path = prepare_save_path(path)
+    code = copy_code_paths(code_paths, path)
+    model = mlflow_model or Model()
+    example = save_example(model, input_example, path)
+    if signature is None and example is not None:
+        signature = infer_from_example(example, predictor)
+    if signature is not None and signature is not False:
+        model.signature = signature
+    if metadata is not None:
+        model.metadata = metadata
+    return path, code, model
+
+
 def finish_model(model: Model, path: str, default_requirements: list[str], conda_env: Any = None,
                  pip_requirements: Any = None, extra_pip_requirements: Any = None) -> None:
     """Write MLmodel and the environment files: the last step of every save_model."""

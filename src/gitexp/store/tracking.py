@@ -24,7 +24,6 @@ from ..entities import (
     LifecycleStage,
     Metric,
     Run,
-    RunInfo,
     RunStatus,
     ViewType,
 )
