@@ -76,8 +76,8 @@ def _specs() -> list[RunSpec]:
         ("taxi-7", 360, 5.5, "xgboost", {"alpha": "it's", "note": "50% off_sale"}, {"mlflow.note.content": "best"}),
         ("taxi-8", 370, math.nan, "xgboost", {"alpha": "Ärger"}, {"type": "LogisticRegression"}),
         ("taxi-9", 380, math.inf, None, {"alpha": "ärger", "model": "gpt-4"}, {"type": "logistic"}),
-        ("taxi-10", 390, -math.inf, "sklearn", {}, {"production": "false"}),
-        ("taxi-11", 400, 6.0, "xgboost", {"alpha": "0.01"}, {"model type": "tree"}),
+        ("taxi-10", 390, -math.inf, "sklearn", {"glob": "aXb"}, {"production": "false"}),
+        ("taxi-11", 400, 6.0, "xgboost", {"alpha": "0.01", "glob": "a*b?[c]"}, {"model type": "tree"}),
     ]
     for name, start, rmse, model, params, extra in taxi:
         tags = dict(extra)

@@ -271,6 +271,11 @@ class _Parser:
             key = rest
         else:
             if not rest_parts:
+                nxt = self.peek()
+                if nxt is not None and nxt.kind == "squote" and nxt.start == parts[-1].end:
+                    raise self.error("single quotes are for values, not keys", nxt,
+                                     f"Quote the key in back ticks or double quotes, e.g. "
+                                     f"{_PREFIX.get(entity, entity)}.`{_unquote(nxt)}`.")
                 raise self.error(f"missing key after '{entity_text}.'", head,
                                  f"Name the key, e.g. {_PREFIX.get(entity, entity)}.rmse.")
             if rest_parts[0].kind == "word":
