@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ..store.state import RunState
     from ..store.tracking import GitStore
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_S = 300.0
 _CONTEXT_TAG = "mlflow.data.context"
 
@@ -82,7 +82,7 @@ CREATE INDEX IF NOT EXISTS runs_by_bucket ON runs (bucket);
 CREATE TABLE IF NOT EXISTS metrics (
     rid INTEGER NOT NULL, key TEXT NOT NULL, value REAL, is_nan INTEGER NOT NULL,
     step INTEGER NOT NULL, timestamp INTEGER NOT NULL, PRIMARY KEY (rid, key)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS metrics_by_value ON metrics (key, value);
+CREATE INDEX IF NOT EXISTS metrics_by_value ON metrics (key, value, is_nan);
 CREATE TABLE IF NOT EXISTS params (
     rid INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (rid, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS params_by_value ON params (key, value);
@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS inputs (
     dataset TEXT NOT NULL, tags TEXT NOT NULL, PRIMARY KEY (rid, pos)) WITHOUT ROWID;
 """
 _CHILD_TABLES = ("metrics", "params", "tags", "inputs")
+_DECODER = json.JSONDecoder()
+_SECONDARY_INDEXES = ("runs_by_experiment", "runs_by_bucket", "metrics_by_value", "params_by_value", "tags_by_value")
 _RUN_COLUMNS = ("run_id", "experiment_id", "run_name", "user_id", "status", "start_time", "end_time",
                 "stage", "artifact_uri")
 _ATTRIBUTE_COLUMNS = {"run_id": "run_id", "run_name": "run_name", "status": "status", "user_id": "user_id",
@@ -218,6 +220,11 @@ def _sync_runs(conn: sqlite3.Connection, store: "GitStore", runs_tree: str | Non
         "SELECT rid, run_id, tree FROM runs WHERE bucket IN (SELECT value FROM json_each(?))",
         (json.dumps(changed + gone),))}
     removed = [rid for run_id, (rid, _) in before.items() if run_id not in now]
+    # A cold build fills empty tables: build the secondary indexes once, at the end.
+    bulk = len(now) > 1000 and conn.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None
+    if bulk:
+        for name in _SECONDARY_INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
     to_fold = {run_id: tree for run_id, (_, tree) in now.items() if before.get(run_id, (0, None))[1] != tree}
     replaced = [before[run_id][0] for run_id in to_fold if run_id in before]
     _delete_runs(conn, removed + replaced)
@@ -233,6 +240,10 @@ def _sync_runs(conn: sqlite3.Connection, store: "GitStore", runs_tree: str | Non
         if len(rows) >= 2000:
             rows.write(conn)
     rows.write(conn)
+    if bulk:
+        for statement in _SCHEMA.split(";"):
+            if "CREATE INDEX" in statement:
+                conn.execute(statement)
     conn.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?)", [(n, new_buckets[n]) for n in changed])
     conn.executemany("DELETE FROM buckets WHERE name = ?", [(n,) for n in gone])
 
@@ -484,9 +495,29 @@ class IndexView:
         return [r[0] for r in rows]
 
     # -- reading rows ----------------------------------------------------------------------------------
-    def _children(self, table: str, columns: str, ids: str) -> list[tuple]:
+    # Params and tags come back as one JSON object per run (json_group_object: exact for
+    # strings, and far fewer rows to hand to Python); metrics as rows, because SQLite's
+    # JSON would round doubles to 15 digits.  A large selection scans the tables once
+    # instead of seeking run by run.
+    def _scan_all(self, rids: list[int]) -> bool:
+        if len(rids) < 256:
+            return False
+        total = self.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        return len(rids) * 3 > total
+
+    def _objects(self, table: str, ids: str, scan: bool) -> Iterator[tuple[int, dict[str, str]]]:
+        where = "" if scan else "WHERE rid IN (SELECT value FROM json_each(?))"
+        cursor = self.conn.execute(f"SELECT rid, json_group_object(key, value) FROM {table} {where} GROUP BY rid",
+                                   () if scan else (ids,))
+        decode = _DECODER.raw_decode
+        for rid, doc in cursor:
+            yield rid, decode(doc)[0]
+
+    def _metric_rows(self, columns: str, ids: str, scan: bool) -> list[tuple]:
+        if scan:
+            return self.conn.execute(f"SELECT rid, {columns} FROM metrics").fetchall()
         return self.conn.execute(
-            f"SELECT rid, {columns} FROM {table} WHERE rid IN (SELECT value FROM json_each(?))", (ids,)).fetchall()
+            f"SELECT rid, {columns} FROM metrics WHERE rid IN (SELECT value FROM json_each(?))", (ids,)).fetchall()
 
     def _info(self, ids: str) -> list[tuple]:
         return self.conn.execute(
@@ -503,21 +534,18 @@ class IndexView:
         if not rids:
             return []
         ids = json.dumps(rids)
-        metrics: dict[int, list[Metric]] = {}
-        params: dict[int, list[Param]] = {}
-        tags: dict[int, list[RunTag]] = {}
-        inputs: dict[int, list[DatasetInput]] = {}
-        run_ids = {}
+        scan = self._scan_all(rids)
         info_rows = self._info(ids)
-        for row in info_rows:
-            run_ids[row[0]] = row[1]
-        for rid, key, value, is_nan, step, ts in self._children("metrics", "key, value, is_nan, step, timestamp", ids):
-            metrics.setdefault(rid, []).append(
-                Metric(key, math.nan if is_nan else value, ts, step, run_id=run_ids[rid]))
-        for rid, key, value in self._children("params", "key, value", ids):
-            params.setdefault(rid, []).append(Param(key, value))
-        for rid, key, value in self._children("tags", "key, value", ids):
-            tags.setdefault(rid, []).append(RunTag(key, value))
+        run_ids = {row[0]: row[1] for row in info_rows}
+        metrics: dict[int, list[Metric]] = {}
+        nan = math.nan
+        for rid, key, value, is_nan, step, ts in self._metric_rows("key, value, is_nan, step, timestamp", ids, scan):
+            run_id = run_ids.get(rid)
+            if run_id is not None:
+                metrics.setdefault(rid, []).append(Metric(key, nan if is_nan else value, ts, step, run_id=run_id))
+        params = {rid: doc for rid, doc in self._objects("params", ids, scan) if rid in run_ids}
+        tags = {rid: doc for rid, doc in self._objects("tags", ids, scan) if rid in run_ids}
+        inputs: dict[int, list[DatasetInput]] = {}
         for rid, _pos, dataset_json, tags_json in self.conn.execute(
                 "SELECT rid, pos, dataset, tags FROM inputs WHERE rid IN (SELECT value FROM json_each(?)) "
                 "ORDER BY rid, pos", (ids,)):
@@ -527,8 +555,8 @@ class IndexView:
             info = RunInfo(run_id=run_id, experiment_id=experiment_id, user_id=user_id or "", status=status,
                            start_time=start, end_time=end, lifecycle_stage=self.lifecycle(stage, experiment_id),
                            artifact_uri=artifact_uri, run_name=run_name)
-            data = RunData(metrics=metrics.get(rid), params=params.get(rid), tags=tags.get(rid))
-            out.append(Run(info, data, RunInputs(inputs.get(rid))))
+            out.append(Run(info, _run_data(metrics.get(rid), params.get(rid), tags.get(rid)),
+                           RunInputs(inputs.get(rid))))
         return out
 
     def columns(self, rids: list[int]) -> dict[str, Any]:
@@ -536,27 +564,31 @@ class IndexView:
         import numpy as np
 
         ids = json.dumps(rids)
+        scan = self._scan_all(rids)
         info_rows = self._info(ids)
         n = len(info_rows)
         position = {row[0]: i for i, row in enumerate(info_rows)}
         metrics: dict[str, Any] = {}
-        for rid, key, value, is_nan in self._children("metrics", "key, value, is_nan", ids):
+        for rid, key, value in self._metric_rows("key, value", ids, scan):
+            i = position.get(rid)
+            if i is None:
+                continue
             column = metrics.get(key)
             if column is None:
                 column = metrics[key] = np.full(n, np.nan)
-            column[position[rid]] = np.nan if is_nan else value
-        params: dict[str, list] = {}
-        for rid, key, value in self._children("params", "key, value", ids):
-            column = params.get(key)
-            if column is None:
-                column = params[key] = [None] * n
-            column[position[rid]] = value
-        tags: dict[str, list] = {}
-        for rid, key, value in self._children("tags", "key, value", ids):
-            column = tags.get(key)
-            if column is None:
-                column = tags[key] = [None] * n
-            column[position[rid]] = value
+            if value is not None:  # None is NaN (SQLite stores NaN as NULL)
+                column[i] = value
+        groups: dict[str, dict[str, list]] = {"params": {}, "tags": {}}
+        for table, columns in groups.items():
+            for rid, doc in self._objects(table, ids, scan):
+                i = position.get(rid)
+                if i is None:
+                    continue
+                for key, value in doc.items():
+                    column = columns.get(key)
+                    if column is None:
+                        column = columns[key] = [None] * n
+                    column[i] = value
         return {
             "run_id": [r[1] for r in info_rows],
             "experiment_id": [r[2] for r in info_rows],
@@ -567,9 +599,18 @@ class IndexView:
             "lifecycle_stage": [self.lifecycle(r[8], r[2]) for r in info_rows],
             "run_name": [r[3] for r in info_rows],
             "metrics": metrics,
-            "params": params,
-            "tags": tags,
+            "params": groups["params"],
+            "tags": groups["tags"],
         }
+
+
+def _run_data(metrics: list[Metric] | None, params: dict[str, str] | None, tags: dict[str, str] | None) -> RunData:
+    # RunData keeps params and tags as plain dicts: hand it ours instead of building a
+    # Param and a RunTag per value only for it to unpack them again.
+    data = RunData(metrics=metrics)
+    data._params = params or {}
+    data._tags = tags or {}
+    return data
 
 
 def _dataset_input(dataset: dict, tags: dict) -> DatasetInput:
