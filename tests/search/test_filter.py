@@ -34,6 +34,8 @@ def clauses(text, schema=None):
     ("`metrics`.`f1 score` > .5", [("metric", "f1 score", ">", 0.5)]),
     ("metrics.1st > 5.", [("metric", "1st", ">", 5.0)]),
     ("params.é = 'ü'", [("param", "é", "=", "ü")]),
+    ("metrics.a < 1" + "0" * 400, [("metric", "a", "<", float("inf"))]),
+    ("start_time > -99999999999999999999", [("attribute", "start_time", ">", -1e20)]),
 ])
 def test_accepted_filters(text, expected):
     assert clauses(text) == expected

@@ -366,3 +366,44 @@ def test_many_runs_are_folded_in_bulk(repo, client):
         {r: fresh._store.branch.run_tree(r) for r in ids}, chunk=16))
     for run_id in ids[::7]:
         assert fresh.get_run(run_id) == fresh._store.to_run(states[run_id])
+
+
+def test_search_before_anything_was_logged(client):
+    assert client.search_runs("0") == []
+    assert client.search_runs("0", "metrics.rmse < 1", order_by=["params.a"]) == []
+    assert len(client.search_runs_frame("0")) == 0
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+
+
+def test_numbers_beyond_64_bits(repo, client):
+    exp = client.create_experiment("e")
+    _log_runs(client, exp, 3)
+    assert len(client.search_runs(exp, "metrics.rmse < 1" + "0" * 400)) == 3
+    assert client.search_runs(exp, "attributes.start_time > 1" + "0" * 30) == []
+    assert len(client.search_runs(exp, "attributes.start_time > -1" + "0" * 30)) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_searches_with_its_own_connection(repo, client):
+    import multiprocessing
+
+    exp = client.create_experiment("e")
+    _log_runs(client, exp, 3)
+    assert len(client.search_runs(exp)) == 3  # the parent holds an open index connection
+
+    def child(queue):
+        try:
+            c = gitexp.Client()
+            _log_runs(c, exp, 1, start=1_800_000_000_000, prefix="child")
+            queue.put(_names(c.search_runs(exp, max_results=2)))
+        except Exception as exc:  # reported to the parent
+            queue.put(repr(exc))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    result = queue.get(timeout=60)
+    proc.join(60)
+    assert result == ["child-0", "run-2"]
+    assert _names(client.search_runs(exp, max_results=1)) == ["child-0"]

@@ -382,7 +382,9 @@ class _Parser:
     def _number(self, token: _Token, value_type: str) -> int | float:
         text = token.text
         if re.fullmatch(r"-?\d+", text):
-            return int(text)
+            number = int(text)
+            # Beyond 64 bits SQLite has only doubles: compare as one (1e400 is inf, as in MLflow).
+            return number if abs(number) < 2**63 else float(text)
         if value_type == "int":
             raise self.error("expected a whole number (milliseconds since the epoch)", token)
         return float(text)

@@ -262,6 +262,15 @@ class RunIndex:
         self._conn_pid = 0
         self._conn_inode: tuple[int, int] | None = None
         self._snapshots: dict[str, sqlite3.Connection] = {}
+        self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        # A child process shares nothing with its parent's connections or lock holders.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self.lock = threading.RLock()
+            self._conn = None
+            self._snapshots = {}
 
     # -- the connection --------------------------------------------------------------------------------
     def connection(self) -> sqlite3.Connection:
@@ -323,6 +332,7 @@ class RunIndex:
     def view(self, as_of: str | None = None) -> Iterator["IndexView"]:
         """A consistent view for one search: the branch tip (with this process's pending
         changes) or, with `as_of`, the given commit."""
+        self._after_fork()
         with self.lock:
             if as_of is not None:
                 yield self._snapshot_view(as_of)
@@ -381,7 +391,7 @@ class RunIndex:
             snap = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             live.backup(snap)
             refresh_to(snap, self.store, commit)
-            while len(self._snapshots) >= 2:
+            while self._snapshots:  # one past state at a time: each is a copy of the index
                 self._snapshots.pop(next(iter(self._snapshots))).close()
             self._snapshots[commit] = snap
         return IndexView(self.store, snap, commit)
