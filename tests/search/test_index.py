@@ -407,3 +407,19 @@ def test_forked_child_searches_with_its_own_connection(repo, client):
     proc.join(60)
     assert result == ["child-0", "run-2"]
     assert _names(client.search_runs(exp, max_results=1)) == ["child-0"]
+
+
+def test_unusable_index_path_falls_back_to_memory(repo, client, caplog):
+    exp = client.create_experiment("e")
+    _log_runs(client, exp, 3)
+    gitexp.client.forget_stores()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(INDEX + suffix):
+            os.unlink(INDEX + suffix)
+    os.makedirs(INDEX)  # a directory where the file should be: SQLite cannot open it
+    fresh = gitexp.Client()
+    with caplog.at_level("WARNING", logger="gitexp"):
+        assert sorted(_names(fresh.search_runs(exp, "metrics.rmse >= 1"))) == ["run-1", "run-2"]
+    assert "in memory" in caplog.text
+    _log_runs(fresh, exp, 1, start=1_800_000_000_000, prefix="later")
+    assert _names(fresh.search_runs(exp, max_results=1)) == ["later-0"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from ..store.tracking import GitStore
 
 SCHEMA_VERSION = 2
+_log = logging.getLogger("gitexp")
 _BUSY_TIMEOUT_S = 300.0
 _CONTEXT_TAG = "mlflow.data.context"
 
@@ -277,6 +279,8 @@ class RunIndex:
         """This process's connection; reopened after fork or when the file was deleted."""
         conn = self._conn
         if conn is not None and self._conn_pid == os.getpid():
+            if self._conn_inode is None:  # the in-memory fallback
+                return conn
             try:
                 st = os.stat(self.path)
                 if (st.st_dev, st.st_ino) == self._conn_inode:
@@ -287,16 +291,27 @@ class RunIndex:
             conn.close()
         self._conn = None
         try:
-            conn = self._open()
-        except sqlite3.DatabaseError as exc:
-            if not _damaged(exc):
+            try:
+                conn = self._open()
+            except sqlite3.DatabaseError as exc:
+                if not _damaged(exc):
+                    raise
+                self._remove_files()  # a damaged index is rebuilt, never trusted
+                conn = self._open()
+            st = os.stat(self.path)
+            inode: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except (OSError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
-            self._remove_files()  # a damaged index is rebuilt, never trusted
-            conn = self._open()
+            # A read-only repository, a full disk...: search from an index in memory.
+            _log.warning("gitexp: cannot use the search index %s (%s); this process keeps one in memory",
+                         self.path, exc)
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            _ensure_schema(conn)
+            inode = None
         self._conn = conn
         self._conn_pid = os.getpid()
-        st = os.stat(self.path)
-        self._conn_inode = (st.st_dev, st.st_ino)
+        self._conn_inode = inode
         return conn
 
     def _open(self) -> sqlite3.Connection:
