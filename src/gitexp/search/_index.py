@@ -33,7 +33,7 @@ import math
 import os
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..entities import (
     Dataset,
@@ -41,12 +41,10 @@ from ..entities import (
     InputTag,
     LifecycleStage,
     Metric,
-    Param,
     Run,
     RunData,
     RunInfo,
     RunInputs,
-    RunTag,
     ViewType,
 )
 from ..exceptions import SearchError
@@ -711,7 +709,3 @@ def forget_indexes() -> None:
             index.close()
         _indexes.clear()
 
-
-def iter_chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
