@@ -42,6 +42,7 @@ from .fluent import (
     log_metrics,
     log_param,
     log_params,
+    metric_history_frame,
     rename_experiment,
     restore_experiment,
     restore_run,
@@ -120,9 +121,9 @@ __all__ = [
     "log_param",
     "log_params",
     "register_model",
-
     "log_table",
     "log_text",
+    "metric_history_frame",
     "rename_experiment",
     "restore_experiment",
     "restore_run",

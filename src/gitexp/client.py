@@ -6,6 +6,7 @@ Method names, arguments and return types follow ``mlflow.MlflowClient``.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -66,6 +67,9 @@ def forget_stores() -> None:
     repo.forget_cached_repositories()
     with tracking._stores_lock:
         tracking._stores.clear()
+    index = sys.modules.get("gitexp.search._index")
+    if index is not None:
+        index.forget_indexes()
 
 
 class Client:
@@ -179,13 +183,46 @@ class Client:
 
     def search_runs(self, experiment_ids: str | list[str], filter_string: str = "",
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
-                    order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
+                    order_by: list[str] | None = None, page_token: str | None = None,
+                    as_of: Any = None) -> PagedList:
+        """Runs matching an MLflow filter string, ordered and paged (at most 50000 a page).
+
+        ``as_of`` (gitexp addition) searches the store as it was: a commit-ish
+        (``"gitexp~3"``, a commit id) or a date/datetime (or ISO string of one).
+        """
         from .search import search_runs
 
-        if isinstance(experiment_ids, (str, int)):
-            experiment_ids = [str(experiment_ids)]
-        return search_runs(self._store, [str(e) for e in experiment_ids], filter_string, run_view_type,
-                           max_results, order_by, page_token)
+        return search_runs(self._store, experiment_ids, filter_string, run_view_type,
+                           max_results, order_by, page_token, as_of)
+
+    def search_runs_frame(self, experiment_ids: str | list[str], filter_string: str = "",
+                          run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
+                          order_by: list[str] | None = None, as_of: Any = None):
+        """search_runs as a pandas DataFrame with MLflow's columns, any number of rows (gitexp addition).
+
+        Built column-wise from the search index, without Run entities: the fast
+        path behind ``gitexp.search_runs``.
+        """
+        from .search import search_runs_frame
+
+        return search_runs_frame(self._store, experiment_ids, filter_string, run_view_type,
+                                 max_results, order_by, as_of)
+
+    def get_metric_histories(self, run_ids: Any, keys: str | Sequence[str] | None = None) -> list[Metric]:
+        """Every logged point of the given metrics (default: all) of many runs (gitexp addition).
+
+        Ordered by run (as given), key, step and timestamp; each Metric carries its run_id.
+        """
+        from .search import metric_history_metrics
+
+        return metric_history_metrics(self._store, run_ids, keys)
+
+    def metric_history_frame(self, run_ids: Any, keys: str | Sequence[str] | None = None):
+        """A tidy pandas DataFrame of metric histories: columns run_id, key, step, timestamp,
+        value; one row per logged point (gitexp addition)."""
+        from .search import metric_history_frame
+
+        return metric_history_frame(self._store, run_ids, keys)
 
     def flush(self, run_id: str | None = None) -> None:
         """Commit pending changes now instead of at the next checkpoint (gitexp addition)."""

@@ -369,37 +369,62 @@ def delete_tag(key: str) -> None:
 def search_runs(experiment_ids: list[str] | None = None, filter_string: str = "",
                 run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 100000,
                 order_by: list[str] | None = None, output_format: str = "pandas",
-                search_all_experiments: bool = False, experiment_names: list[str] | None = None):
-    """Runs matching a filter, as a pandas DataFrame (or a list with output_format='list')."""
+                search_all_experiments: bool = False, experiment_names: list[str] | None = None,
+                as_of: Any = None):
+    """Runs matching an MLflow filter string, as a pandas DataFrame (or a list with output_format='list').
+
+    The DataFrame has MLflow's columns: run_id, experiment_id, status, artifact_uri,
+    start_time, end_time (UTC datetimes), then metrics.*, params.* and tags.*.
+    Without experiment ids or names the active experiment is searched, or every
+    active experiment with search_all_experiments=True.  ``as_of`` (gitexp
+    addition) searches the store as it was at a commit or a date.
+    """
     client = _client()
-    if experiment_names:
+    no_ids = not experiment_ids
+    no_names = not experiment_names
+    if not no_ids and not no_names:
+        raise InvalidParameterValue("Only experiment_ids or experiment_names can be used, but not both")
+    if output_format not in ("pandas", "list"):
+        raise InvalidParameterValue(f"output_format must be 'pandas' or 'list', got {output_format!r}")
+    if not no_names:
         ids = []
-        for name in experiment_names:
-            exp = client.get_experiment_by_name(name)
-            if exp is not None:
-                ids.append(exp.experiment_id)
-        experiment_ids = (experiment_ids or []) + ids
-    elif not experiment_ids:
-        if search_all_experiments:
-            experiment_ids = [e.experiment_id for e in client.search_experiments(ViewType.ALL, None)]
-        else:
-            experiment_ids = [_experiment_id()]
+        for name in experiment_names or []:
+            experiment = client.get_experiment_by_name(name) if name is not None else None
+            if experiment is not None:
+                ids.append(experiment.experiment_id)
+            elif name is not None:
+                import logging
+
+                logging.getLogger("gitexp").warning("gitexp: no experiment named %r; it is left out of the search",
+                                                    name)
+    elif not no_ids:
+        ids = [experiment_ids] if isinstance(experiment_ids, (str, int)) else list(experiment_ids)  # type: ignore[arg-type]
+    elif search_all_experiments:
+        ids = [e.experiment_id for e in client.search_experiments(ViewType.ACTIVE_ONLY, None)]
+    else:
+        ids = [_experiment_id()]
+    if output_format == "pandas":
+        return client.search_runs_frame(ids, filter_string, run_view_type, max_results, order_by, as_of)
     runs: list[Run] = []
     token = None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string, run_view_type,
-                                  min(max_results - len(runs), 50000), order_by, token)
+    while ids and len(runs) < max_results:
+        page = client.search_runs(ids, filter_string, run_view_type, min(max_results - len(runs), 50000),
+                                  order_by, token, as_of)
         runs.extend(page)
         token = page.token
-        if not token or len(runs) >= max_results:
+        if not token:
             break
-    if output_format == "list":
-        return runs
-    if output_format != "pandas":
-        raise InvalidParameterValue(f"output_format must be 'pandas' or 'list', got {output_format!r}")
-    from .search import runs_to_dataframe
+    return runs
 
-    return runs_to_dataframe(runs)
+
+def metric_history_frame(run_ids: Any, keys: str | list[str] | None = None):
+    """A tidy pandas DataFrame of metric histories (gitexp addition).
+
+    One row per logged point, columns run_id, key, step, timestamp (ms), value --
+    ready for ``df.groupby(["run_id", "key"])`` or a line plot per run.
+    `run_ids` may be one id, a list of ids or Runs, or a search_runs DataFrame.
+    """
+    return _client().metric_history_frame(run_ids, keys)
 
 
 def flush() -> None:
@@ -428,7 +453,8 @@ __all__ = [
     "ActiveRun", "active_run", "create_experiment", "delete_experiment", "delete_experiment_tag",
     "delete_run", "delete_tag", "end_run", "flush", "get_experiment", "get_experiment_by_name",
     "get_parent_run", "get_run", "get_tracking_uri", "is_tracking_uri_set", "last_active_run",
-    "log_metric", "log_metrics", "log_param", "log_params", "rename_experiment", "restore_experiment",
+    "log_metric", "log_metrics", "log_param", "log_params", "metric_history_frame", "rename_experiment",
+    "restore_experiment",
     "restore_run", "search_experiments", "search_runs", "set_experiment", "set_experiment_tag",
     "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri", "start_run",
 ]

@@ -35,40 +35,170 @@ def _experiment_ids(ctx, experiments: tuple[str, ...], all_experiments: bool) ->
     return [e.experiment_id for e in ctx.client.search_experiments(max_results=None)]
 
 
+_ROW_FIELDS = ("run_id", "name", "experiment_id", "status", "start", "duration", "user", "lifecycle_stage",
+               "start_time", "end_time", "artifact_uri", "run_name", "user_id")
+
+
+def _columns(spec: str | None) -> list[str] | None:
+    if not spec:
+        return None
+    columns = [c.strip() for c in spec.split(",") if c.strip()]
+    for column in columns:
+        if column not in _ROW_FIELDS and not column.startswith(("metrics.", "params.", "tags.")):
+            raise click.BadParameter(
+                f"unknown column {column!r}; use {', '.join(_ROW_FIELDS)}, or metrics.<key>, params.<key>, "
+                "tags.<key>", param_hint="--columns")
+    return columns
+
+
+def _selection(func):
+    """Options shared by `runs list` and `runs export`: which runs, in which order."""
+    options = [
+        click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME|ID",
+                     help="Experiment to search (repeatable; default: every active experiment)."),
+        click.option("--all-experiments", is_flag=True, help="Search deleted experiments too."),
+        click.option("--filter", "filter_string", default="", metavar="FILTER",
+                     help="MLflow search filter, e.g. \"metrics.rmse < 7 and params.model = 'xgb'\"."),
+        click.option("--order-by", "order_by", multiple=True, metavar="KEY [ASC|DESC]",
+                     help="Sort key, e.g. \"metrics.rmse ASC\" (repeatable). Default: newest first."),
+        click.option("--view", type=click.Choice(list(_VIEWS)), default="active", show_default=True,
+                     help="Which runs: active, deleted or all."),
+        click.option("--as-of", "as_of", metavar="COMMIT|DATE",
+                     help="Search the store as it was: a commit (gitexp~3) or a date/time (2024-05-01)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @runs.command("list")
-@click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME|ID",
-              help="Experiment to search (repeatable; default: every active experiment).")
-@click.option("--all-experiments", is_flag=True, help="Search deleted experiments too.")
-@click.option("--filter", "filter_string", default="", metavar="FILTER",
-              help="MLflow search filter, e.g. \"metrics.rmse < 7 and params.model = 'xgb'\".")
-@click.option("--order-by", "order_by", multiple=True, metavar="KEY [ASC|DESC]",
-              help="Sort key, e.g. \"metrics.rmse ASC\" (repeatable). Default: newest first.")
-@click.option("--max", "max_results", type=int, default=100, show_default=True, help="At most this many runs.")
+@_selection
+@click.option("--max", "max_results", type=click.IntRange(min=1, max=50000), default=100, show_default=True,
+              help="At most this many runs.")
 @click.option("--columns", "-c", metavar="COL,COL", help="Columns to show, e.g. run_id,metrics.rmse,params.alpha.")
-@click.option("--view", type=click.Choice(list(_VIEWS)), default="active", show_default=True,
-              help="Which runs: active, deleted or all.")
 @format_option()
 @pass_context
-def list_runs(ctx, experiments, all_experiments, filter_string, order_by, max_results, columns, view, fmt) -> None:
-    """List runs, newest first, with their metrics and params.
+def list_runs(ctx, experiments, all_experiments, filter_string, order_by, view, as_of, max_results, columns,
+              fmt) -> None:
+    """List runs matching an MLflow filter, newest first, with their metrics and params.
 
     \b
     Example:
         gitexp runs list -e nyc-taxi --filter "tags.model = 'xgboost'" \\
             --order-by "metrics.rmse ASC" --max 5 -c run_id,metrics.rmse,params.max_depth
+        gitexp runs list --filter "metrics.rmse < 7" --as-of "2 weeks ago"
     """
+    cols = _columns(columns)
     ids = _experiment_ids(ctx, experiments, all_experiments)
-    found = ctx.client.search_runs(ids, filter_string, _VIEWS[view], max_results, list(order_by) or None)
-    rows = [run_row(r) for r in found]
+    found = ctx.client.search_runs(ids, filter_string, _VIEWS[view], max_results, list(order_by) or None,
+                                   as_of=as_of)
+    rows = []
+    for r in found:
+        row = run_row(r)
+        row.update(start_time=r.info.start_time, end_time=r.info.end_time, artifact_uri=r.info.artifact_uri,
+                   run_name=r.info.run_name, user_id=r.info.user_id)
+        rows.append(row)
     caption = None
-    if columns:
-        cols = [c.strip() for c in columns.split(",")]
-    else:
+    if not cols:
         cols, caption = default_run_columns(rows, fmt)
     if fmt == "table":
         for r in rows:
             r["run_id"] = r["run_id"][:8]
     emit(rows, cols, fmt, caption=caption)
+
+
+_EXPORT_FORMATS = ("csv", "parquet", "json")
+
+
+@runs.command("export")
+@_selection
+@click.option("--max", "max_results", type=click.IntRange(min=1), default=None,
+              help="At most this many runs (default: all).")
+@click.option("--columns", "-c", metavar="COL,COL",
+              help="Columns to keep, e.g. run_id,start_time,metrics.rmse (default: all, as mlflow.search_runs).")
+@click.option("--format", "-f", "fmt", type=click.Choice(_EXPORT_FORMATS), default="csv", show_default=True,
+              help="File format.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="File to write (default: standard output; required for parquet).")
+@pass_context
+def export(ctx, experiments, all_experiments, filter_string, order_by, view, as_of, max_results, columns, fmt,
+           output) -> None:
+    """Export runs as a table: the DataFrame gitexp.search_runs returns, as CSV, Parquet or JSON.
+
+    Columns are MLflow's: run_id, experiment_id, status, artifact_uri,
+    start_time, end_time (UTC), then metrics.*, params.* and tags.*.
+
+    \b
+    Example:
+        gitexp runs export -e nyc-taxi --filter "metrics.rmse < 7" -f parquet -o runs.parquet
+        gitexp runs export --order-by "metrics.rmse" -c run_id,metrics.rmse,params.alpha > runs.csv
+        gitexp runs export -f json --as-of 2024-05-01 -o may.json
+    """
+    if fmt == "parquet" and not output:
+        raise click.UsageError("Parquet is binary: give a file with -o FILE")
+    ids = _experiment_ids(ctx, experiments, all_experiments)
+    frame = ctx.client.search_runs_frame(ids, filter_string, _VIEWS[view], max_results, list(order_by) or None,
+                                         as_of=as_of)
+    if columns:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in frame.columns]
+        known_prefix = [c for c in missing if c.startswith(("metrics.", "params.", "tags."))]
+        if len(known_prefix) < len(missing):
+            bad = [c for c in missing if c not in known_prefix]
+            raise click.BadParameter(f"unknown column(s) {', '.join(map(repr, bad))}; columns are "
+                                     f"{', '.join(frame.columns[:6])} and metrics.*, params.*, tags.*",
+                                     param_hint="--columns")
+        for column in known_prefix:  # a key no selected run has: an empty column, as in a DataFrame
+            frame[column] = None
+        frame = frame[wanted]
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise click.ClickException(
+                "Writing Parquet needs pyarrow: pip install 'gitexp[parquet]' (or pip install pyarrow)") from None
+        frame.to_parquet(output, index=False)
+    elif fmt == "csv":
+        text = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ", lineterminator="\n")
+        _write_text(text, output)
+    else:
+        _write_text(json.dumps(_records(frame), indent=2, ensure_ascii=False) + "\n", output)
+    if output:
+        click.echo(f"Wrote {len(frame)} runs to {output}", err=True)
+
+
+def _records(frame) -> list[dict]:
+    """Rows as JSON-ready dicts: times in ISO 8601 UTC, missing values and NaN as null,
+    infinities as the strings "Infinity" / "-Infinity" (JSON has no number for them)."""
+    import math
+
+    import pandas as pd
+
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            values = [None if pd.isna(v) else v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+                      for v in series]
+        else:
+            values = []
+            for v in series.tolist():
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    v = None
+                elif isinstance(v, float) and math.isinf(v):
+                    v = "Infinity" if v > 0 else "-Infinity"
+                values.append(v)
+        columns.append(values)
+    names = list(frame.columns)
+    return [dict(zip(names, row)) for row in zip(*columns)] if columns else []
+
+
+def _write_text(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
 
 
 @runs.command("show")

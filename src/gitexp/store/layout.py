@@ -79,6 +79,8 @@ def encode_key(key: str) -> str:
 
 
 def decode_key(name: str) -> str:
+    if "%" not in name:
+        return name
     from urllib.parse import unquote
 
     return unquote(name)
@@ -208,9 +210,21 @@ def metric_line(step: int, value: float, timestamp: int) -> str:
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+# The exact lines metric_line writes; anything else (hand edits, other tools) goes through json.
+_METRIC_LINE = r'\{"step": (-?\d+), "value": (-?[0-9][0-9.eE+-]*|"NaN"|"Infinity"|"-Infinity"), "timestamp": (\d+)\}\n'
+_METRIC_LINES = re.compile(f"(?:{_METRIC_LINE})*")
+_METRIC_LINE_RE = re.compile(_METRIC_LINE)
+_QUOTED_SPECIAL = {'"NaN"': math.nan, '"Infinity"': math.inf, '"-Infinity"': -math.inf}
+
+
 def parse_metric_lines(data: bytes) -> list[tuple[int, int, float]]:
     """(step, timestamp, value) for each line of a metric history file."""
     text = data.decode()
+    if _METRIC_LINES.fullmatch(text):
+        # Fast path (cold index builds parse every history): one C-level scan.
+        special = _QUOTED_SPECIAL
+        return [(int(step), int(ts), special[value] if value[0] == '"' else float(value))
+                for step, value, ts in _METRIC_LINE_RE.findall(text)]
     if not text.strip():
         return []
     records = json.loads("[" + ",".join(line for line in text.splitlines() if line.strip()) + "]")

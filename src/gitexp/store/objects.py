@@ -162,6 +162,11 @@ class ObjectDB:
         batch = getattr(self._local, "batch", None)
         if batch and sha in batch:
             return batch[sha]
+        preloaded = getattr(self._local, "preloaded", None)
+        if preloaded is not None:
+            found = preloaded.get(sha)
+            if found is not None:
+                return found
         with self._lock:
             proc = self._reader()
             proc.stdin.write(sha.encode() + b"\n")  # type: ignore[union-attr]
@@ -210,6 +215,57 @@ class ObjectDB:
             writer.join()
             proc.stdout.close()  # type: ignore[union-attr]
             proc.wait()
+
+    @contextlib.contextmanager
+    def preloaded(self, objects: dict[str, tuple[str, bytes]]) -> Iterator[None]:
+        """Serve reads in this thread from `objects` (sha -> (type, content)) first.
+
+        Bulk readers fetch many objects with one pipelined `read_many` and then
+        run the ordinary read path over them, so folding stays one code path.
+        """
+        previous = getattr(self._local, "preloaded", None)
+        self._local.preloaded = objects
+        try:
+            yield
+        finally:
+            self._local.preloaded = previous
+
+    def read_many_typed(self, shas: list[str]) -> dict[str, tuple[str, bytes]]:
+        """sha -> (type, content) for many objects, read through one pipelined git process."""
+        out: dict[str, tuple[str, bytes]] = {}
+        if not shas:
+            return out
+        proc = subprocess.Popen(
+            ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=self._env,
+        )
+        unique = list(dict.fromkeys(shas))
+
+        def feed() -> None:
+            try:
+                proc.stdin.write("".join(s + "\n" for s in unique).encode())  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        stream = proc.stdout
+        try:
+            for sha in unique:
+                header = stream.readline()  # type: ignore[union-attr]
+                fields = header.split()
+                if len(fields) < 3 or fields[1] == b"missing":
+                    raise ObjectMissing(sha)
+                size = int(fields[2])
+                out[sha] = (fields[1].decode(), stream.read(size + 1)[:-1])  # type: ignore[union-attr]
+        finally:
+            writer.join()
+            stream.close()  # type: ignore[union-attr]
+            proc.wait()
+        return out
 
     def read_blob(self, sha: str) -> bytes:
         cached = self._blobs.get_item(sha)
