@@ -19,6 +19,7 @@ import importlib
 from typing import Any
 
 from . import entities, exceptions
+from ._autolog import autolog
 from .client import Client, MlflowClient
 from .exceptions import GitexpError, MlflowException
 from .fluent import (
@@ -91,6 +92,7 @@ __all__ = [
     "MlflowClient",
     "MlflowException",
     "active_run",
+    "autolog",
     "create_experiment",
     "delete_experiment",
     "delete_experiment_tag",

@@ -190,3 +190,8 @@ def _load_pyfunc(path: str) -> _SklearnModelWrapper:
 __all__ = ["FLAVOR_NAME", "SERIALIZATION_FORMAT_CLOUDPICKLE", "SERIALIZATION_FORMAT_PICKLE",
            "SERIALIZATION_FORMAT_SKOPS", "SUPPORTED_SERIALIZATION_FORMATS", "get_default_pip_requirements",
            "load_model", "log_model", "save_model"]
+
+
+from ._autolog.sklearn import autolog  # noqa: E402  (autologging lives with the other integrations)
+
+__all__ += ["autolog"]
