@@ -127,3 +127,8 @@ def _load_pyfunc(path: str) -> _XGBModelWrapper:
 
 
 __all__ = ["FLAVOR_NAME", "get_default_pip_requirements", "load_model", "log_model", "save_model"]
+
+
+from ._autolog.xgboost import autolog  # noqa: E402  (autologging lives with the other integrations)
+
+__all__ += ["autolog"]
