@@ -255,12 +255,39 @@ def user_run_active() -> bool:
     return run is not None and run.info.run_id not in _managed_runs
 
 
+_autolog_free_code: set[Any] = set()
+
+
+def run_without_autologging(fn: Callable[..., Any]) -> None:
+    """Patched calls made (directly or deep down) by `fn` skip autologging, however `fn` was imported.
+
+    For functions that fit estimators many times over (cross_val_score...):
+    found by their code object on the call stack, so ``from sklearn.model_selection
+    import cross_val_score`` before autolog() is covered too.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        _autolog_free_code.add(code)
+
+
+def _inside_autolog_free_call() -> bool:
+    if not _autolog_free_code:
+        return False
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code in _autolog_free_code:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _call_patched(flavor: str, original: Callable[..., Any], patch_fn: Callable[..., Any],
                   args: tuple, kwargs: dict) -> Any:
     session = _current_session()
     try:
         skip = (_globally_disabled > 0 or is_disabled(flavor) or (session is not None and session.failed)
-                or (get_config(flavor, "exclusive", False) and user_run_active()))
+                or (get_config(flavor, "exclusive", False) and user_run_active())
+                or _inside_autolog_free_call())
     except Exception:  # deciding must not break training either
         skip = True
     if skip:

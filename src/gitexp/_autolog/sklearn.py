@@ -29,13 +29,13 @@ from . import (
     active_run_id,
     check_extra_tags,
     dataset_input,
-    disable_autologging,
     get_config,
     inspect_var_name,
     integration,
     is_metric_value,
     make_dataset,
     resolve_input_example_and_signature,
+    run_without_autologging,
     safe_patch,
     tracking_client,
     truncated,
@@ -180,12 +180,10 @@ def patch_sklearn(flavor: str, estimators: list[type], fit_impl: Callable[..., A
         for name in _metric_api_names():
             safe_patch(flavor, sklearn.metrics, name, _patched_metric_api)
 
-    def without_autologging(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with disable_autologging():
-            return original(*args, **kwargs)
-
     for name in _APIS_WITHOUT_AUTOLOGGING:
-        safe_patch(flavor, sklearn.model_selection, name, without_autologging)
+        fn = getattr(sklearn.model_selection, name, None)
+        if fn is not None:
+            run_without_autologging(_original(fn))
 
 
 def _metric_api_names() -> list[str]:
