@@ -352,31 +352,45 @@ def test_universal_autolog_before_importing_sklearn(repo):
 _COMPARE = """
 import json, sys
 import numpy as np
+import xgboost as xgb
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 import {lib} as tracker
 {setup}
 tracker.sklearn.autolog(log_models=False)
+tracker.xgboost.autolog(log_models=False, importance_types=["weight", "gain"])
 X, y = load_wine(return_X_y=True)
 X_test = X[:30]
+client = tracker.MlflowClient()
+
+def describe(run_id):
+    run = client.get_run(run_id)
+    return dict(params=sorted(run.data.params), metrics=sorted(run.data.metrics),
+                tags=sorted(k for k in run.data.tags if not k.startswith("mlflow.")) + [run.data.tags["mlflow.autologging"]],
+                artifacts=sorted(f.path for f in client.list_artifacts(run_id)),
+                inputs=sorted((i.dataset.name, i.dataset.digest, i.tags[0].value) for i in run.inputs.dataset_inputs),
+                history=len(client.get_metric_history(run_id, "validation-mlogloss")))
+
 out = {{}}
 for name, est in (("lr", LinearRegression()), ("rf", RandomForestClassifier(n_estimators=3, random_state=0))):
     model = est.fit(X, y)
     model.score(X_test, y[:30])
-    run = tracker.last_active_run()
-    run = tracker.MlflowClient().get_run(run.info.run_id)
-    arts = sorted(f.path for f in tracker.MlflowClient().list_artifacts(run.info.run_id))
-    out[name] = dict(params=sorted(run.data.params), metrics=sorted(run.data.metrics),
-                     tags=sorted(k for k in run.data.tags if not k.startswith("mlflow.")) + [run.data.tags["mlflow.autologging"]],
-                     artifacts=arts, inputs=sorted((i.dataset.digest, i.tags[0].value) for i in run.inputs.dataset_inputs))
+    out[name] = describe(tracker.last_active_run().info.run_id)
+dtrain = xgb.DMatrix(X[::2], label=y[::2])
+dvalid = xgb.DMatrix(X[1::2], label=y[1::2])
+xgb.train({{"objective": "multi:softprob", "num_class": 3, "max_depth": 2, "seed": 0}}, dtrain, num_boost_round=30,
+          evals=[(dvalid, "validation")], early_stopping_rounds=3, verbose_eval=False)
+out["xgb"] = describe(tracker.last_active_run().info.run_id)
 print("RESULT" + json.dumps(out))
 """
 
 
 @pytest.mark.slow
 def test_same_params_metrics_tags_artifacts_and_datasets_as_mlflow(repo, tmp_path):
+    """scikit-learn and XGBoost autologging, by MLflow and by gitexp, record the same keys and datasets."""
     pytest.importorskip("mlflow")
+    pytest.importorskip("xgboost")
     mlflow_dir = tmp_path / "mlflow"
     mlflow_dir.mkdir()
     setup = f"tracker.set_tracking_uri('sqlite:///{mlflow_dir}/m.db')"
