@@ -15,7 +15,7 @@ from typing import Any
 
 from .client import Client, resolve_tracking_uri
 from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
-from .exceptions import GitexpError, InvalidParameterValue
+from .exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
 
 _tracking_uri: str | None = None
 _active_experiment_id: str | None = None
@@ -123,6 +123,13 @@ def _experiment_id() -> str:
         return set_experiment(name).experiment_id
     exp_id = os.environ.get("GITEXP_EXPERIMENT_ID") or os.environ.get("MLFLOW_EXPERIMENT_ID")
     return exp_id or "0"
+
+
+def _experiment_chosen() -> bool:
+    """Whether this process chose an experiment (set_experiment or the environment)."""
+    return _active_experiment_id is not None or any(
+        os.environ.get(v) for v in ("GITEXP_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_NAME", "GITEXP_EXPERIMENT_ID",
+                                    "MLFLOW_EXPERIMENT_ID"))
 
 
 def create_experiment(name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None) -> str:
@@ -243,9 +250,17 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
                     f"parent_run_id {parent_run_id} is not the active run {stack[-1].info.run_id}; "
                     "end the active run first"
                 )
-            parent = client.get_run(parent_run_id)
+            try:
+                parent = client.get_run(parent_run_id)
+            except ResourceDoesNotExist as exc:
+                raise ResourceDoesNotExist(
+                    f"Parent run {parent_run_id} not found. If another process started it moments ago, it is "
+                    "not committed yet: call gitexp.flush() there after starting it (before starting workers), "
+                    f"or pass the parent to workers by fork. ({exc})", run_id=parent_run_id) from exc
             if parent.info.lifecycle_stage == "deleted":
                 raise InvalidParameterValue(f"Cannot start a run under deleted parent run {parent_run_id}")
+            if experiment_id is None and not _experiment_chosen():
+                experiment_id = parent.info.experiment_id  # a worker process: the child joins its parent
         elif stack:
             parent_run_id = stack[-1].info.run_id
         exp_id = str(experiment_id) if experiment_id is not None else _experiment_id()
@@ -255,6 +270,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
         run = client._store.create_run(exp_id, all_tags.get("mlflow.user"), None, all_tags, run_name)
         _start_code_capture(client, run.info.run_id)
     active = ActiveRun(run)
+    active._started_by_pid = os.getpid()  # type: ignore[attr-defined]
     stack.append(active)
     _register_atexit()
     return active
@@ -282,6 +298,9 @@ def _register_atexit() -> None:
 
 def _end_runs_at_exit() -> None:
     while _stack():
+        if getattr(_stack()[-1], "_started_by_pid", os.getpid()) != os.getpid():
+            _stack().pop()  # inherited through fork(): the parent process ends it, not this child
+            continue
         try:
             end_run()
         except Exception:
