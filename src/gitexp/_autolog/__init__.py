@@ -22,7 +22,6 @@ import contextlib
 import functools
 import importlib
 import importlib.abc
-import importlib.util
 import inspect
 import logging
 import sys
