@@ -113,3 +113,24 @@ def test_examples_refuse_a_directory_that_is_not_a_repository(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "is not inside a git repository" in result.stderr and "--repo" in result.stderr
+
+
+def test_tutorial_calls_the_examples_do_not_make(repo):
+    """Steps of the tutorials (shared/seeds) that no example script runs, with mlflow -> gitexp."""
+    import pandas as pd
+
+    from gitexp.entities import ViewType
+    from gitexp.tracking import MlflowClient
+
+    client = MlflowClient()
+    exp_id = client.create_experiment(name="my-cool-experiment")
+    assert [e.name for e in client.list_experiments()] == ["my-cool-experiment", "Default"]  # MLflow 1.x name
+    with gitexp.start_run(experiment_id=int(exp_id)):  # an experiment id as a number
+        train_df = pd.DataFrame({"a": [1.0, 2.0], "target": [0, 1]})
+        gitexp.log_input(gitexp.data.from_pandas(train_df), "training data")
+        gitexp.log_input(train_df, "training data")  # the DataFrame itself, as one write-up does
+        gitexp.log_metric("rmse", 6.5)
+    runs = client.search_runs(experiment_ids=exp_id, filter_string="metrics.rmse < 7",
+                              run_view_type=ViewType.ACTIVE_ONLY, max_results=5, order_by=["metrics.rmse ASC"])
+    assert len(runs) == 1
+    assert [t.value for i in runs[0].inputs.dataset_inputs for t in i.tags] == ["training data"]

@@ -133,6 +133,11 @@ class Client:
         return search_experiments(self._store.list_experiments(view_type), filter_string, order_by,
                                   max_results, page_token)
 
+    def list_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
+                         page_token: str | None = None) -> PagedList:
+        """MLflow 1.x's name for search_experiments() without a filter (older tutorials use it)."""
+        return self.search_experiments(view_type, max_results, page_token=page_token)
+
     # -- runs ----------------------------------------------------------------------------
     def create_run(self, experiment_id: str, start_time: int | None = None,
                    tags: dict[str, Any] | None = None, run_name: str | None = None) -> Run:
