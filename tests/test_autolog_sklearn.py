@@ -219,6 +219,20 @@ def test_pipeline_is_one_run_with_its_steps_params_and_preprocessors_alone_are_n
     assert run.data.params["clf__max_iter"] == "500" and "scale__with_mean" in run.data.params
 
 
+def test_fit_predict_of_a_clusterer_is_one_run_without_training_metrics(client, wine, caplog):
+    from sklearn.cluster import KMeans
+
+    X, _ = wine
+    gitexp.sklearn.autolog(log_models=False)
+    with caplog.at_level(logging.WARNING, logger="gitexp"):
+        labels = KMeans(n_clusters=3, n_init=2, random_state=0).fit_predict(X)
+    assert len(labels) == len(X)
+    run = only_run(client)
+    assert run.data.tags["estimator_name"] == "KMeans" and run.data.params["n_clusters"] == "3"
+    assert run.data.metrics == {}
+    assert "given no labels" in caplog.text
+
+
 def test_cross_validation_calls_log_nothing(client, wine):
     from sklearn.model_selection import cross_val_score
 
