@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import warnings
 
 import numpy as np
@@ -408,13 +409,23 @@ def test_same_params_metrics_tags_artifacts_and_datasets_as_mlflow(repo, tmp_pat
     mlflow_dir = tmp_path / "mlflow"
     mlflow_dir.mkdir()
     setup = f"tracker.set_tracking_uri('sqlite:///{mlflow_dir}/m.db')"
-    ours = run_python(_COMPARE.format(lib="gitexp", setup=""), cwd=repo)
-    theirs = run_python(_COMPARE.format(lib="mlflow", setup=setup), cwd=mlflow_dir, timeout=240,
-                        env={"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
-    assert ours.returncode == 0, ours.stderr
-    assert theirs.returncode == 0, theirs.stderr[-3000:]
-    parse = lambda r: json.loads(r.stdout.split("RESULT", 1)[1])  # noqa: E731
-    assert parse(ours) == parse(theirs)
+    import subprocess
+    import sys
+
+    def start(lib: str, code: str, cwd) -> subprocess.Popen:
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+        return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    # Side by side: the two processes overlap.
+    theirs = start("mlflow", _COMPARE.format(lib="mlflow", setup=setup), mlflow_dir)
+    ours = start("gitexp", _COMPARE.format(lib="gitexp", setup=""), repo)
+    results = {}
+    for name, proc in (("gitexp", ours), ("mlflow", theirs)):
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, f"{name}: {err[-3000:]}"
+        results[name] = json.loads(out.split("RESULT", 1)[1])
+    assert results["gitexp"] == results["mlflow"]
 
 
 def test_import_of_gitexp_sklearn_stays_light(tmp_path):

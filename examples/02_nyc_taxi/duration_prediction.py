@@ -31,7 +31,7 @@ def main() -> None:
     from sklearn.linear_model import Lasso
     from sklearn.metrics import root_mean_squared_error
 
-    n = 4000 if args.small else 40000
+    n = 2500 if args.small else 40000
     df_train = read_dataframe(synthetic_trips(1, n))
     df_val = read_dataframe(synthetic_trips(2, n // 2))
     dv = DictVectorizer()
@@ -61,7 +61,7 @@ def main() -> None:
     # xgboost tuned with hyperopt: one parent run, each trial a nested run.
     train = xgb.DMatrix(X_train, label=y_train)
     valid = xgb.DMatrix(X_val, label=y_val)
-    rounds, patience = (60, 10) if args.small else (1000, 50)
+    rounds, patience = (40, 10) if args.small else (1000, 50)
 
     def objective(params):
         with gitexp.start_run(nested=True):
