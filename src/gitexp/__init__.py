@@ -19,7 +19,6 @@ import importlib
 from typing import Any
 
 from . import entities, exceptions
-from ._autolog import autolog
 from .client import Client, MlflowClient
 from .exceptions import GitexpError, MlflowException
 from .fluent import (
@@ -82,6 +81,10 @@ _LAZY_SUBMODULES = {"tracking", "search", "code_version", "cli",
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "autolog":  # gitexp.autolog(): loaded on first use
+        from ._autolog import autolog
+
+        return autolog
     raise AttributeError(f"module 'gitexp' has no attribute {name!r}")
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import importlib.abc
 import inspect
 import logging
 import sys
@@ -711,7 +710,7 @@ def _run_hooks(module_name: str) -> None:
             _log.warning("gitexp: a post-import hook for %s failed: %s", module_name, exc)
 
 
-class _PostImportFinder(importlib.abc.MetaPathFinder):
+class _PostImportFinder:
     """Finds nothing itself: wraps the real loader of a hooked module to run hooks after it executes."""
 
     _busy = threading.local()
@@ -736,7 +735,7 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _HookedLoader(importlib.abc.Loader):
+class _HookedLoader:
     def __init__(self, loader: Any, fullname: str):
         self._loader = loader
         self._fullname = fullname
