@@ -187,6 +187,8 @@ def test_grid_search_logs_a_parent_and_the_best_candidates_as_children(client, w
     assert best.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert best.data.tags["estimator_name"] == "LogisticRegression"
     assert best.info.status == "FINISHED" and best.info.start_time == parent.info.start_time
+    assert [i.dataset.digest for i in best.inputs.dataset_inputs] == [
+        i.dataset.digest for i in parent.inputs.dataset_inputs if i.tags[0].value == "train"]
     gitexp.sklearn.load_model(f"runs:/{parent.info.run_id}/best_estimator").predict(X[:3])
 
 

@@ -541,10 +541,8 @@ def create_child_runs(client: Any, parent_run_id: str, search: Any, max_tuning_r
     inherited = {k: v for k, v in parent.data.tags.items()
                  if k.startswith("mlflow.source.") or k in ("mlflow.user", "mlflow.gitRepoURL")}
     start, end = parent.info.start_time, now_ms()
-    dataset = None
-    if any(i.dataset for i in parent.inputs.dataset_inputs):
-        dataset = next(i for i in parent.inputs.dataset_inputs
-                       if any(t.key == "mlflow.data.context" and t.value == "train" for t in i.tags))
+    dataset = next((i for i in parent.inputs.dataset_inputs
+                    if any(t.key == "mlflow.data.context" and t.value == "train" for t in i.tags)), None)
     child_ids = []
     for _, row in results.iterrows():
         tags = {**inherited, AUTOLOGGING_TAG: flavor, "mlflow.parentRunId": parent_run_id, **estimator_tags(seed)}
