@@ -1,0 +1,187 @@
+"""The FastAPI application: MLflow's REST API 2.0 over one repository's Client.
+
+    create_app(repo)   the app (routes under /api/2.0/mlflow and /ajax-api/2.0/mlflow,
+                       the artifact proxy under /api/2.0/mlflow-artifacts, /health,
+                       /api/3.0/mlflow/server-info, /openapi.json)
+    serve(repo, ...)   run it with uvicorn (one process: the store's sessions live here)
+
+Errors are MLflow's: ``{"error_code": ..., "message": ...}`` with the HTTP
+status MLflow maps the code to (404 RESOURCE_DOES_NOT_EXIST, 400
+INVALID_PARAMETER_VALUE and RESOURCE_ALREADY_EXISTS, 500 only for a failure of
+the server itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import os
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..client import Client
+from ..exceptions import GitexpError
+from . import _artifacts, _registry, _tracking
+from . import _schemas as s
+from ._responses import JSON
+
+_log = logging.getLogger("gitexp.server")
+
+# MLflow's mapping from error code to HTTP status (mlflow/exceptions.py).
+HTTP_STATUS = {
+    "INTERNAL_ERROR": 500, "INVALID_STATE": 500, "DATA_LOSS": 500, "NOT_IMPLEMENTED": 501,
+    "TEMPORARILY_UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504, "REQUEST_LIMIT_EXCEEDED": 429,
+    "CANCELLED": 499, "RESOURCE_EXHAUSTED": 429, "ABORTED": 409, "RESOURCE_CONFLICT": 409,
+    "ALREADY_EXISTS": 409, "NOT_FOUND": 404, "ENDPOINT_NOT_FOUND": 404, "RESOURCE_DOES_NOT_EXIST": 404,
+    "PERMISSION_DENIED": 403, "CUSTOMER_UNAUTHORIZED": 401, "UNAUTHENTICATED": 401, "BAD_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400, "INVALID_PARAMETER_VALUE": 400,
+}
+API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+
+
+def error(code: str, message: str, status: int | None = None) -> JSON:
+    return JSON({"error_code": code, "message": message}, status_code=status or HTTP_STATUS.get(code, 500))
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:5]:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        name = ".".join(loc) or "request body"
+        if err.get("type") == "missing":
+            problems.append(f"Missing value for required parameter '{name}'.")
+        elif err.get("type") == "json_invalid":
+            problems.append(f"The request body is not valid JSON: {err.get('msg')}.")
+        else:
+            value = err.get("input")
+            shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
+            problems.append(f"Invalid value {shown} for parameter '{name}' supplied: {err.get('msg')}.")
+    return " ".join(problems) + " See the API docs for more information about request parameters."
+
+
+def _ui_module(ui: bool | None) -> Any:
+    if ui is False:
+        return None
+    if importlib.util.find_spec("gitexp.ui") is None:
+        if ui:
+            raise ImportError("The web UI (gitexp.ui) is not installed with this gitexp")
+        return None
+    return importlib.import_module("gitexp.ui")
+
+
+def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
+               push_to: str | None = None, push_interval: float = 60.0) -> FastAPI:
+    """The server app for the repository at `repo` (default: the current directory's).
+
+    ui: mount the web UI (``gitexp.ui``) at / -- None mounts it when it is installed.
+    push_to: a git remote to push the tracking branch to every `push_interval` seconds.
+    """
+    client = Client(os.fspath(repo) if repo is not None else None)
+    client._store  # open the repository now: a bad path fails at startup, not at the first request
+    pusher = None
+    if push_to:
+        from .push import PeriodicPush
+
+        pusher = PeriodicPush(client, push_to, push_interval)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if pusher is not None:
+            pusher.start()
+        try:
+            yield
+        finally:
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(client.flush)
+            if pusher is not None:
+                await run_in_threadpool(pusher.stop)
+
+    app = FastAPI(
+        title="gitexp tracking server",
+        version=__version__,
+        description="MLflow's REST API 2.0 over a git repository: everything logged lands on the "
+                    "repository's tracking branch. Point MLFLOW_TRACKING_URI at this server.",
+        lifespan=lifespan,
+        responses={400: {"model": s.Error}, 404: {"model": s.Error}},
+    )
+    app.state.client = client
+    app.state.pusher = pusher
+
+    @app.exception_handler(GitexpError)
+    async def gitexp_error(request: Request, exc: GitexpError):
+        return error(exc.error_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        return error("INVALID_PARAMETER_VALUE", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return error("ENDPOINT_NOT_FOUND", f"No endpoint {request.method} {request.url.path} on this "
+                         "gitexp server; see /openapi.json for the API", 404)
+        return error("BAD_REQUEST", f"{request.method} {request.url.path}: {exc.detail}", exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        _log.error("gitexp server: %s %s failed:\n%s", request.method, request.url.path,
+                   "".join(traceback.format_exception(exc)))
+        return error("INTERNAL_ERROR", f"The gitexp server failed on {request.method} {request.url.path}: "
+                     f"{type(exc).__name__}: {exc}. This is a bug; please report it with the server log.")
+
+    tracking = _tracking.router(client)
+    registry = _registry.router(client)
+    artifacts = _artifacts.router(client)
+    for i, prefix in enumerate(API_PREFIXES):
+        app.include_router(tracking, prefix=prefix, include_in_schema=i == 0)
+        app.include_router(registry, prefix=prefix, include_in_schema=i == 0)
+    for i, prefix in enumerate(ARTIFACT_PREFIXES):
+        app.include_router(artifacts, prefix=prefix, include_in_schema=i == 0)
+
+    @app.get("/health", tags=["server"], response_model=str)
+    def health():
+        return JSON("OK")
+
+    @app.get("/version", tags=["server"], response_model=str)
+    def version():
+        return JSON(__version__)
+
+    @app.get("/api/3.0/mlflow/server-info", tags=["server"], response_model=s.ServerInfo)
+    def server_info():
+        # No multipart uploads: the client then PUTs each file through the artifact proxy.
+        return JSON({"store_type": "gitexp", "workspaces_enabled": False, "trace_archival_enabled": False,
+                     "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
+                     "features_enabled": {"gateway": False}})
+
+    ui_module = _ui_module(ui)
+    if ui_module is not None and hasattr(ui_module, "router"):
+        app.include_router(ui_module.router(os.fspath(repo) if repo is not None else None))
+    elif ui_module is not None and hasattr(ui_module, "create_ui_app"):
+        app.mount("/", ui_module.create_ui_app(os.fspath(repo) if repo is not None else None))
+    else:
+        @app.get("/", tags=["server"], response_model=dict)
+        def index():
+            return JSON({"server": "gitexp", "version": __version__, "repository": client._store.uri,
+                         "branch": client._store.repo.branch, "api": "/api/2.0/mlflow/",
+                         "openapi": "/openapi.json"})
+
+    return app
+
+
+def serve(repo: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 5000, *,
+          ui: bool | None = None, push_to: str | None = None, push_interval: float = 60.0,
+          log_level: str = "info") -> None:
+    """Serve the repository over HTTP until interrupted (one process; loopback by default)."""
+    import uvicorn
+
+    app = create_app(repo, ui=ui, push_to=push_to, push_interval=push_interval)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
