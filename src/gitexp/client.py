@@ -54,7 +54,12 @@ def store_for_uri(uri: str | None) -> GitStore:
         with _lock:
             store = _stores_by_uri.get(key)
             if store is None:
-                store = get_store(open_repository(path_from_uri(uri)))
+                if uri.lower().startswith(("http://", "https://")):
+                    from .store.rest import RestStore  # a `gitexp server` (or any MLflow server)
+
+                    store = RestStore(uri)  # type: ignore[assignment]
+                else:
+                    store = get_store(open_repository(path_from_uri(uri)))
                 _stores_by_uri[key] = store
     return store
 
@@ -98,6 +103,11 @@ class Client:
     @property
     def tracking_uri(self) -> str:
         return self._tracking_uri
+
+    @property
+    def _remote(self) -> bool:
+        """True when the tracking URI is a server (store/rest.py), not a repository."""
+        return getattr(self._store, "is_remote", False)
 
     # -- experiments ---------------------------------------------------------------------
     def create_experiment(self, name: str, artifact_location: str | None = None,
@@ -194,6 +204,9 @@ class Client:
         ``as_of`` (gitexp addition) searches the store as it was: a commit-ish
         (``"gitexp~3"``, a commit id) or a date/datetime (or ISO string of one).
         """
+        if self._remote:
+            return self._store.search_runs(experiment_ids, filter_string, run_view_type, max_results, order_by,
+                                           page_token, as_of)
         from .search import search_runs
 
         return search_runs(self._store, experiment_ids, filter_string, run_view_type,
@@ -207,6 +220,9 @@ class Client:
         Built column-wise from the search index, without Run entities: the fast
         path behind ``gitexp.search_runs``.
         """
+        if self._remote:
+            return self._store.search_runs_frame(experiment_ids, filter_string, run_view_type, max_results,
+                                                 order_by, as_of)
         from .search import search_runs_frame
 
         return search_runs_frame(self._store, experiment_ids, filter_string, run_view_type,
@@ -485,6 +501,8 @@ class Client:
     # -- artifacts (files of a run: small ones in git, large ones in the artifact store) ------
     @property
     def _artifacts(self):
+        if self._remote:
+            return self._store.artifacts
         from .store.artifacts import RunArtifacts
 
         return RunArtifacts(self._store)

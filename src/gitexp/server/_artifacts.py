@@ -26,7 +26,7 @@ from ..client import Client
 from ..entities import ViewType
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
 from ..store.artifacts import validate_artifact_path
-from . import _convert as conv
+from ..store import rest_json as conv
 from . import _schemas as s
 from ._responses import JSON
 

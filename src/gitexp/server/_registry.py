@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ..client import Client
-from . import _convert as conv
+from ..store import rest_json as conv
 from . import _schemas as s
 from ._responses import JSON
 

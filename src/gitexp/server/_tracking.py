@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from .. import entities as ent
 from ..client import Client
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
-from . import _convert as conv
+from ..store import rest_json as conv
 from . import _schemas as s
 from ._responses import JSON
 

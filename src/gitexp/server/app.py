@@ -1,7 +1,8 @@
 """The FastAPI application: MLflow's REST API 2.0 over one repository's Client.
 
     create_app(repo)   the app (routes under /api/2.0/mlflow and /ajax-api/2.0/mlflow,
-                       the artifact proxy under /api/2.0/mlflow-artifacts, /health,
+                       the artifact proxy under /api/2.0/mlflow-artifacts, gitexp's
+                       additions under /api/2.0/gitexp, /health,
                        /api/3.0/mlflow/server-info, /openapi.json)
     serve(repo, ...)   run it with uvicorn (one process: the store's sessions live here)
 
@@ -28,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..client import Client
 from ..exceptions import GitexpError
-from . import _artifacts, _registry, _tracking
+from . import _artifacts, _gitexp, _registry, _tracking
 from . import _schemas as s
 from ._responses import JSON
 
@@ -45,6 +46,7 @@ HTTP_STATUS = {
 }
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+GITEXP_PREFIX = "/api/2.0/gitexp"
 
 
 def error(code: str, message: str, status: int | None = None) -> JSON:
@@ -146,6 +148,7 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
         app.include_router(registry, prefix=prefix, include_in_schema=i == 0)
     for i, prefix in enumerate(ARTIFACT_PREFIXES):
         app.include_router(artifacts, prefix=prefix, include_in_schema=i == 0)
+    app.include_router(_gitexp.router(client), prefix=GITEXP_PREFIX)
 
     @app.get("/health", tags=["server"], response_model=str)
     def health():

@@ -1,4 +1,4 @@
-"""gitexp entities to and from the JSON MLflow's REST API sends.
+"""gitexp entities to and from the JSON of MLflow's REST API (the server writes it, RestStore reads it).
 
 The shapes are protobuf JSON as MLflow's server writes it: snake_case names,
 int64 as numbers, unset fields left out, non-finite doubles as the strings
@@ -16,8 +16,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..entities import Experiment, FileInfo, Metric, Run, RunInfo
-from ..store import layout
+from ..entities import (
+    Dataset,
+    DatasetInput,
+    Experiment,
+    FileInfo,
+    InputTag,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunInputs,
+    RunTag,
+)
+from . import layout
 
 PROXY_SCHEME = "mlflow-artifacts:"
 
@@ -203,3 +216,100 @@ def registered_model(m: Any) -> dict[str, Any]:
     if m.aliases:
         out["aliases"] = [{"alias": a, "version": str(v)} for a, v in m.aliases.items()]
     return out
+
+
+# -- from JSON (RestStore) ----------------------------------------------------------------------
+def _kv(items: list[dict] | None) -> dict[str, str]:
+    return {i["key"]: i.get("value", "") for i in items or []}
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def parse_experiment(d: dict) -> Experiment:
+    loc = d.get("artifact_location") or ""
+    if loc == f"{PROXY_SCHEME}/{d['experiment_id']}":
+        loc = layout.experiment_artifact_location(d["experiment_id"])
+    return Experiment(d["experiment_id"], d.get("name", ""), loc, d.get("lifecycle_stage", "active"),
+                      _kv(d.get("tags")), _int(d.get("creation_time")), _int(d.get("last_update_time")))
+
+
+def parse_metric(d: dict, run_id: str | None = None) -> Metric:
+    return Metric(d["key"], parse_number(d.get("value", 0.0)), int(d.get("timestamp", 0)), int(d.get("step", 0)),
+                  run_id=d.get("run_id") or run_id)
+
+
+def parse_run_info(d: dict) -> RunInfo:
+    return RunInfo(run_id=d.get("run_id") or d["run_uuid"], experiment_id=d["experiment_id"],
+                   user_id=d.get("user_id", ""), status=d.get("status", "RUNNING"),
+                   start_time=_int(d.get("start_time")) or 0, end_time=_int(d.get("end_time")),
+                   lifecycle_stage=d.get("lifecycle_stage", "active"),
+                   artifact_uri=proxy_uri_to_runs(d.get("artifact_uri") or ""), run_name=d.get("run_name"))
+
+
+def parse_run(d: dict) -> Run:
+    info = parse_run_info(d["info"])
+    data = d.get("data") or {}
+    run_data = RunData([parse_metric(m, info.run_id) for m in data.get("metrics") or []],
+                       [Param(k, v) for k, v in _kv(data.get("params")).items()],
+                       [RunTag(k, v) for k, v in _kv(data.get("tags")).items()])
+    inputs = []
+    for item in (d.get("inputs") or {}).get("dataset_inputs") or []:
+        ds = item.get("dataset") or {}
+        inputs.append(DatasetInput(Dataset(ds.get("name", ""), ds.get("digest", ""), ds.get("source_type", ""),
+                                           ds.get("source", ""), ds.get("schema"), ds.get("profile")),
+                                   [InputTag(k, v) for k, v in _kv(item.get("tags")).items()]))
+    return Run(info, run_data, RunInputs(inputs))
+
+
+def parse_file_info(d: dict, prefix: str = "") -> FileInfo:
+    path = d["path"] if not prefix else f"{prefix}/{d['path']}"
+    return FileInfo(path, bool(d.get("is_dir")), _int(d.get("file_size")))
+
+
+def parse_logged_model(d: dict) -> Any:
+    from ..entities.logged_model import LoggedModel, LoggedModelStatus
+
+    info, data = d["info"], d.get("data") or {}
+    return LoggedModel(
+        experiment_id=info["experiment_id"], model_id=info["model_id"], name=info.get("name", ""),
+        artifact_location=proxy_uri_to_runs(info.get("artifact_uri") or ""),
+        creation_timestamp=_int(info.get("creation_timestamp_ms")) or 0,
+        last_updated_timestamp=_int(info.get("last_updated_timestamp_ms")) or 0,
+        model_type=info.get("model_type"), source_run_id=info.get("source_run_id") or None,
+        status=LoggedModelStatus.canonical(info.get("status", "LOGGED_MODEL_PENDING")),
+        status_message=info.get("status_message"), tags=_kv(info.get("tags")), params=_kv(data.get("params")),
+        metrics=[parse_metric(m) for m in data.get("metrics") or []])
+
+
+def parse_model_version(d: dict) -> Any:
+    from ..entities.model_registry import ModelVersion
+
+    return ModelVersion(
+        name=d["name"], version=int(d["version"]), creation_timestamp=_int(d.get("creation_timestamp")) or 0,
+        last_updated_timestamp=_int(d.get("last_updated_timestamp")), description=d.get("description"),
+        user_id=d.get("user_id"), current_stage=d.get("current_stage"), source=d.get("source"),
+        run_id=d.get("run_id") or None, status=d.get("status", "READY"), status_message=d.get("status_message"),
+        tags=_kv(d.get("tags")), run_link=d.get("run_link"), aliases=list(d.get("aliases") or []),
+        model_id=d.get("model_id"))
+
+
+def parse_registered_model(d: dict) -> Any:
+    from ..entities.model_registry import RegisteredModel
+
+    return RegisteredModel(
+        name=d["name"], creation_timestamp=_int(d.get("creation_timestamp")),
+        last_updated_timestamp=_int(d.get("last_updated_timestamp")), description=d.get("description"),
+        latest_versions=[parse_model_version(v) for v in d.get("latest_versions") or []],
+        tags=_kv(d.get("tags")), aliases={a["alias"]: int(a["version"]) for a in d.get("aliases") or []})
+
+
+def history_entry(e: Any) -> dict[str, Any]:
+    return {k: v for k, v in e if v is not None}
+
+
+def parse_history_entry(d: dict) -> Any:
+    from ..entities.model_registry import ModelHistoryEntry
+
+    return ModelHistoryEntry(**d)
