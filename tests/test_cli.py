@@ -170,7 +170,7 @@ def test_demo_tracks_real_runs_into_a_scratch_repo(tmp_path):
     result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "gitexp"), "demo", str(target),
                              "--no-serve"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "12 runs in experiment wine-quality" in result.stdout
+    assert "12 runs in experiment wine-quality, best first" in result.stdout
     client = gitexp.Client(str(target))
     experiment = client.get_experiment_by_name("wine-quality")
     runs = client.search_runs([experiment.experiment_id])
@@ -179,6 +179,10 @@ def test_demo_tracks_real_runs_into_a_scratch_repo(tmp_path):
     dirty = [r for r in runs if r.data.tags.get("mlflow.source.git.dirty") == "true"]
     assert len(dirty) == 6
     assert "test_size=0.25" in client.get_run_code_diff(dirty[0].info.run_id)
+    # The best run's model is registered with alias champion, and loads.
+    champion = client.get_model_version_by_alias("wine-classifier", "champion")
+    assert gitexp.MlflowClient(str(target)).get_run(champion.run_id).data.metrics["test_accuracy"] == \
+        max(r.data.metrics["test_accuracy"] for r in runs)
     reset_gitexp()
 
 

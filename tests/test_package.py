@@ -40,3 +40,11 @@ def test_ci_runs_exactly_the_readme_test_command():
     command = "make test"
     assert f"\n{command}\n" in readme
     assert command in ci.splitlines()
+
+
+def test_the_readme_python_example_runs(repo):
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    result = run_python(code, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "metrics.test_accuracy" in result.stdout

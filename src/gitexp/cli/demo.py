@@ -76,22 +76,30 @@ def demo(directory: str | None, serve: bool, port: int) -> None:
 
     client = Client(path)
     experiment = client.get_experiment_by_name("wine-quality")
-    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    runs = client.search_runs([experiment.experiment_id], max_results=100,
+                              order_by=["metrics.test_accuracy DESC", "start_time DESC"])
     rows = [run_row(r) for r in runs]
     for r in rows:
         r["run_id"] = r["run_id"][:8]
     columns, caption = default_run_columns(rows, "table")
-    emit(rows, columns, "table", title=f"{len(rows)} runs in experiment wine-quality", caption=caption)
+    emit(rows, columns, "table", title=f"{len(rows)} runs in experiment wine-quality, best first",
+         caption=caption)
+    best = runs[0]
+    client.create_registered_model("wine-classifier", description="Random forest on the wine dataset")
+    version = client.create_model_version("wine-classifier", f"runs:/{best.info.run_id}/model",
+                                          run_id=best.info.run_id)
+    client.set_registered_model_alias("wine-classifier", "champion", version.version)
     dirty = next(r for r in runs if r.data.tags.get("mlflow.source.git.dirty") == "true")
     click.echo(f"""
 The runs are commits on the branch `gitexp` of {path}; your working tree was not touched.
 Try:
   cd {path}
   git log --oneline gitexp | head -3
-  gitexp runs list --order-by "metrics.test_accuracy DESC" --max 5
+  gitexp runs list --filter "params.max_depth = '8' and metrics.test_accuracy > 0.9" --order-by "metrics.test_f1 DESC"
   gitexp runs compare {runs[0].info.run_id[:8]} {runs[-1].info.run_id[:8]}
   gitexp runs code {dirty.info.run_id[:8]}       # the uncommitted edit that run ran with
-  gitexp metrics history {runs[0].info.run_id[:8]} test_accuracy""")
+  gitexp metrics history {runs[0].info.run_id[:8]} test_accuracy
+  gitexp models show wine-classifier      # the best run's model, registered with alias champion""")
     if serve:
         _serve(path, port)
 

@@ -27,3 +27,4 @@ for max_depth in (2, 4, 8):
                 mlflow.log_metric("test_accuracy", accuracy_score(y_test, model.predict(X_test)), step=step)
             mlflow.log_metric("test_f1", f1_score(y_test, model.predict(X_test), average="macro"))
             mlflow.log_metric("train_accuracy", model.score(X_train, y_train))
+            mlflow.sklearn.log_model(model, name="model", input_example=X_test[:3])
