@@ -53,11 +53,20 @@ def error(code: str, message: str, status: int | None = None) -> JSON:
     return JSON({"error_code": code, "message": message}, status_code=status or HTTP_STATUS.get(code, 500))
 
 
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none"}
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     problems = []
-    for err in exc.errors()[:5]:
+    seen = set()
+    for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        while loc and (loc[-1] in _TYPE_TAGS or "[" in loc[-1]):  # which member of a union failed
+            loc.pop()
         name = ".".join(loc) or "request body"
+        if name in seen or len(seen) >= 5:
+            continue
+        seen.add(name)
         if err.get("type") == "missing":
             problems.append(f"Missing value for required parameter '{name}'.")
         elif err.get("type") == "json_invalid":
