@@ -42,10 +42,15 @@ def server(tmp_path_factory):
 def url(server, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a 5xx must fail the test, not be retried
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    # mlflow.set_tracking_uri / set_experiment export these; undo them for the tests that follow.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
     mlflow.set_tracking_uri(server.url)
     yield server.url
     while mlflow.active_run():
         mlflow.end_run()
+    mlflow.tracking.fluent._active_experiment_id = None
+    mlflow.set_tracking_uri(None)
 
 
 def branch(server) -> gitexp.Client:
