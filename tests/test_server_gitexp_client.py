@@ -144,3 +144,21 @@ def test_an_unreachable_server_is_a_clear_error(repo):
     client = gitexp.Client("http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(gitexp.exceptions.StoreError, match="Cannot reach the tracking server"):
         client.get_experiment("0")
+
+
+def test_the_command_line_works_against_a_server(server, remote):
+    from click.testing import CliRunner
+
+    from gitexp.cli import main
+
+    exp_id = remote.create_experiment("remote-cli")
+    run = remote.create_run(exp_id, run_name="from-cli")
+    remote.log_metric(run.info.run_id, "rmse", 0.25)
+    remote.set_terminated(run.info.run_id)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["--repo", server.url, "runs", "list", "-e", "remote-cli", "-f", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = __import__("json").loads(listed.output)
+    assert [(r["run_id"], r["metrics.rmse"]) for r in rows] == [(run.info.run_id, 0.25)]
+    shown = runner.invoke(main, ["--repo", server.url, "runs", "show", run.info.run_id[:8]])
+    assert shown.exit_code == 0 and "from-cli" in shown.output, shown.output

@@ -30,7 +30,7 @@ from ..store import rest_json as conv
 from . import _schemas as s
 from ._responses import JSON
 
-_CHUNK = 1 << 20
+_IN_MEMORY = 4 << 20  # uploads up to this size are logged from memory
 
 
 def _locate(path: str) -> tuple[str, str]:
@@ -98,6 +98,13 @@ def router(client: Client) -> APIRouter:
         if not inner:
             raise InvalidParameterValue(f"Upload to {artifact_path!r} names no file inside the run's artifacts")
         head, tail = posixpath.split(inner)
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) <= _IN_MEMORY:
+            # Small files (nearly all of a model's): straight from memory, no temporary copy.
+            data = await request.body()
+            validate_artifact_path(tail, "file name", allow_root=False)
+            await run_in_threadpool(client._artifacts.log_bytes, run_id, data, inner)
+            return JSON({})
         tmp = tempfile.mkdtemp(prefix="gitexp-upload-")
         try:
             local = os.path.join(tmp, tail)
