@@ -64,3 +64,9 @@ def test_push_to_a_remote_while_serving(tmp_path):
     reset_gitexp()
     runs = {r.info.run_id: r for r in gitexp.Client(str(clone)).search_runs(["0"])}
     assert runs[run].info.run_name == "pushed" and later in runs
+
+
+def test_a_server_url_is_not_a_repository_to_serve(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITEXP_TRACKING_URI", "http://127.0.0.1:9")
+    result = CliRunner().invoke(main, ["server", "--port", "0"])
+    assert result.exit_code != 0 and "serves a git repository" in result.output

@@ -247,6 +247,10 @@ def test_sklearn_log_model_then_pyfunc_load_model(server, url):
     assert list(mlflow.pyfunc.load_model("models:/classifier@champion").predict(X[:5])) == list(expected)
     logged = MlflowClient().get_logged_model(info.model_id)
     assert logged.status.name == "READY" and logged.source_run_id == run.info.run_id
+    # The MLflow 2 way: register the run's model directory.
+    second = mlflow.register_model(f"runs:/{run.info.run_id}/model", "classifier")
+    assert second.version == "2" and second.source == f"runs:/{run.info.run_id}/model"
+    assert list(mlflow.pyfunc.load_model("models:/classifier/2").predict(X[:5])) == list(expected)
 
     # gitexp loads the same model straight from the branch, by every URI.
     local = branch(server)

@@ -47,7 +47,10 @@ def server(ctx, repo_option: str | None, host: str, port: int, push_to: str | No
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"gitexp server: listening on {host}: anyone who can reach this address can read and write "
                    "your experiments (there is no authentication)", err=True)
-    serve(repo, host=host, port=port, ui=ui, push_to=push_to, push_interval=push_interval, log_level=log_level)
+    try:
+        serve(repo, host=host, port=port, ui=ui, push_to=push_to, push_interval=push_interval, log_level=log_level)
+    except ImportError as exc:  # --ui without the web UI installed
+        raise click.ClickException(str(exc)) from exc
 
 
 COMMANDS = [server]

@@ -96,7 +96,12 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
     push_to: a git remote to push the tracking branch to every `push_interval` seconds.
     """
     client = Client(os.fspath(repo) if repo is not None else None)
-    client._store  # open the repository now: a bad path fails at startup, not at the first request
+    if client._remote:  # opening the store also checks the path: a bad one fails now, not at a request
+        from ..exceptions import InvalidParameterValue
+
+        raise InvalidParameterValue(
+            f"gitexp server serves a git repository, but the tracking URI is the server {client.tracking_uri}; "
+            "pass --repo PATH (and check GITEXP_TRACKING_URI)")
     pusher = None
     if push_to:
         from .push import PeriodicPush
