@@ -492,6 +492,9 @@ class _RemoteView:
         self.run_id = run_id
 
     def kind(self, path: str) -> str | None:
+        """'file', 'dir' or None (free), as ArtifactView.kind."""
+        if not path.strip("/"):
+            return "dir"
         parent = posixpath.dirname(path.strip("/"))
         for f in self.artifacts.list(self.run_id, parent or None):
             if f.path == path.strip("/"):
@@ -613,8 +616,8 @@ class RestRegistry:
             return self.get_model_version(parsed.name, parsed.version)
         if parsed.alias is not None:
             return self.get_model_version_by_alias(parsed.name, parsed.alias)
-        versions = [v for v in self.list_model_versions() if v.name == parsed.name
-                    and (parsed.stage is None or v.current_stage == parsed.stage)]
+        stages = [parsed.stage] if parsed.stage is not None else None
+        versions = self.get_latest_versions(parsed.name, stages)  # the highest per stage
         if not versions:
             where = f" in stage '{parsed.stage}'" if parsed.stage else ""
             raise ResourceDoesNotExist(f"Model {parsed.name!r} has no version{where}", name=parsed.name)
