@@ -223,3 +223,18 @@ def test_openapi_health_and_server_info(http):
     info = ok(http.get("/api/3.0/mlflow/server-info"))
     assert info["multipart_uploads_enabled"] is False and info["workspaces_enabled"] is False
     assert json.loads(http.get("/").text)["server"] == "gitexp"
+
+
+def test_browser_attacks_are_refused(http, server):
+    # DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1.
+    resp = http.get(f"{API}/experiments/search", headers={"Host": f"evil.example:{server.port}"})
+    assert failed(resp, 403, "PERMISSION_DENIED").startswith("Host header 'evil.example:")
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", "192.168.1.20", f"[::1]:{server.port}"):
+        ok(http.get(f"{API}/experiments/search", headers={"Host": host}))
+    # A cross-site form or text/plain POST (no CORS preflight) is not JSON: refused.
+    message = failed(http.post(f"{API}/experiments/create", content=b'{"name": "csrf"}',
+                               headers={"Content-Type": "text/plain"}), 400, "INVALID_PARAMETER_VALUE")
+    assert "must be JSON, sent with Content-Type: application/json" in message
+    assert ok(http.get(f"{API}/experiments/get-by-name", params={"experiment_name": "api"}))
+    failed(http.get(f"{API}/experiments/get-by-name", params={"experiment_name": "csrf"}), 404,
+           "RESOURCE_DOES_NOT_EXIST")

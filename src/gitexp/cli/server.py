@@ -18,12 +18,16 @@ from ._common import pass_context
               help="Push the tracking branch to this git remote (name or URL) while serving.")
 @click.option("--push-interval", default=60.0, show_default=True, type=click.FloatRange(min=0.1),
               metavar="SECONDS", help="Seconds between pushes with --push-to.")
+@click.option("--allowed-hosts", default=None, metavar="NAMES",
+              help="Comma-separated host names clients may use to reach the server, besides localhost, the "
+                   "--host address and private IP addresses ('*' for any). Other Host headers get 403, "
+                   "which stops DNS-rebinding attacks from web pages.")
 @click.option("--ui/--no-ui", default=None, help="Serve the web UI at / (default: when it is installed).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="Server log level.")
 @pass_context
 def server(ctx, repo_option: str | None, host: str, port: int, push_to: str | None, push_interval: float,
-           ui: bool | None, log_level: str) -> None:
+           allowed_hosts: str | None, ui: bool | None, log_level: str) -> None:
     """Serve MLflow's REST API 2.0; everything logged lands in this repository.
 
     Point any MLflow client (or gitexp's) at it with MLFLOW_TRACKING_URI. Runs,
@@ -48,7 +52,8 @@ def server(ctx, repo_option: str | None, host: str, port: int, push_to: str | No
         click.echo(f"gitexp server: listening on {host}: anyone who can reach this address can read and write "
                    "your experiments (there is no authentication)", err=True)
     try:
-        serve(repo, host=host, port=port, ui=ui, push_to=push_to, push_interval=push_interval, log_level=log_level)
+        serve(repo, host=host, port=port, ui=ui, push_to=push_to, push_interval=push_interval, log_level=log_level,
+              allowed_hosts=[h for h in (allowed_hosts or "").split(",") if h.strip()])
     except ImportError as exc:  # --ui without the web UI installed
         raise click.ClickException(str(exc)) from exc
 

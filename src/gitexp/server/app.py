@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import ipaddress
 import logging
 import os
 import traceback
@@ -67,7 +68,9 @@ def _validation_message(exc: RequestValidationError) -> str:
         if name in seen or len(seen) >= 5:
             continue
         seen.add(name)
-        if err.get("type") == "missing":
+        if isinstance(err.get("input"), (bytes, bytearray)) and name == "request body":
+            problems.append("The request body must be JSON, sent with Content-Type: application/json.")
+        elif err.get("type") == "missing":
             problems.append(f"Missing value for required parameter '{name}'.")
         elif err.get("type") == "json_invalid":
             problems.append(f"The request body is not valid JSON: {err.get('msg')}.")
@@ -88,12 +91,37 @@ def _ui_module(ui: bool | None) -> Any:
     return importlib.import_module("gitexp.ui")
 
 
+def host_allowed(host_header: str, allowed: list[str]) -> bool:
+    """Whether a Host header names this server (against DNS rebinding): a listed name, or an IP
+    address that is loopback or private."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if "*" in allowed or host in allowed:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
+
+
+def default_allowed_hosts(host: str) -> list[str]:
+    return sorted({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()})
+
+
 def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
-               push_to: str | None = None, push_interval: float = 60.0) -> FastAPI:
+               push_to: str | None = None, push_interval: float = 60.0,
+               allowed_hosts: list[str] | None = None) -> FastAPI:
     """The server app for the repository at `repo` (default: the current directory's).
 
     ui: mount the web UI (``gitexp.ui``) at / -- None mounts it when it is installed.
     push_to: a git remote to push the tracking branch to every `push_interval` seconds.
+    allowed_hosts: Host header values to answer (others get 403, against DNS rebinding);
+        IP addresses that are loopback or private are always allowed, "*" allows any.
+        None (the default for create_app) checks nothing; `serve` always checks.
     """
     client = Client(os.fspath(repo) if repo is not None else None)
     if client._remote:  # opening the store also checks the path: a bad one fails now, not at a request
@@ -131,6 +159,17 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
     )
     app.state.client = client
     app.state.pusher = pusher
+
+    if allowed_hosts is not None:
+        allowed = [h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()]
+
+        @app.middleware("http")
+        async def check_host(request: Request, call_next):
+            host = request.headers.get("host", "")
+            if not host_allowed(host, allowed):
+                return error("PERMISSION_DENIED", f"Host header {host!r} is not allowed. If you reach this server "
+                             f"by that name, start it with --allowed-hosts {host.split(':')[0]}", 403)
+            return await call_next(request)
 
     @app.exception_handler(GitexpError)
     async def gitexp_error(request: Request, exc: GitexpError):
@@ -196,9 +235,14 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
 
 def serve(repo: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 5000, *,
           ui: bool | None = None, push_to: str | None = None, push_interval: float = 60.0,
-          log_level: str = "info") -> None:
-    """Serve the repository over HTTP until interrupted (one process; loopback by default)."""
+          log_level: str = "info", allowed_hosts: list[str] | None = None) -> None:
+    """Serve the repository over HTTP until interrupted (one process; loopback by default).
+
+    allowed_hosts: extra Host names to answer besides localhost, the bind address and
+    loopback/private IP addresses ("*" for any).
+    """
     import uvicorn
 
-    app = create_app(repo, ui=ui, push_to=push_to, push_interval=push_interval)
+    hosts = default_allowed_hosts(host) + list(allowed_hosts or [])
+    app = create_app(repo, ui=ui, push_to=push_to, push_interval=push_interval, allowed_hosts=hosts)
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
