@@ -108,6 +108,24 @@ def host_allowed(host_header: str, allowed: list[str]) -> bool:
     return address.is_loopback or address.is_private
 
 
+class _HostCheck:
+    """ASGI middleware: 403 for requests whose Host header is not this server's."""
+
+    def __init__(self, app: Any, allowed: list[str]):
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            if not host_allowed(host, self.allowed):
+                response = error("PERMISSION_DENIED", f"Host header {host!r} is not allowed. If you reach this "
+                                 f"server by that name, start it with --allowed-hosts {host.split(':')[0]}", 403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def default_allowed_hosts(host: str) -> list[str]:
     return sorted({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()})
 
@@ -161,15 +179,7 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
     app.state.pusher = pusher
 
     if allowed_hosts is not None:
-        allowed = [h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()]
-
-        @app.middleware("http")
-        async def check_host(request: Request, call_next):
-            host = request.headers.get("host", "")
-            if not host_allowed(host, allowed):
-                return error("PERMISSION_DENIED", f"Host header {host!r} is not allowed. If you reach this server "
-                             f"by that name, start it with --allowed-hosts {host.split(':')[0]}", 403)
-            return await call_next(request)
+        app.add_middleware(_HostCheck, allowed=[h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()])
 
     @app.exception_handler(GitexpError)
     async def gitexp_error(request: Request, exc: GitexpError):
