@@ -70,3 +70,20 @@ def test_a_server_url_is_not_a_repository_to_serve(tmp_path, monkeypatch):
     monkeypatch.setenv("GITEXP_TRACKING_URI", "http://127.0.0.1:9")
     result = CliRunner().invoke(main, ["server", "--port", "0"])
     assert result.exit_code != 0 and "serves a git repository" in result.output
+
+
+def test_runs_of_a_killed_server_are_recovered_by_the_next_one(tmp_path):
+    served = make_repo(tmp_path / "served")
+    srv = ServerProcess(served, env={"GITEXP_CHECKPOINT_INTERVAL": "3600"})
+    run = _post(srv.url, "/runs/create", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    _post(srv.url, "/runs/log-metric", {"run_id": run, "key": "m", "value": 7.0, "timestamp": 1})
+    srv.proc.kill()  # SIGKILL: nothing committed, the journal stays behind
+    srv.stop()
+    again = ServerProcess(served)
+    try:
+        _post(again.url, "/experiments/create", {"name": "after-crash"})  # the first write recovers journals
+        got = json.loads(urllib.request.urlopen(f"{again.url}/api/2.0/mlflow/runs/get?run_id={run}").read())
+    finally:
+        assert "Traceback" not in again.stop()
+    info = got["run"]["info"]
+    assert info["status"] == "KILLED" and got["run"]["data"]["metrics"][0]["value"] == 7.0
