@@ -77,7 +77,7 @@ def test_run_json_has_mlflow_shape(http, run_id):
     assert exp["artifact_location"] == f"mlflow-artifacts:/{exp_id}" and exp["tags"] == [{"key": "k", "value": "v"}]
     assert isinstance(exp["creation_time"], int)
     # The UI's prefix serves the same API.
-    assert ok(http.get(f"/ajax-api/2.0/mlflow/runs/get", params={"run_id": run_id}))["run"]["info"] == run["info"]
+    assert ok(http.get("/ajax-api/2.0/mlflow/runs/get", params={"run_id": run_id}))["run"]["info"] == run["info"]
 
 
 def test_update_run_returns_run_info(http, run_id):
