@@ -33,9 +33,16 @@ def register_uri_scheme(scheme: str, to_uri: Callable[[str], str]) -> None:
 def _models_uri(uri: str) -> str:
     """models:/<name>/<version|stage|latest> and models:/<name>@<alias>: the version's source."""
     from .fluent import _client as fluent_client
+    from .store.logged_models import model_id_from_uri
     from .store.registry import resolve_models_uri
 
-    return resolve_models_uri(fluent_client()._store, uri)
+    client = fluent_client()
+    model_id = model_id_from_uri(uri)
+    if model_id is not None:  # models:/m-<id>[/path]: a logged model (MLflow 3)
+        rest = uri[len("models:"):].lstrip("/")[len(model_id):].strip("/")
+        location = client.get_logged_model(model_id).artifact_location
+        return f"{location}/{rest}" if rest else location
+    return resolve_models_uri(client._store, uri)
 
 
 register_uri_scheme("models", _models_uri)

@@ -26,6 +26,7 @@ from .store.repo import open_repository, path_from_uri
 from .store.tracking import GitStore, get_store
 
 if TYPE_CHECKING:
+    from .entities.logged_model import LoggedModel
     from .entities.model_registry import ModelHistoryEntry, ModelVersion, RegisteredModel
     from .store.registry import ModelRegistry
 
@@ -53,7 +54,12 @@ def store_for_uri(uri: str | None) -> GitStore:
         with _lock:
             store = _stores_by_uri.get(key)
             if store is None:
-                store = get_store(open_repository(path_from_uri(uri)))
+                if uri.lower().startswith(("http://", "https://")):
+                    from .store.rest import RestStore  # a `gitexp server` (or any MLflow server)
+
+                    store = RestStore(uri)  # type: ignore[assignment]
+                else:
+                    store = get_store(open_repository(path_from_uri(uri)))
                 _stores_by_uri[key] = store
     return store
 
@@ -98,6 +104,11 @@ class Client:
     def tracking_uri(self) -> str:
         return self._tracking_uri
 
+    @property
+    def _remote(self) -> bool:
+        """True when the tracking URI is a server (store/rest.py), not a repository."""
+        return getattr(self._store, "is_remote", False)
+
     # -- experiments ---------------------------------------------------------------------
     def create_experiment(self, name: str, artifact_location: str | None = None,
                           tags: dict[str, Any] | None = None) -> str:
@@ -140,8 +151,11 @@ class Client:
 
     # -- runs ----------------------------------------------------------------------------
     def create_run(self, experiment_id: str, start_time: int | None = None,
-                   tags: dict[str, Any] | None = None, run_name: str | None = None) -> Run:
-        return self._store.create_run(experiment_id, None, start_time, tags, run_name)
+                   tags: dict[str, Any] | None = None, run_name: str | None = None, *,
+                   user_id: str | None = None) -> Run:
+        """A new RUNNING run. ``user_id`` (gitexp addition, used by the REST server) defaults to the
+        tag mlflow.user, else your git identity."""
+        return self._store.create_run(experiment_id, user_id, start_time, tags, run_name)
 
     def get_run(self, run_id: str) -> Run:
         return self._store.get_run(run_id)
@@ -195,6 +209,9 @@ class Client:
         ``as_of`` (gitexp addition) searches the store as it was: a commit-ish
         (``"gitexp~3"``, a commit id) or a date/datetime (or ISO string of one).
         """
+        if self._remote:
+            return self._store.search_runs(experiment_ids, filter_string, run_view_type, max_results, order_by,
+                                           page_token, as_of)
         from .search import search_runs
 
         return search_runs(self._store, experiment_ids, filter_string, run_view_type,
@@ -208,6 +225,9 @@ class Client:
         Built column-wise from the search index, without Run entities: the fast
         path behind ``gitexp.search_runs``.
         """
+        if self._remote:
+            return self._store.search_runs_frame(experiment_ids, filter_string, run_view_type, max_results,
+                                                 order_by, as_of)
         from .search import search_runs_frame
 
         return search_runs_frame(self._store, experiment_ids, filter_string, run_view_type,
@@ -342,7 +362,15 @@ class Client:
         """Register `source` (runs:/<run_id>/<path>, models:/..., or a path) as the next version of `name`.
 
         Versions are READY at once, so `await_creation_for` has nothing to wait for.
+        A logged model's URI (models:/m-<id>) registers the files it names (its runs:/ location).
         """
+        from .store.logged_models import model_id_from_uri
+
+        logged = model_id_from_uri(source)
+        if logged is not None:
+            found = self.get_logged_model(logged)
+            source, model_id = found.artifact_location, model_id or logged
+            run_id = run_id or found.source_run_id
         return self._registry.create_model_version(name, source, run_id, tags, run_link, description, model_id)
 
     def copy_model_version(self, src_model_uri: str, dst_name: str) -> "ModelVersion":
@@ -431,9 +459,55 @@ class Client:
         (gitexp addition)."""
         return self._registry.resolve(model_uri)
 
+    # -- logged models (MLflow 3; store logic: store/logged_models.py) ------------------------
+    @property
+    def _logged_models(self):
+        from .store.logged_models import logged_models_for
+
+        return logged_models_for(self._store)
+
+    def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
+                            tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                            model_type: str | None = None) -> "LoggedModel":
+        """A new logged model (status PENDING) whose files go to runs:/<source_run_id>/<name>.
+
+        Without a source run, gitexp creates a run in the experiment to hold the files.
+        """
+        return self._logged_models.create(experiment_id, name, source_run_id, tags, params, model_type)
+
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> "LoggedModel":
+        return self._logged_models.get(model_id, allow_deleted)
+
+    def finalize_logged_model(self, model_id: str, status: Any) -> "LoggedModel":
+        """Set the status to READY or FAILED (LoggedModelStatus or its name)."""
+        return self._logged_models.finalize(model_id, status)
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, Any]) -> None:
+        self._logged_models.set_tags(model_id, tags)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        self._logged_models.delete_tag(model_id, key)
+
+    def log_model_params(self, model_id: str, params: dict[str, Any]) -> None:
+        self._logged_models.log_params(model_id, params)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self._logged_models.delete(model_id)
+
+    def search_logged_models(self, experiment_ids: list[str], filter_string: str | None = None,
+                             datasets: list[dict] | None = None, max_results: int | None = None,
+                             order_by: list[dict[str, Any]] | None = None,
+                             page_token: str | None = None) -> PagedList:
+        """Logged models of the experiments matching the filter (name, model_id, model_type, status,
+        source_run_id, creation_timestamp, tags.<key>); order_by: [{"field_name": ..., "ascending": ...}]."""
+        return self._logged_models.search(experiment_ids, filter_string, datasets, max_results, order_by,
+                                          page_token)
+
     # -- artifacts (files of a run: small ones in git, large ones in the artifact store) ------
     @property
     def _artifacts(self):
+        if self._remote:
+            return self._store.artifacts
         from .store.artifacts import RunArtifacts
 
         return RunArtifacts(self._store)

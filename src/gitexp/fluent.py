@@ -204,6 +204,9 @@ def _start_code_capture(client: Client, run_id: str) -> None:
 
             logging.getLogger("gitexp").warning("gitexp: could not record the code version of run %s: %s", run_id, exc)
 
+    if getattr(store, "is_remote", False):  # a tracking server: send it now, before the run can end
+        capture()
+        return
     thread = threading.Thread(target=capture, name="gitexp-code-capture", daemon=True)
     session = SESSIONS.get(store.repo, run_id)
     thread.start()

@@ -24,6 +24,7 @@ VERSIONS_MAX_RESULTS_DEFAULT = 10_000
 VERSIONS_MAX_RESULTS_THRESHOLD = 200_000
 
 _STRING_COMPARATORS = ("=", "!=", "LIKE", "ILIKE")
+_IS_PROMPT = "mlflow.prompt.is_prompt"
 _NUMERIC_COMPARATORS = ("=", "!=", "<", "<=", ">", ">=")
 
 
@@ -258,6 +259,12 @@ def matches(obj: Any, clauses: Sequence[Clause], kind: _Kind) -> bool:
     for c in clauses:
         if c.kind == "tag":
             lhs = obj.tags.get(c.key)
+            if lhs is None and c.key == _IS_PROMPT:
+                # As MLflow: models without the tag are not prompts. The mlflow client adds
+                # "tags.`mlflow.prompt.is_prompt` != 'true'" to every search of a server.
+                if (c.comparator, c.value) in (("!=", "true"), ("=", "false")):
+                    continue
+                return False
         else:
             lhs = getattr(obj, kind.strings.get(c.key) or kind.numeric[c.key])
         if not _compare(lhs, c.comparator, c.value):

@@ -37,8 +37,8 @@ def resolve_model_uri(model_uri: str | os.PathLike, dst_path: str | os.PathLike 
 
         return download_artifacts(where.local_path, dst_path=os.fspath(dst_path))
     client = _client(tracking_uri)
-    if dst_path is not None:
-        return client.download_artifacts(where.run_id, where.path, os.fspath(dst_path))
+    if dst_path is not None or client._remote:  # a tracking server: no local cache to keep
+        return client.download_artifacts(where.run_id, where.path, os.fspath(dst_path) if dst_path else None)
     artifacts = client._artifacts
     path, files = artifacts.files(where.run_id, where.path)
     if path in files:  # a single file: nothing to cache as a directory

@@ -281,6 +281,8 @@ def metric_histories(store: "GitStore", run_ids: Any, keys: str | Iterable[str] 
     """(run_id, key, step, timestamp, value) of every logged point, by run, key, step and time."""
     ids = run_id_list(run_ids)
     wanted = [keys] if isinstance(keys, str) else None if keys is None else list(keys)
+    if getattr(store, "is_remote", False):  # a tracking server (store/rest.py)
+        return store.metric_histories(ids, wanted)
     states = _run_states(store, ids)
     rows = []
     for run_id in ids:

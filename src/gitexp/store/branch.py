@@ -45,6 +45,19 @@ def _tz_offset() -> str:
     return f"{sign}{offset // 60:02d}{offset % 60:02d}"
 
 
+class _Queued:
+    """One caller's changes in a group commit, and how it ended."""
+
+    __slots__ = ("build", "message", "done", "result", "error")
+
+    def __init__(self, build: Callable[[str | None], Changes], message: str):
+        self.build = build
+        self.message = message
+        self.done = False
+        self.result: str | None = None
+        self.error: BaseException | None = None
+
+
 class TrackingBranch:
     def __init__(self, repo: Repository):
         self.repo = repo
@@ -56,6 +69,10 @@ class TrackingBranch:
         self._experiments: tuple[str | None, dict[str, ExperimentState]] | None = None
         self._exp_cache = _LRU(10000)
         self._lock = threading.Lock()
+        # Threads of one process take turns to commit: racing each other through the
+        # compare-and-swap would only write packs that lose (other processes still race).
+        self._commit_lock = threading.RLock()
+        self._queue: list[_Queued] = []  # group commits waiting for the commit lock
 
     # -- the tip -------------------------------------------------------------------
     @property
@@ -119,33 +136,79 @@ class TrackingBranch:
             tree = self.odb.edit_tree(None, {layout.FORMAT_FILE: (MODE_BLOB, blob)})
             return self.odb.write_commit(tree, [], _ROOT_MESSAGE, _ROOT_IDENT, _ROOT_IDENT)
 
-    def commit(self, build: Callable[[str | None], Changes], message: str) -> str:
+    def commit(self, build: Callable[[str | None], Changes], message: str, *, group: bool = False) -> str:
         """Commit the changes `build(root_tree)` returns on top of the tip.
 
         `build` is called again on the new tip whenever another writer moved the
         branch first, so it can re-check what it depends on (a name being free...).
+
+        group=True (for changes that cannot collide with others', like a run's own
+        session): threads of this process that commit at the same time share one
+        commit -- whoever gets the commit lock commits everything queued meanwhile.
         """
+        if group:
+            return self._group_commit(build, message)
         for attempt in range(1000):
-            tip = self.tip()
-            if tip is None:
-                self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident())
-                continue
-            tree = self.tree_of(tip)
-            ident = self._ident()
-            with self.odb.batch():  # every object of this attempt lands in one pack
-                changes = build(tree)
-                if not changes:
-                    return tip
-                new_tree = self.odb.edit_tree(tree, changes)
-                if new_tree == tree:
-                    return tip
-                commit = self.odb.write_commit(new_tree, [tip], message, ident, ident)
-            if self.refs.compare_and_swap(self.ref, commit, tip, message, ident):
-                with self._lock:
-                    self._commit_trees.put(commit, new_tree)
-                return commit
+            with self._commit_lock:
+                tip = self.tip()
+                if tip is None:
+                    self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident())
+                    continue
+                tree = self.tree_of(tip)
+                ident = self._ident()
+                with self.odb.batch():  # every object of this attempt lands in one pack
+                    changes = build(tree)
+                    if not changes:
+                        return tip
+                    new_tree = self.odb.edit_tree(tree, changes)
+                    if new_tree == tree:
+                        return tip
+                    commit = self.odb.write_commit(new_tree, [tip], message, ident, ident)
+                if self.refs.compare_and_swap(self.ref, commit, tip, message, ident):
+                    with self._lock:
+                        self._commit_trees.put(commit, new_tree)
+                    return commit
             time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))
         raise StoreError(f"Could not update {self.ref}: other writers kept moving it for 1000 attempts")
+
+    def _group_commit(self, build: Callable[[str | None], Changes], message: str) -> str:
+        mine = _Queued(build, message)
+        with self._lock:
+            self._queue.append(mine)
+        with self._commit_lock:
+            if not mine.done:  # nobody committed it while we waited: commit the whole queue
+                with self._lock:
+                    batch, self._queue = self._queue, []
+                self._commit_batch(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.result  # type: ignore[return-value]
+
+    def _commit_batch(self, batch: list["_Queued"]) -> None:
+        def build_all(tree: str | None) -> Changes:
+            changes: Changes = {}
+            for queued in batch:
+                if queued.error is None:
+                    try:
+                        changes.update(queued.build(tree) or {})
+                    except Exception as exc:  # only that caller fails
+                        queued.error = exc
+            return changes
+
+        if len(batch) == 1:
+            message = batch[0].message
+        else:
+            message = f"{len(batch)} changes\n\n" + "\n\n".join(q.message.strip() for q in batch) + "\n"
+        try:
+            commit = self.commit(build_all, message)
+        except BaseException as exc:
+            for queued in batch:
+                queued.error = queued.error or exc
+                queued.done = True
+            return
+        for queued in batch:
+            queued.result = commit
+            queued.done = True
 
     def write_event(self, directory: str, ops: list[dict], message: str, extra: dict | None = None) -> str:
         """Commit one immutable event file under `directory/events/`."""

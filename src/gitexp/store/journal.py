@@ -148,7 +148,7 @@ class Session:
             # The files depend only on this session's ops, not on the tip: build them once.
             build = _once(lambda: session_changes(self.branch, self.run_id, self.mode, self.state, ops,
                                                   self._metric_blobs, write_code=not self._code_written))
-            commit = self.branch.commit(build, commit_message(self.run_id, self.mode, self.state, ops))
+            commit = self.branch.commit(build, commit_message(self.run_id, self.mode, self.state, ops), group=True)
             if self.state is not None and self.state.code is not None:
                 self._code_written = True
             self.pending = []

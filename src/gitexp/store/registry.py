@@ -958,7 +958,9 @@ _registries_lock = threading.Lock()
 
 
 def registry_for(store: Any) -> ModelRegistry:
-    """The ModelRegistry of a GitStore (one per store)."""
+    """The ModelRegistry of a GitStore (one per store); a tracking server's store brings its own."""
+    if getattr(store, "is_remote", False):
+        return store.registry
     with _registries_lock:
         registry = _registries.get(store)
         if registry is None:

@@ -1,0 +1,368 @@
+"""Logged models (MLflow 3): small event records on the branch, files as run artifacts.
+
+    .tracking/logged-models/<model_id>/events/<time>-<uid>.yaml
+
+A logged model is created, finalized, tagged and deleted by event files only
+(as experiments and the registry are), so merges stay conflict-free.  Its files
+are ordinary artifacts of a run: of its source run, in a directory named after
+the model (``runs:/<run_id>/<name>``, where MLflow 2 and gitexp's own
+``log_model`` put models too), or -- for a model logged outside any run -- of a
+*holder run* created for it in the same experiment (tag ``gitexp.loggedModelId``),
+because every artifact in gitexp belongs to a run.
+
+Ops: ``create`` (id, experiment, name, type, source run, where the files are,
+first params and tags), ``status``, ``tag``, ``delete_tag``, ``param``,
+``lifecycle``.  Folding sorts event names ((time, id) order); unknown ops are
+skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+import weakref
+from typing import Any, Iterable, Sequence
+
+from .. import _validation as valid
+from .._names import random_run_name
+from ..entities import LifecycleStage, PagedList
+from ..entities.logged_model import LoggedModel, LoggedModelStatus
+from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
+from . import layout
+from .objects import _LRU
+
+LOGGED_MODELS = f"{layout.ROOT}/logged-models"
+HOLDER_TAG = "gitexp.loggedModelId"
+_MODEL_ID = re.compile(r"m-[0-9a-f]{32}\Z")
+_BAD_NAME_CHARS = ("/", ":", ".", "%", '"', "'")
+SEARCH_MAX_RESULTS_DEFAULT = 50
+SEARCH_MAX_RESULTS_THRESHOLD = 10_000
+
+
+def is_model_id(value: Any) -> bool:
+    """True for a logged model id (``m-`` and 32 hex digits)."""
+    return isinstance(value, str) and _MODEL_ID.match(value) is not None
+
+
+def model_id_from_uri(uri: str) -> str | None:
+    """The logged model id of ``models:/m-<hex>[/path]``, else None."""
+    if not isinstance(uri, str) or not uri.startswith("models:"):
+        return None
+    rest = uri[len("models:"):].lstrip("/")
+    head = rest.split("/", 1)[0]
+    return head if is_model_id(head) else None
+
+
+def check_model_id(model_id: Any) -> str:
+    if not is_model_id(model_id):
+        raise InvalidParameterValue(
+            f"Invalid logged model id {model_id!r}: expected 'm-' followed by 32 hex digits, as returned "
+            "by create_logged_model (model_info.model_id)", model_id=model_id)
+    return model_id
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or any(c in name for c in _BAD_NAME_CHARS):
+        raise InvalidParameterValue(
+            f"Invalid model name ({name!r}) provided. Model name must be a non-empty string and cannot "
+            f"contain the following characters: {_BAD_NAME_CHARS}", name=name)
+    return name
+
+
+class ModelState:
+    """One logged model folded from its events."""
+
+    __slots__ = ("model_id", "experiment_id", "name", "model_type", "source_run_id", "artifact_run_id",
+                 "artifact_path", "status", "status_message", "tags", "params", "lifecycle_stage",
+                 "creation_time", "last_updated")
+
+    def __init__(self, model_id: str):
+        self.model_id = model_id
+        self.experiment_id = layout.DEFAULT_EXPERIMENT_ID
+        self.name = ""
+        self.model_type: str | None = None
+        self.source_run_id: str | None = None
+        self.artifact_run_id: str | None = None
+        self.artifact_path = ""
+        self.status = LoggedModelStatus.PENDING
+        self.status_message: str | None = None
+        self.tags: dict[str, str] = {}
+        self.params: dict[str, str] = {}
+        self.lifecycle_stage = LifecycleStage.ACTIVE
+        self.creation_time = 0
+        self.last_updated = 0
+
+    def apply(self, op: dict, time: int) -> None:
+        kind = op.get("op")
+        if kind == "create":
+            self.experiment_id = str(op.get("experiment_id", self.experiment_id))
+            self.name = op.get("name") or self.name
+            self.model_type = op.get("model_type")
+            self.source_run_id = op.get("source_run_id")
+            self.artifact_run_id = op.get("artifact_run_id")
+            self.artifact_path = op.get("artifact_path") or ""
+            self.params.update(op.get("params") or {})
+            self.tags.update(op.get("tags") or {})
+            self.creation_time = time
+        elif kind == "status":
+            self.status = op.get("status", self.status)
+            self.status_message = op.get("message")
+        elif kind == "tag":
+            self.tags[op["key"]] = op["value"]
+        elif kind == "delete_tag":
+            self.tags.pop(op["key"], None)
+        elif kind == "param":
+            self.params.setdefault(op["key"], op["value"])
+        elif kind == "lifecycle":
+            self.lifecycle_stage = op.get("stage", self.lifecycle_stage)
+        self.last_updated = max(self.last_updated, time)
+
+    @property
+    def artifact_location(self) -> str:
+        base = f"runs:/{self.artifact_run_id}"
+        return f"{base}/{self.artifact_path}" if self.artifact_path else base
+
+    def to_entity(self) -> LoggedModel:
+        return LoggedModel(
+            experiment_id=self.experiment_id, model_id=self.model_id, name=self.name,
+            artifact_location=self.artifact_location, creation_timestamp=self.creation_time,
+            last_updated_timestamp=self.last_updated, model_type=self.model_type,
+            source_run_id=self.source_run_id, status=self.status, status_message=self.status_message,
+            tags=dict(self.tags), params=dict(self.params),
+        )
+
+
+class LoggedModels:
+    """The logged models on the tracking branch of one GitStore."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.branch = store.branch
+        self._folded = _LRU(20000)   # model directory tree id -> ModelState
+        self._all: tuple[str | None, dict[str, ModelState]] | None = None
+        self._lock = threading.Lock()
+
+    # -- reading -------------------------------------------------------------------------------
+    def _models(self) -> dict[str, ModelState]:
+        root = self.branch.tree_of(self.branch.tip())
+        tree = self.branch.subtree(root, LOGGED_MODELS) if root else None
+        cached = self._all
+        if cached is not None and cached[0] == tree:
+            return cached[1]
+        models: dict[str, ModelState] = {}
+        if tree is not None:
+            for entry in self.branch.odb.read_tree(tree):
+                if entry.is_tree and is_model_id(entry.name):
+                    models[entry.name] = self._fold(entry.name, entry.sha)
+        with self._lock:
+            self._all = (tree, models)
+        return models
+
+    def _fold(self, model_id: str, tree: str) -> ModelState:
+        cached = self._folded.get_item(tree)
+        if cached is not None:
+            return cached
+        state = ModelState(model_id)
+        events = self.branch.odb.tree_dict(tree).get("events")
+        if events is not None:
+            for _name, doc in self.branch.read_events(events.sha):
+                for op in doc.get("ops") or []:
+                    state.apply(op, int(doc.get("time") or 0))
+        with self._lock:
+            self._folded.put(tree, state)
+        return state
+
+    def _state(self, model_id: str, allow_deleted: bool = False) -> ModelState:
+        check_model_id(model_id)
+        state = self._models().get(model_id)
+        if state is None or (state.lifecycle_stage == LifecycleStage.DELETED and not allow_deleted):
+            raise ResourceDoesNotExist(
+                f"Logged model with ID '{model_id}' not found"
+                + (" (it is deleted)" if state is not None else
+                   "; if it was logged in another clone, `gitexp pull` first"),
+                model_id=model_id)
+        return state
+
+    def get(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        return self._state(model_id, allow_deleted).to_entity()
+
+    def list(self, experiment_ids: Iterable[str] | None = None) -> list[LoggedModel]:
+        wanted = None if experiment_ids is None else {str(e) for e in experiment_ids}
+        return [s.to_entity() for s in self._models().values()
+                if s.lifecycle_stage == LifecycleStage.ACTIVE and (wanted is None or s.experiment_id in wanted)]
+
+    def for_run(self, run_id: str) -> list[LoggedModel]:
+        """Active logged models whose files are in this run (newest first)."""
+        found = [s.to_entity() for s in self._models().values()
+                 if s.lifecycle_stage == LifecycleStage.ACTIVE and run_id in (s.source_run_id, s.artifact_run_id)]
+        return sorted(found, key=lambda m: m.creation_timestamp, reverse=True)
+
+    # -- writing -------------------------------------------------------------------------------
+    def _event(self, model_id: str, ops: list[dict], message: str) -> None:
+        self.branch.write_event(f"{LOGGED_MODELS}/{model_id}", ops, message)
+
+    def create(self, experiment_id: str | None, name: str | None = None, source_run_id: str | None = None,
+               tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+               model_type: str | None = None) -> LoggedModel:
+        name = check_name(name) if name is not None else random_run_name()
+        tag_dict = {valid.validate_key("Tag", k): valid.tag_value(k, v) for k, v in (tags or {}).items()}
+        param_dict = {valid.validate_key("Param", k): valid.param_value(k, v) for k, v in (params or {}).items()}
+        model_id = f"m-{uuid.uuid4().hex}"
+        if source_run_id:
+            run = self.store.get_run(source_run_id)
+            if run.info.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise InvalidParameterValue(
+                    f"Cannot log a model to run {source_run_id}: it is deleted; restore it first",
+                    run_id=source_run_id)
+            if experiment_id is not None and str(experiment_id) != run.info.experiment_id:
+                raise InvalidParameterValue(
+                    f"Run {source_run_id} belongs to experiment {run.info.experiment_id}, not {experiment_id}; "
+                    "log the model to the run's experiment", run_id=source_run_id)
+            experiment_id = run.info.experiment_id
+            artifact_run_id = source_run_id
+            artifact_path = self._free_directory(source_run_id, name, model_id)
+        else:
+            experiment_id = str(experiment_id if experiment_id is not None else layout.DEFAULT_EXPERIMENT_ID)
+            self.store.get_experiment(experiment_id)  # a clear error for an unknown experiment
+            holder = self.store.create_run(experiment_id, None, None,
+                                           {HOLDER_TAG: model_id, "mlflow.note.content":
+                                            f"Holds the files of logged model {name} ({model_id})"},
+                                           name)
+            artifact_run_id = holder.info.run_id
+            artifact_path = name
+        op: dict[str, Any] = {"op": "create", "model_id": model_id, "experiment_id": experiment_id, "name": name,
+                              "artifact_run_id": artifact_run_id, "artifact_path": artifact_path}
+        for key, value in (("model_type", model_type), ("source_run_id", source_run_id),
+                           ("params", param_dict), ("tags", tag_dict)):
+            if value:
+                op[key] = value
+        self._event(model_id, [op], f"logged model {name!r} ({model_id}): create")
+        return self.get(model_id)
+
+    def _free_directory(self, run_id: str, name: str, model_id: str) -> str:
+        """`name`, unless the run already has files or another logged model there."""
+        from .artifacts import RunArtifacts
+
+        taken = {m.artifact_location for m in self.for_run(run_id)}
+        view = RunArtifacts(self.store).view(run_id)
+        if f"runs:/{run_id}/{name}" not in taken and view.kind(name) is None:
+            return name
+        return f"{name}-{model_id[2:10]}"
+
+    def finalize(self, model_id: str, status: Any) -> LoggedModel:
+        status = LoggedModelStatus.canonical(status)
+        state = self._state(model_id)
+        self._event(model_id, [{"op": "status", "status": status}],
+                    f"logged model {state.name!r} ({model_id}): {status}")
+        holder = self._holder(state)
+        if holder is not None and status != LoggedModelStatus.PENDING:
+            self.store.update_run_info(holder, "FINISHED" if status == LoggedModelStatus.READY else "FAILED")
+        return self.get(model_id)
+
+    def _holder(self, state: ModelState) -> str | None:
+        if state.source_run_id or not state.artifact_run_id:
+            return None
+        try:
+            run = self.store.get_run(state.artifact_run_id)
+        except ResourceDoesNotExist:
+            return None
+        return state.artifact_run_id if run.info.status == "RUNNING" else None
+
+    def set_tags(self, model_id: str, tags: dict[str, Any]) -> None:
+        state = self._state(model_id)
+        ops = [{"op": "tag", "key": valid.validate_key("Tag", k), "value": valid.tag_value(k, v)}
+               for k, v in tags.items()]
+        if ops:
+            self._event(model_id, ops, f"logged model {state.name!r} ({model_id}): set {len(ops)} tag(s)")
+
+    def delete_tag(self, model_id: str, key: str) -> None:
+        state = self._state(model_id)
+        if key not in state.tags:
+            raise ResourceDoesNotExist(f"No tag with key {key!r} found for logged model {model_id}",
+                                       model_id=model_id, key=key)
+        self._event(model_id, [{"op": "delete_tag", "key": key}],
+                    f"logged model {state.name!r} ({model_id}): delete tag {key!r}")
+
+    def log_params(self, model_id: str, params: dict[str, Any]) -> None:
+        state = self._state(model_id)
+        ops = []
+        for k, v in params.items():
+            key = valid.validate_key("Param", k)
+            value = valid.param_value(key, v)
+            old = state.params.get(key)
+            if old is not None and old != value:
+                raise InvalidParameterValue(
+                    f"Changing param values is not allowed. Param {key!r} of logged model {model_id} is "
+                    f"{old!r}; attempted value {value!r}", model_id=model_id, key=key)
+            if old is None:
+                ops.append({"op": "param", "key": key, "value": value})
+        if ops:
+            self._event(model_id, ops, f"logged model {state.name!r} ({model_id}): log {len(ops)} param(s)")
+
+    def delete(self, model_id: str) -> None:
+        state = self._state(model_id)
+        self._event(model_id, [{"op": "lifecycle", "stage": LifecycleStage.DELETED}],
+                    f"logged model {state.name!r} ({model_id}): delete")
+
+    # -- searching -----------------------------------------------------------------------------
+    def search(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+               datasets: Sequence[dict] | None = None, max_results: int | None = None,
+               order_by: Sequence[Any] | None = None, page_token: str | None = None) -> PagedList:
+        """MLflow's search_logged_models: attribute and tags.<key> clauses, order_by dicts."""
+        from .. import registry_search as rs
+
+        if datasets:
+            raise InvalidParameterValue(
+                "search_logged_models: filtering by datasets is not supported by gitexp "
+                "(logged models carry no per-dataset metrics); leave datasets out")
+        if isinstance(experiment_ids, str) or not all(isinstance(e, str) for e in experiment_ids or []):
+            raise InvalidParameterValue(f"experiment_ids must be a list of strings, got {experiment_ids!r}")
+        max_results = rs._max_results(SEARCH_MAX_RESULTS_DEFAULT if max_results is None else max_results,
+                                      SEARCH_MAX_RESULTS_THRESHOLD, "logged models")
+        clauses = rs.parse_filter(filter_string, _KIND)
+        keys = []
+        for item in order_by or []:
+            field, ascending = (item, True) if isinstance(item, str) else (item.get("field_name"),
+                                                                         item.get("ascending", True))
+            if isinstance(field, str) and field.startswith("attribute."):
+                field = field[len("attribute."):]
+            if field not in _KIND.order_keys:
+                raise InvalidParameterValue(
+                    f"Invalid order_by field {field!r} for logged models; valid fields are "
+                    f"{sorted(_KIND.order_keys)}", field_name=field)
+            keys.append((_KIND.order_keys[field], bool(ascending)))
+        if not keys:
+            keys = [("creation_timestamp", False)]
+        keys.append(("model_id", True))
+        found = rs._sort([m for m in self.list(experiment_ids) if rs.matches(m, clauses, _KIND)], keys)
+        return rs._page(found, max_results, page_token)
+
+
+def _kind():
+    from ..registry_search import _Kind
+
+    strings = {"name": "name", "model_id": "model_id", "model_type": "model_type", "status": "status",
+               "source_run_id": "source_run_id"}
+    numeric = {"creation_timestamp": "creation_timestamp", "creation_time": "creation_timestamp",
+               "last_updated_timestamp": "last_updated_timestamp"}
+    return _Kind("logged models", strings, numeric, set(strings),
+                 {**strings, "creation_timestamp": "creation_timestamp", "creation_time": "creation_timestamp",
+                  "last_updated_timestamp": "last_updated_timestamp"})
+
+
+_KIND = _kind()
+
+_instances: "weakref.WeakKeyDictionary[Any, LoggedModels]" = weakref.WeakKeyDictionary()
+_instances_lock = threading.Lock()
+
+
+def logged_models_for(store: Any) -> LoggedModels:
+    """The LoggedModels of a store (one per store; a remote store brings its own)."""
+    if getattr(store, "is_remote", False):
+        return store.logged_models
+    with _instances_lock:
+        found = _instances.get(store)
+        if found is None:
+            found = _instances[store] = LoggedModels(store)
+        return found
