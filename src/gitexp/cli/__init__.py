@@ -46,9 +46,9 @@ def main(ctx: click.Context, repo: str | None) -> None:
 
 
 def _register() -> None:
-    from . import artifacts, code, demo, doctor, experiments, hooks, metrics, models, runs, sync
+    from . import artifacts, code, demo, doctor, experiments, hooks, metrics, models, runs, sync, ui
 
-    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, hooks, demo):
+    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, hooks, demo, ui):
         for command in module.COMMANDS:
             main.add_command(command)
 
