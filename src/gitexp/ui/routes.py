@@ -12,6 +12,8 @@ import os
 import posixpath
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -23,7 +25,7 @@ from ..entities import ViewType
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
 from . import previews, table
 from ._web import Renderer, guarded, json_response, raw_headers
-from .series import DEFAULT_POINTS, MAX_POINTS, X_AXES, build_series
+from .series import DEFAULT_POINTS, MAX_POINTS, X_AXES, build_series, history_arrays
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 MAX_COMPARE_RUNS = 200
@@ -60,6 +62,8 @@ class UI:
     def __init__(self, client: Client, renderer: Renderer):
         self.client = client
         self.render = renderer
+        self._series_cache: OrderedDict = OrderedDict()
+        self._series_lock = threading.Lock()
 
     # -- helpers ------------------------------------------------------------------------------
     def experiments_by_id(self) -> dict[str, Any]:
@@ -236,6 +240,27 @@ class UI:
                             background=BackgroundTask(shutil.rmtree, scratch, True))
 
     # -- metric data (JSON) ---------------------------------------------------------------------
+    def metric_arrays(self, run_id: str, key: str):
+        """A metric's history as arrays, cached while the branch tip and the run's latest value of
+        the metric stay the same (zooming re-reads the cache, not 100,000 Metric entities)."""
+        run = self.client.get_run(run_id)  # a missing run is a 404
+        latest = next(((m.step, m.timestamp, repr(m.value)) for m in run.data._metric_objs if m.key == key), None)
+        if latest is None:
+            raise ResourceDoesNotExist(f"Run {run_id} has no metric {key!r}", run_id=run_id, key=key)
+        # The tip is read only to know when cached data may be stale.
+        version = (self.client._store.branch.tip(), latest)
+        with self._series_lock:
+            cached = self._series_cache.get((run_id, key))
+            if cached is not None and cached[0] == version:
+                self._series_cache.move_to_end((run_id, key))
+                return cached[1]
+        arrays = history_arrays(self.client.get_metric_history(run_id, key))
+        with self._series_lock:
+            self._series_cache[(run_id, key)] = (version, arrays)
+            while len(self._series_cache) > 64:
+                self._series_cache.popitem(last=False)
+        return arrays
+
     def api_metric(self, request: Request, run_id: str, key: str, x: str = "step", xmin: float | None = None,
                    xmax: float | None = None, points: int = DEFAULT_POINTS, smoothing: float = 0.0):
         try:
@@ -245,11 +270,8 @@ class UI:
                 raise InvalidParameterValue(f"points must be between 10 and {MAX_POINTS}, got {points}")
             if not 0 <= smoothing < 1:
                 raise InvalidParameterValue(f"smoothing must be at least 0 and below 1, got {smoothing}")
-            history = self.client.get_metric_history(run_id, key)
-            if not history:
-                self.client.get_run(run_id)  # a missing run is a 404
-                raise ResourceDoesNotExist(f"Run {run_id} has no metric {key!r}", run_id=run_id, key=key)
-            series = build_series(history, x, (xmin, xmax), points, smoothing)
+            arrays = self.metric_arrays(run_id, key)
+            series = build_series(arrays, x, (xmin, xmax), points, smoothing)
         except GitexpError as exc:
             from ._web import _status_for
 

@@ -102,15 +102,23 @@ def _clean(values: np.ndarray) -> list:
     return [v if math.isfinite(v) else None for v in values.tolist()]
 
 
-def build_series(history: Sequence, x_axis: str = "step", x_range: tuple[float | None, float | None] = (None, None),
-                 points: int = DEFAULT_POINTS, smoothing: float = 0.0) -> Series:
-    """Chart data from Metric entities (step order), for an x axis, a visible range and a point budget."""
-    if x_axis not in X_AXES:
-        raise ValueError(f"Unknown x axis {x_axis!r}; use one of {', '.join(X_AXES)}")
+def history_arrays(history: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, timestamps, values) of Metric entities, as arrays (in the history's step order)."""
     n = len(history)
     steps = np.fromiter((m.step for m in history), dtype="int64", count=n)
     stamps = np.fromiter((m.timestamp for m in history), dtype="int64", count=n)
-    y = np.fromiter((m.value for m in history), dtype="float64", count=n)
+    values = np.fromiter((m.value for m in history), dtype="float64", count=n)
+    return steps, stamps, values
+
+
+def build_series(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], x_axis: str = "step",
+                 x_range: tuple[float | None, float | None] = (None, None),
+                 points: int = DEFAULT_POINTS, smoothing: float = 0.0) -> Series:
+    """Chart data for an x axis, a visible x range and a point budget."""
+    if x_axis not in X_AXES:
+        raise ValueError(f"Unknown x axis {x_axis!r}; use one of {', '.join(X_AXES)}")
+    steps, stamps, y = arrays
+    n = len(y)
     x = axis_values(steps, stamps, x_axis)
     if x_axis != "step":  # time axes: order by time (steps may be logged out of order in time)
         order = np.argsort(x, kind="stable")

@@ -65,6 +65,7 @@
       };
       if (range) { layout.xaxis.range = xAxis.value === "time" ? [new Date(range[0]), new Date(range[1])] : range; layout.xaxis.autorange = false; }
       Plotly.react(div, traces, layout, { responsive: true, displaylogo: false });
+      if (!div.hasAttribute("data-zoomable")) { attach(div); div.setAttribute("data-zoomable", "1"); }
       div.setAttribute("data-points", String(data.shown));
       div.setAttribute("data-total", String(data.total));
       div.setAttribute("data-loaded", "1");
@@ -90,7 +91,6 @@
   }
 
   drawAll().then(function () {
-    document.querySelectorAll(".chart[data-metric]").forEach(attach);
     document.getElementById("metric-charts").setAttribute("data-ready", "1");
   });
   xAxis.addEventListener("change", drawAll);

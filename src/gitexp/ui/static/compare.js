@@ -48,7 +48,7 @@
     });
     var colorCol = pcColor.value && numeric(pcColor.value) ? column(pcColor.value) : null;
     var line = colorCol ? { color: colorCol.map(function (v) { return v === null ? NaN : v; }), colorscale: "Viridis", showscale: true } : {};
-    Plotly.react("plot-parallel", [{ type: "parcoords", dimensions: dims, line: line }], { margin: { l: 60, r: 60, t: 40, b: 20 } }, config);
+    Plotly.react("plot-parallel", [{ type: "parcoords", dimensions: dims, line: line }], { margin: { l: 60, r: 60, t: 50, b: 20 } }, config);
   }
   pcAxes.addEventListener("change", parallel); pcColor.addEventListener("change", parallel);
 
