@@ -41,7 +41,8 @@ with gitexp.start_run(run_name="search") as parent:
     children = []
     for i, (lr, depth) in enumerate([(0.1, 2), (0.05, 4), (0.01, 8)]):
         with gitexp.start_run(run_name=f"trial-{i}", nested=True) as child:
-            gitexp.log_params({"learning_rate": lr, "max_depth": depth, "booster": "gbtree" if i % 2 else "dart"})
+            gitexp.log_params({"learning_rate": lr, "max_depth": depth, "booster": "gbtree" if i % 2 else "dart",
+                               "seed": 42})
             for step in range(5):
                 gitexp.log_metric("rmse", 1.0 / (1 + step) + lr + depth / 100, step=step)
             gitexp.log_metric("accuracy", 0.8 + i / 20)
