@@ -84,3 +84,12 @@ def test_history_arrays_from_metric_entities():
     history = [Metric("loss", 0.5, 1000, 0), Metric("loss", 0.25, 2000, 1)]
     steps, stamps, values = history_arrays(history)
     assert steps.tolist() == [0, 1] and stamps.tolist() == [1000, 2000] and values.tolist() == [0.5, 0.25]
+
+
+def test_smoothing_without_scipy_gives_the_same_curve(monkeypatch):
+    values = np.array([3.0, 1.0, math.inf, 4.0, 1.0, 5.0, math.nan, 9.0])
+    with_scipy = ema(values, 0.7)
+    monkeypatch.setitem(__import__("sys").modules, "scipy.signal", None)  # import now fails
+    without = ema(values, 0.7)
+    assert np.allclose(with_scipy, without, equal_nan=True)
+    assert math.isinf(without[2]) and math.isnan(without[6])

@@ -379,13 +379,15 @@ class UI:
         page = self.client.get_tracking_history(50, page_token or None, run or None, experiment or None,
                                                 model or None)
         return self.render.page(request, "history.html", title="History of the tracking branch", commits=list(page),
+                                experiment_names={k: e.name for k, e in self.experiments_by_id().items()},
                                 next_token=page.token, follow={"run": run, "experiment": experiment,
                                                                "model": model})
 
     def commit(self, request: Request, commit: str):
         detail = self.client.get_tracking_commit(commit)
         return self.render.page(request, "commit.html", title=f"Commit {detail.commit.commit[:10]}",
-                                detail=detail)
+                                detail=detail,
+                                experiment_names={k: e.name for k, e in self.experiments_by_id().items()})
 
     # -- static files ---------------------------------------------------------------------------
     def static(self, request: Request, path: str):

@@ -56,16 +56,22 @@ def axis_values(steps: np.ndarray, timestamps: np.ndarray, x_axis: str) -> np.nd
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
     """Debiased exponential moving average; NaN and infinite points are passed through unsmoothed."""
-    out = np.empty_like(values)
-    last = 0.0
-    n = 0
-    for i, v in enumerate(values.tolist()):
-        if not math.isfinite(v):
-            out[i] = v
-            continue
-        last = last * weight + (1 - weight) * v
-        n += 1
-        out[i] = last / (1 - weight ** n)
+    out = values.copy()
+    finite = np.isfinite(values)
+    v = values[finite]
+    if not len(v):
+        return out
+    try:  # one C loop when scipy is there (it comes with scikit-learn)
+        from scipy.signal import lfilter
+
+        last = lfilter([1 - weight], [1, -weight], v)
+    except ImportError:
+        last = np.empty_like(v)
+        acc = 0.0
+        for i, x in enumerate(v.tolist()):
+            acc = acc * weight + (1 - weight) * x
+            last[i] = acc
+    out[finite] = last / (1 - weight ** np.arange(1, len(v) + 1))
     return out
 
 

@@ -27,9 +27,14 @@
   function note(key, data) {
     var el = document.querySelector('[data-note-for="' + CSS.escape(key) + '"]');
     if (!el) { return; }
-    el.textContent = data.downsampled
-      ? data.shown.toLocaleString() + " of " + data.in_range.toLocaleString() + " points shown (" + data.total.toLocaleString() + " logged); zoom in for detail"
-      : data.total.toLocaleString() + " point" + (data.total === 1 ? "" : "s");
+    var total = data.total.toLocaleString();
+    if (data.downsampled) {
+      el.textContent = data.shown.toLocaleString() + " of " + data.in_range.toLocaleString() + " points in view shown (" + total + " logged); zoom in for detail";
+    } else if (data.in_range < data.total) {
+      el.textContent = "all " + data.in_range.toLocaleString() + " points in view (" + total + " logged)";
+    } else {
+      el.textContent = total + " point" + (data.total === 1 ? "" : "s");
+    }
   }
 
   function draw(key, div, range) {
