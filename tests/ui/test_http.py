@@ -196,3 +196,34 @@ def test_missing_things_are_404_pages(ui_server, http):
         assert response.status_code == 404, page
         assert 'id="error-message"' in response.text
     assert http.get("/compare", params={"runs": ui_server.ids["long"]}).status_code == 400
+
+
+def test_the_router_mounts_into_another_app_without_taking_its_route_names(ui_repo):
+    """The REST server includes gitexp.ui.router at /; its own routes may be named `run` or
+    `history`, and the UI's links must still point at the UI's pages."""
+    import warnings
+
+    from fastapi import FastAPI
+
+    import gitexp.ui
+
+    path, ids = ui_repo
+    app = FastAPI()
+
+    @app.get("/api/2.0/mlflow/runs/get", name="run")
+    def run():  # pragma: no cover - only its name matters
+        return {}
+
+    @app.get("/api/history", name="history")
+    def history():  # pragma: no cover
+        return {}
+
+    app.include_router(gitexp.ui.router(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
+
+        client = TestClient(app, base_url="http://127.0.0.1")
+        html = client.get(f"/experiments/{ids['experiment_id']}").text
+    assert f'href="/runs/{ids["long"]}"' in html
+    assert 'href="/history"' in html and "/api/2.0/mlflow/runs/get" not in html

@@ -114,6 +114,15 @@ def make_env() -> jinja2.Environment:
 
 
 # -- URLs ----------------------------------------------------------------------------------------
+ROUTE_PREFIX = "gitexp-ui:"
+
+
+def route_name(name: str) -> str:
+    """The registered name of a UI route: prefixed, so an app mounting the router (the REST
+    server) can have routes of its own called `run` or `models` without taking over our links."""
+    return ROUTE_PREFIX + name
+
+
 class Urls:
     """Paths of this UI's routes for one request (right wherever the router is mounted)."""
 
@@ -121,7 +130,7 @@ class Urls:
         self.request = request
 
     def __call__(self, route: str, /, query: dict | list | None = None, **params: Any) -> str:
-        path = self.request.url_for(route, **{k: quote(str(v), safe="") for k, v in params.items()}).path
+        path = self.request.url_for(route_name(route), **{k: quote(str(v), safe="") for k, v in params.items()}).path
         if query:
             items = query.items() if isinstance(query, dict) else query
             pairs = [(k, v) for k, v in items if v not in (None, "", [])]

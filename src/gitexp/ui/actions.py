@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from ..client import Client
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceAlreadyExists
-from ._web import Renderer, Urls, check_same_origin
+from ._web import Renderer, Urls, check_same_origin, route_name
 
 NOTE_TAG = "mlflow.note.content"
 
@@ -224,7 +224,7 @@ class Actions:
         def post(path: str, name: str, method: Callable, *params: str) -> None:
             def do(request: Request, form: dict, url: Urls):
                 return method(request, form, url, *[request.path_params[p] for p in params])
-            router.post(path, name=name, include_in_schema=False)(self._handler(do))
+            router.post(path, name=route_name(name), include_in_schema=False)(self._handler(do))
 
         post("/actions/experiments", "action_create_experiment", self.create_experiment)
         e = "/actions/experiments/{experiment_id}"

@@ -24,7 +24,7 @@ from ..client import Client
 from ..entities import ViewType
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
 from . import previews, table
-from ._web import Renderer, guarded, json_response, raw_headers
+from ._web import Renderer, Urls, guarded, json_response, raw_headers, route_name
 from .series import DEFAULT_POINTS, MAX_POINTS, X_AXES, build_series, history_arrays
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -179,7 +179,7 @@ class UI:
             datasets=datasets, models=table.models_of(run), note=tags.get("mlflow.note.content", ""),
             flash=self.flash(request),
             chart_config={"run_id": run_id, "keys": metric_keys,
-                          "api": str(request.url_for("api_metric", run_id=run_id).path)})
+                          "api": Urls(request)("api_metric", run_id=run_id)})
 
     def run_artifacts(self, request: Request, run_id: str, path: str = ""):
         client = self.client
@@ -303,7 +303,7 @@ class UI:
                       "params": r.data.params, "metrics": {k: _finite(v) for k, v in r.data.metrics.items()}}
                      for r in found],
             "param_keys": param_keys, "metric_keys": metric_keys,
-            "api": [str(request.url_for("api_metric", run_id=r.info.run_id).path) for r in found],
+            "api": [Urls(request)("api_metric", run_id=r.info.run_id) for r in found],
         }
         return self.render.page(
             request, "compare.html", title=f"Comparing {len(found)} runs", runs=found, experiments=experiments,
@@ -405,23 +405,25 @@ class UI:
     # -- wiring ---------------------------------------------------------------------------------
     def routes(self, router: APIRouter) -> None:
         g = guarded(lambda: self.render)
-        get = router.get
-        get("/", name="experiments", include_in_schema=False)(g(self.experiments))
-        get("/experiments/{experiment_id}", name="experiment", include_in_schema=False)(g(self.experiment))
-        get("/runs", name="runs", include_in_schema=False)(g(self.runs))
-        get("/runs/{run_id}", name="run", include_in_schema=False)(g(self.run))
-        get("/runs/{run_id}/artifacts", name="run_artifacts", include_in_schema=False)(g(self.run_artifacts))
-        get("/runs/{run_id}/artifact", name="artifact_raw", include_in_schema=False)(g(self.artifact_raw))
-        get("/compare", name="compare", include_in_schema=False)(g(self.compare))
-        get("/diff", name="diff", include_in_schema=False)(g(self.diff))
-        get("/models", name="models", include_in_schema=False)(g(self.models))
-        get("/models/{name}", name="model", include_in_schema=False)(g(self.model))
-        get("/models/{name}/versions/{version}", name="model_version",
-            include_in_schema=False)(g(self.model_version))
-        get("/history", name="history", include_in_schema=False)(g(self.history))
-        get("/history/{commit}", name="commit", include_in_schema=False)(g(self.commit))
-        get("/ui-api/runs/{run_id}/metric", name="api_metric", include_in_schema=False)(self.api_metric)
-        get("/ui-static/{path}", name="ui_static", include_in_schema=False)(self.static)
+
+        def page(path: str, name: str, handler, guard: bool = True) -> None:
+            router.get(path, name=route_name(name), include_in_schema=False)(g(handler) if guard else handler)
+
+        page("/", "experiments", self.experiments)
+        page("/experiments/{experiment_id}", "experiment", self.experiment)
+        page("/runs", "runs", self.runs)
+        page("/runs/{run_id}", "run", self.run)
+        page("/runs/{run_id}/artifacts", "run_artifacts", self.run_artifacts)
+        page("/runs/{run_id}/artifact", "artifact_raw", self.artifact_raw)
+        page("/compare", "compare", self.compare)
+        page("/diff", "diff", self.diff)
+        page("/models", "models", self.models)
+        page("/models/{name}", "model", self.model)
+        page("/models/{name}/versions/{version}", "model_version", self.model_version)
+        page("/history", "history", self.history)
+        page("/history/{commit}", "commit", self.commit)
+        page("/ui-api/runs/{run_id}/metric", "api_metric", self.api_metric, guard=False)
+        page("/ui-static/{path}", "ui_static", self.static, guard=False)
 
 
 def _stages() -> list[str]:
