@@ -343,6 +343,7 @@ def test_registry_pages_and_actions(page, ui_server):
     history = page.inner_text("#audit-history")
     for change in ("delete version tag", "set version tag", "update version", "set alias", "transition stage"):
         assert f"UI Tester\t{change}\t1" in history, change
+    assert "UI Tester\ttransition stage\t2\tNone -> Staging; archived version(s) 1" in history
     shot(page, "16-model-version")
     page.goto("/models/actions-model/versions/2")
     assert "None -> Staging; archived version(s) 1" in page.inner_text("#audit-history")

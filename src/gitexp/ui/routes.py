@@ -368,7 +368,7 @@ class UI:
                 run = client.get_run(mv.run_id)
             except ResourceDoesNotExist:
                 run = None
-        history = [h for h in client.get_registered_model_history(name) if h.version == int(version)]
+        history = [h for h in client.get_registered_model_history(name) if _concerns(h, int(version))]
         return self.render.page(request, "model_version.html", title=f"{name} version {version}", mv=mv,
                                 model=model, run=run, history=list(reversed(history)), stages=_stages(),
                                 flash=self.flash(request))
@@ -424,6 +424,17 @@ class UI:
         page("/history/{commit}", "commit", self.commit)
         page("/ui-api/runs/{run_id}/metric", "api_metric", self.api_metric, guard=False)
         page("/ui-static/{path}", "ui_static", self.static, guard=False)
+
+
+def _concerns(entry: Any, version: int) -> bool:
+    """A registry change about this version, or one that archived it (a transition of another
+    version with archive_existing_versions, whose detail lists the versions it archived)."""
+    if entry.version == version:
+        return True
+    marker = "archived version(s) "
+    if entry.action != "transition_stage" or marker not in entry.detail:
+        return False
+    return str(version) in [v.strip() for v in entry.detail.split(marker, 1)[1].split(",")]
 
 
 def _stages() -> list[str]:
