@@ -227,3 +227,16 @@ def test_the_router_mounts_into_another_app_without_taking_its_route_names(ui_re
         html = client.get(f"/experiments/{ids['experiment_id']}").text
     assert f'href="/runs/{ids["long"]}"' in html
     assert 'href="/history"' in html and "/api/2.0/mlflow/runs/get" not in html
+
+
+def test_concurrent_requests_all_succeed(ui_server):
+    """The compare page fetches every run's chart at once; pages and data share one Client."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = ui_server.ids
+    urls = [f"/ui-api/runs/{r}/metric?key=rmse" for r in ids["children"]] * 3
+    urls += [f"/ui-api/runs/{ids['long']}/metric?key=loss&xmin={i * 1000}&xmax={i * 1000 + 500}" for i in range(6)]
+    urls += [f"/experiments/{ids['experiment_id']}", f"/runs/{ids['long']}", "/history", "/models/ui-model"] * 2
+    with ui_server.http() as client, ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda u: client.get(u).status_code, urls))
+    assert statuses == [200] * len(urls)
