@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ._data import LONG_POINTS, XSS_NAME, XSS_TAG
+from ._data import LONG_POINTS
 
 
 @pytest.fixture(scope="module")

@@ -26,3 +26,22 @@ def test_import_gitexp_does_not_load_the_ui(tmp_path):
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_gitexp_ui_outside_a_repository_is_one_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from gitexp.cli import main
+
+    result = CliRunner().invoke(main, ["--repo", str(tmp_path), "ui", "--port", "0"])
+    assert result.exit_code == 1
+    assert "is not inside a git repository" in result.output
+
+
+def test_allowed_hosts_follow_the_bind_address():
+    from gitexp.ui import allowed_hosts
+
+    assert set(allowed_hosts("127.0.0.1")) >= {"127.0.0.1", "localhost"}
+    assert "evil.example" not in allowed_hosts("127.0.0.1")
+    assert allowed_hosts("0.0.0.0") == ["*"]
+    assert allowed_hosts("192.168.1.5", ["box.lan"]) == ["192.168.1.5", "box.lan"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -36,7 +35,6 @@ FLASH = {
     "saved": "Saved.", "tag-set": "Tag set.", "tag-deleted": "Tag deleted.", "registered": "Model registered.",
     "stage": "Stage changed.", "alias-set": "Alias set.", "alias-deleted": "Alias deleted.",
 }
-_RUN_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 
 def plotly_js_path() -> str:
