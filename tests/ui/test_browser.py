@@ -73,6 +73,47 @@ def test_experiments_list_and_create_experiment(page, ui_server):
     assert page.locator("#filter-error").is_visible()
 
 
+def test_experiment_actions(page, ui_server):
+    page.goto("/")
+    page.fill("#create-experiment input[name=name]", "experiment-actions")
+    page.click("#create-experiment button")
+    page.wait_for_url(re.compile(r"flash=created"))
+    page.click("#experiment-details summary")
+    page.fill("#experiment-details textarea[name=note]", "What this experiment is for")
+    page.click("#experiment-details form:has(textarea) button")
+    page.wait_for_url(re.compile(r"flash=saved"))
+    assert page.inner_text("#experiment-description") == "What this experiment is for"
+    page.click("#experiment-details summary")
+    page.fill("#experiment-details input[name=key]", "team")
+    page.fill("#experiment-details input[name=value]", "vision")
+    page.click("#experiment-details form:has(input[name=key]:not([type=hidden])) button")
+    page.wait_for_url(re.compile(r"flash=tag-set"))
+    page.click("#experiment-details summary")
+    assert "team" in page.inner_text("#experiment-details table")
+    shot(page, "20-experiment-details")
+    page.click('#experiment-details form:has(input[type=hidden][value="team"]) button')
+    page.wait_for_url(re.compile(r"flash=tag-deleted"))
+    page.click("#experiment-details summary")
+    page.fill("#experiment-details input[name=name]", "experiment-renamed")
+    page.click("#experiment-details form:has(input[name=name]) button")
+    page.wait_for_url(re.compile(r"flash=renamed"))
+    assert page.inner_text("#experiment-name") == "experiment-renamed"
+    committed_by_ui_tester(ui_server, "experiment 'experiment-actions': rename to 'experiment-renamed'")
+    experiment_url = page.url.split("?")[0]
+    page.click("#experiment-details summary")
+    page.click("#experiment-details button.danger:has-text('Delete experiment')")
+    page.wait_for_url(re.compile(r"flash=deleted"))
+    assert "experiment-renamed" not in page.locator("#experiments-table").inner_text()
+    page.goto("/?view=deleted")
+    assert "experiment-renamed" in page.locator("#experiments-table").inner_text()
+    page.goto(experiment_url)
+    page.click("#experiment-details summary")
+    page.click("#experiment-details button:has-text('Restore experiment')")
+    page.wait_for_url(re.compile(r"flash=restored"))
+    page.goto("/")
+    assert "experiment-renamed" in page.locator("#experiments-table").inner_text()
+
+
 def test_runs_table_nesting_filter_sort_columns_and_selection(page, ui_server):
     ids = ui_server.ids
     page.goto(f"/experiments/{ids['experiment_id']}")

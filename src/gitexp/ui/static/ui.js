@@ -11,12 +11,12 @@
   });
 
   // Forms post back to the page they were sent from, unless they say otherwise.
-  document.querySelectorAll("form[method=post]").forEach(function (form) {
+  // (Forms marked data-no-next go where the action says: a new or deleted thing's page.)
+  document.querySelectorAll("form[method=post]:not([data-no-next])").forEach(function (form) {
     if (!form.querySelector("input[name=next]")) {
       var next = document.createElement("input");
       next.type = "hidden"; next.name = "next";
       next.value = location.pathname + location.search;
-      if (form.id === "create-experiment" || form.id === "register-form") { return; }
       form.appendChild(next);
     }
   });
