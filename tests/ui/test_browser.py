@@ -411,3 +411,18 @@ def test_error_page(page, ui_server):
     assert response.status == 404
     assert "0123456789abcdef0123456789abcdef" in page.inner_text("#error-message")
     shot(page, "19-error")
+
+
+def test_hostile_strings_stay_text_on_every_page(page, ui_server):
+    ids = ui_server.ids
+    for url in (f"/runs/{ids['xss']}", f"/compare?runs={ids['xss']}&runs={ids['long']}",
+                f"/diff?a={ids['xss']}&b={ids['long']}", f"/history?run={ids['xss']}"):
+        page.goto(url)
+        assert page.evaluate("window.__xss") is None, url
+        assert "<script>window.__xss=1</script>evil-run" in page.inner_text("main"), url
+        if url.startswith("/compare"):  # two runs: too few points for a contour, said so
+            assert "A contour needs at least 3 runs" in page.inner_text("#plot-contour")
+    page.goto(f"/runs/{ids['xss']}")
+    assert '<img src=x onerror="window.__xss=2">' in page.inner_text("#tags")
+    assert "</td><script>window.__xss=3</script>" in page.inner_text("#params")
+    shot(page, "21-hostile-run")

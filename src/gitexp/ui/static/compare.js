@@ -70,6 +70,17 @@
   fill(cz, metrics.length ? metrics : fields, [firstMetric]);
   function contour() {
     var x = column(cx.value), y = column(cy.value), z = column(cz.value);
+    var div = document.getElementById("plot-contour");
+    var points = new Set();
+    x.forEach(function (v, i) { if (v !== null && y[i] !== null && typeof z[i] === "number") { points.add(v + "\u0000" + y[i]); } });
+    if (points.size < 3) {  // plotly cannot draw contours through fewer points
+      Plotly.purge(div);
+      div.textContent = "A contour needs at least 3 runs with different " + cx.value + " / " + cy.value + " values and a numeric " + cz.value + ".";
+      div.classList.add("plot-note");
+      return;
+    }
+    div.classList.remove("plot-note");
+    if (!div.classList.contains("js-plotly-plot")) { div.textContent = ""; }
     Plotly.react("plot-contour", [
       { type: "contour", x: x, y: y, z: z, colorscale: "Viridis", connectgaps: true, contours: { coloring: "heatmap" },
         colorbar: { title: { text: cz.value.replace(/^(params|metrics)\./, "") } } },
