@@ -646,6 +646,65 @@ class Client:
             inputs.append((doc, {t.key: str(t.value) for t in item.tags}))
         self._store.log_inputs(run_id, inputs)
 
+    # -- reading for the web UI (gitexp additions) ---------------------------------------------
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """The content of one artifact file (large files are fetched from the artifact store)."""
+        return self._artifacts.read_bytes(run_id, path)
+
+    def get_run_keys(self, experiment_ids: str | list[str],
+                     run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, list[str]]:
+        """Every metric, param and tag key used by the experiments' runs:
+        {"metrics": [...], "params": [...], "tags": [...]}, each sorted (from the search index)."""
+        from .search import run_keys
+
+        return run_keys(self._store, experiment_ids, run_view_type)
+
+    def get_tracking_history(self, max_results: int = 50, page_token: str | None = None,
+                             run_id: str | None = None, experiment_id: str | None = None,
+                             model_name: str | None = None) -> PagedList:
+        """Commits of the tracking branch, newest first: who changed which runs, experiments and
+        models, and when (BranchCommit entries; ``.token`` for the next page).
+
+        Give run_id, experiment_id or model_name to follow one of them.
+        """
+        from .store import history
+
+        reg = self._registry.state()
+        names = {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()}
+        directory = None
+        if model_name is not None:
+            directory = reg.by_name.get(model_name) or next(
+                (d for d, m in reg.models.items() if m.name == model_name), None)
+            if directory is None:
+                from .exceptions import ResourceDoesNotExist
+
+                raise ResourceDoesNotExist(
+                    f"No registered model named {model_name!r}, now or in the past; see `gitexp models list`",
+                    name=model_name)
+        path = history.path_for(run_id, experiment_id, directory)
+        commits, token = history.log(self._store, max_results, page_token, path, names)
+        return PagedList(commits, token)
+
+    def get_tracking_commit(self, commit: str):
+        """One commit of the tracking branch with the runs/experiments/models it changed and its
+        file diffs (CommitDetail)."""
+        from .store import history
+
+        reg = self._registry.state()
+        return history.commit_detail(self._store, commit,
+                                     {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()})
+
+    def diff_run_code(self, run_id: str, other_run_id: str):
+        """How the code of two runs differs, uncommitted changes included (CodeDiff: stat, patch,
+        and why a run's code could not be rebuilt, if so)."""
+        from . import code_version
+
+        sides = []
+        for rid in (run_id, other_run_id):
+            state = self._store.run_state(rid)
+            sides.append((rid, state.code, self._store.code_patch(rid) if state.code else b""))
+        return code_version.diff_runs(self._store.repo, sides[0], sides[1])
+
 
 def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else ""

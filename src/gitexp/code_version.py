@@ -281,3 +281,81 @@ def checkout(repo, run_id: str, code: dict | None, patch: bytes | str | None, di
         shutil.rmtree(scratch, ignore_errors=True)
     return CodeCheckout(run_id, directory, commit, code.get("branch"), bool(patch_data), files,
                         list(code.get("untracked") or []))
+
+
+# -- comparing the code of two runs ----------------------------------------------------------------
+MAX_CODE_DIFF_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class CodeDiff:
+    """How the exact source trees of two runs differ (each: its commit plus its uncommitted diff)."""
+
+    run_ids: tuple[str, str]
+    commits: tuple[str | None, str | None]
+    trees: tuple[str | None, str | None]   # None where a run's tree could not be rebuilt
+    problems: tuple[str | None, str | None]  # why a tree could not be rebuilt
+    stat: str = ""
+    patch: str = ""
+    truncated: bool = False
+
+    @property
+    def identical(self) -> bool:
+        return self.trees[0] is not None and self.trees[0] == self.trees[1]
+
+
+def _run_tree(repo, run_id: str, code: dict | None, patch: bytes | str | None) -> tuple[str | None, str | None]:
+    """(tree id of the code a run ran with, None) or (None, why not)."""
+    if not code:
+        return None, "no recorded code version (ran outside a git work tree, or with GITEXP_CAPTURE_CODE=0)"
+    if code.get("diff_truncated"):
+        return None, "its uncommitted diff was over the recording limit, only a summary was kept"
+    commit = code.get("commit")
+    git_dir = repo.common_dir
+    if commit and _plumbing(git_dir, ["cat-file", "-e", f"{commit}^{{commit}}"]).returncode != 0:
+        return None, f"commit {commit[:12]} is not in this repository (fetch it first)"
+    scratch = tempfile.mkdtemp(prefix="gitexp-codediff-")
+    try:
+        index = os.path.join(scratch, "index")
+        problem = apply_to_index(git_dir, index, commit, _patch_bytes(patch) if code.get("dirty") else b"",
+                                 repo.object_format)
+        if problem:
+            return None, f"its recorded diff does not apply to commit {str(commit)[:12]}: {problem}"
+        tree = _plumbing(git_dir, ["write-tree"], index)
+        if tree.returncode != 0:
+            return None, tree.stderr.decode(errors="replace").strip()
+        return tree.stdout.decode().strip(), None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def diff_runs(repo, first: tuple[str, dict | None, bytes | str | None],
+              second: tuple[str, dict | None, bytes | str | None],
+              max_bytes: int = MAX_CODE_DIFF_BYTES) -> CodeDiff:
+    """The diff from the first run's source tree to the second's, uncommitted changes included.
+
+    Each argument is (run_id, recorded code, recorded patch).  The trees are rebuilt in
+    private indexes (as `checkout` does), so nothing of the user's work tree is touched.
+    """
+    (run_a, code_a, patch_a), (run_b, code_b, patch_b) = first, second
+    tree_a, problem_a = _run_tree(repo, run_a, code_a, patch_a)
+    tree_b, problem_b = _run_tree(repo, run_b, code_b, patch_b)
+    result = CodeDiff((run_a, run_b), ((code_a or {}).get("commit"), (code_b or {}).get("commit")),
+                      (tree_a, tree_b), (problem_a, problem_b))
+    if tree_a is None or tree_b is None or tree_a == tree_b:
+        return result
+    git_dir = repo.common_dir
+    options = ["-c", "core.quotePath=false", "diff-tree", "-r", "-M", "--no-color", "--no-ext-diff"]
+    stat = _plumbing(git_dir, [*options[:2], *options[2:], "--stat=120", tree_a, tree_b])
+    result.stat = stat.stdout.decode("utf-8", "replace")
+    proc = subprocess.Popen(["git", f"--git-dir={git_dir}", *options, "-p", tree_a, tree_b],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    data = proc.stdout.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        result.truncated = True
+        data = data[:max_bytes]
+        proc.kill()
+    proc.wait()
+    result.patch = data.decode("utf-8", "replace")
+    return result

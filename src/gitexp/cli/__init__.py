@@ -46,9 +46,9 @@ def main(ctx: click.Context, repo: str | None) -> None:
 
 
 def _register() -> None:
-    from . import artifacts, code, demo, doctor, experiments, hooks, metrics, models, runs, server, sync
+    from . import artifacts, code, demo, doctor, experiments, hooks, metrics, models, runs, server, sync, ui
 
-    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, hooks, server, demo):
+    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, hooks, server, ui, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 

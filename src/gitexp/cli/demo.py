@@ -106,7 +106,12 @@ Try:
 
 def _serve(path: str, port: int) -> None:
     try:
-        from ..server import serve  # type: ignore[attr-defined]
+        try:
+            from ..server import serve  # type: ignore[attr-defined]  # the REST API and the UI
+        except ImportError as exc:
+            if exc.name not in ("gitexp.server",):
+                raise
+            from ..ui import serve  # the UI alone
     except ImportError:
         click.echo("\n(The web UI needs gitexp[server]: pip install 'gitexp[server]', then `gitexp ui`.)")
         return

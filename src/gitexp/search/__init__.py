@@ -36,6 +36,7 @@ __all__ = [
     "metric_history_frame",
     "parse_filter",
     "parse_order_by",
+    "run_keys",
     "search_experiments",
     "search_runs",
     "search_runs_frame",
@@ -139,6 +140,17 @@ def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | Non
         more = max_results is not None and len(rids) > max_results
         runs = view.runs(rids[:max_results] if max_results is not None else rids)
     return PagedList(runs, _make_token(offset + len(runs), fingerprint) if more else None)
+
+
+def run_keys(store: "GitStore", experiment_ids: Any, run_view_type: Any = ViewType.ACTIVE_ONLY
+             ) -> dict[str, list[str]]:
+    """{"metrics": [...], "params": [...], "tags": [...]}: the keys the experiments' runs use."""
+    from ._index import index_for
+
+    ids = experiment_id_list(experiment_ids)
+    view_type = check_view_type(run_view_type)
+    with index_for(store).view() as view:
+        return view.keys(ids, view_type)
 
 
 def search_runs_frame(store: "GitStore", experiment_ids: Any, filter_string: str | None = "",

@@ -473,13 +473,8 @@ class IndexView:
         self.deleted_experiments = sorted(e for e, s in experiments.items()
                                           if s.lifecycle_stage == LifecycleStage.DELETED)
 
-    def select(self, experiment_ids: list[str], clauses: list[Clause], order: list[OrderKey],
-               view_type: int, offset: int, limit: int | None) -> list[int]:
-        """Row ids of the matching runs, in order, `limit` from `offset`."""
-        joins: list[str] = []
-        join_args: list[Any] = []
-        where = ["r.experiment_id IN (SELECT value FROM json_each(?))"]
-        args: list[Any] = [json.dumps([str(e) for e in experiment_ids])]
+    def _where(self, experiment_ids: list[str], clauses: list[Clause], view_type: int) -> tuple[list[str], list]:
+        where, args = _experiment_condition(experiment_ids)
         deleted = json.dumps(self.deleted_experiments)
         if view_type == ViewType.ACTIVE_ONLY:
             where.append("r.stage = 'active' AND r.experiment_id NOT IN (SELECT value FROM json_each(?))")
@@ -491,6 +486,16 @@ class IndexView:
             sql, values = _clause_sql(clause)
             where.append(sql)
             args.extend(values)
+        return where, args
+
+    def select(self, experiment_ids: list[str], clauses: list[Clause], order: list[OrderKey],
+               view_type: int, offset: int, limit: int | None) -> list[int]:
+        """Row ids of the matching runs, in order, `limit` from `offset`."""
+        where, args = self._where(experiment_ids, clauses, view_type)
+        if len(order) == 1:
+            return self._select_by_one_key(where, args, order[0], offset, limit)
+        joins: list[str] = []
+        join_args: list[Any] = []
         order_sql: list[str] = []
         orders_start_time = False
         for i, key in enumerate(order):
@@ -516,6 +521,70 @@ class IndexView:
                f"ORDER BY {', '.join(order_sql)} LIMIT ? OFFSET ?")
         rows = self.conn.execute(sql, join_args + args + [-1 if limit is None else limit, offset]).fetchall()
         return [r[0] for r in rows]
+
+    def _select_by_one_key(self, where: list[str], args: list, key: OrderKey, offset: int,
+                           limit: int | None) -> list[int]:
+        """The same order as `select`'s general query, for one order_by key, as consecutive parts:
+        runs with a value (numbers for metrics) in value order, then NaN metrics, then runs
+        without the key, each part by start_time DESC, run_id.
+
+        The first part walks the (key, value) index in order and stops at the page's end, so a
+        first page sorted by a metric at 100,000 runs reads ~100 index entries instead of
+        joining and sorting every run; later parts are read only when a page reaches them.
+        """
+        direction = "" if key.ascending else " DESC"
+        ties = ["r.run_id"] if key.key == "start_time" and key.entity == "attribute" else ["r.start_time DESC",
+                                                                                             "r.run_id"]
+        base = " AND ".join(where)
+        parts: list[tuple[str, list]] = []
+
+        def part(join: str, join_args: list, condition: str, condition_args: list, order_sql: list[str]) -> None:
+            parts.append((f"SELECT r.rid FROM runs r {join} WHERE {base} AND {condition} "
+                          f"ORDER BY {', '.join(order_sql)}", join_args + args + condition_args))
+
+        if key.entity == "attribute":
+            column = f"r.{_ATTRIBUTE_COLUMNS[key.key]}"
+            part("", [], f"{column} IS NOT NULL", [], [column + direction] + ties)
+            part("", [], f"{column} IS NULL", [], ties)
+        else:
+            table = {"metric": "metrics", "param": "params", "tag": "tags"}[key.entity]
+            join = f"JOIN {table} o ON o.rid = r.rid AND o.key = ?"
+            if key.entity == "metric":
+                part(join, [key.key], "o.is_nan = 0", [], [f"o.value{direction}"] + ties)
+                part(join, [key.key], "o.is_nan = 1", [], ties)
+            else:
+                part(join, [key.key], "1", [], [f"o.value{direction}"] + ties)
+            part("", [], f"NOT EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND x.key = ?)", [key.key], ties)
+        out: list[int] = []
+        skip = offset
+        for sql, params in parts:
+            want = -1 if limit is None else limit - len(out)
+            if limit is not None and want <= 0:
+                break
+            rows = self.conn.execute(f"{sql} LIMIT ? OFFSET ?", params + [want, skip]).fetchall()
+            out.extend(r[0] for r in rows)
+            if rows:
+                skip = 0  # the page started inside this part: the next part starts at its top
+            elif skip:
+                skip = max(0, skip - self.conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])
+        return out
+
+    def keys(self, experiment_ids: list[str], view_type: int) -> dict[str, list[str]]:
+        """The metric, param and tag keys the selected runs use.
+
+        Distinct keys are found by a loose index scan (one seek per key on the
+        (key, value) indexes), then each key is kept if one selected run has it,
+        so the cost follows the number of keys, not of runs.
+        """
+        where, args = self._where(experiment_ids, [], view_type)
+        out: dict[str, list[str]] = {}
+        for group, table in (("metrics", "metrics"), ("params", "params"), ("tags", "tags")):
+            sql = (f"WITH RECURSIVE k(key) AS (SELECT min(key) FROM {table} UNION ALL "
+                   f"SELECT (SELECT min(key) FROM {table} WHERE key > k.key) FROM k WHERE k.key IS NOT NULL) "
+                   f"SELECT k.key FROM k WHERE k.key IS NOT NULL AND EXISTS (SELECT 1 FROM {table} t "
+                   f"JOIN runs r ON r.rid = t.rid WHERE t.key = k.key AND {' AND '.join(where)})")
+            out[group] = [row[0] for row in self.conn.execute(sql, args)]
+        return out
 
     # -- reading rows ----------------------------------------------------------------------------------
     # Params and tags come back as one JSON object per run (json_group_object: exact for
@@ -625,6 +694,15 @@ class IndexView:
             "params": groups["params"],
             "tags": groups["tags"],
         }
+
+
+def _experiment_condition(experiment_ids: list[str]) -> tuple[list[str], list[Any]]:
+    # One experiment (the usual case) as an equality: SQLite then walks the
+    # (experiment_id, start_time) index in order and a first page at 100,000 runs
+    # takes well under a millisecond instead of sorting every run.
+    if len(experiment_ids) == 1:
+        return ["r.experiment_id = ?"], [str(experiment_ids[0])]
+    return ["r.experiment_id IN (SELECT value FROM json_each(?))"], [json.dumps([str(e) for e in experiment_ids])]
 
 
 def _run_data(metrics: list[Metric] | None, params: dict[str, str] | None, tags: dict[str, str] | None) -> RunData:
