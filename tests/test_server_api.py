@@ -6,7 +6,6 @@ non-Python MLflow client would send them.
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
