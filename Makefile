@@ -30,7 +30,7 @@ demo: $(VENV)/.all
 	$(BIN)/gitexp demo
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/run_all.py
