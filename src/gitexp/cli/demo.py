@@ -106,12 +106,7 @@ Try:
 
 def _serve(path: str, port: int) -> None:
     try:
-        try:
-            from ..server import serve  # type: ignore[attr-defined]  # the REST API and the UI
-        except ImportError as exc:
-            if exc.name not in ("gitexp.server",):
-                raise
-            from ..ui import serve  # the UI alone
+        from ..server import serve  # the web UI at /, and MLflow's REST API
     except ImportError:
         click.echo("\n(The web UI needs gitexp[server]: pip install 'gitexp[server]', then `gitexp ui`.)")
         return
