@@ -167,6 +167,38 @@ class Client:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self._store.get_metric_history(run_id, key)
 
+    def metric_history_arrays(self, run_id: str, key: str) -> tuple:
+        """A metric's history as numpy arrays (steps, timestamps, values): a long history
+        without a Python object per point."""
+        arrays = getattr(self._store, "metric_history_arrays", None)
+        if arrays is not None:
+            return arrays(run_id, key)
+        from .store.histories import arrays as to_arrays
+
+        return to_arrays([(m.step, m.timestamp, m.value) for m in self._store.get_metric_history(run_id, key)])
+
+    def get_metric_history_bulk_interval(self, run_ids: Sequence[str], metric_key: str,
+                                         start_step: int | None = None, end_step: int | None = None,
+                                         max_results: int = 1000) -> list[Metric]:
+        """MLflow's bulk-interval read: for each run, the points of `metric_key` with steps in
+        [start_step, end_step], sampled to at most `max_results` evenly spaced steps (the first
+        and last always included); ordered by run, then step."""
+        from .store.histories import arrays as to_arrays
+
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= 1000:
+            raise InvalidParameterValue(f"max_results must be between 1 and 1000, got {max_results!r}")
+        out: list[Metric] = []
+        for run_id in run_ids:
+            interval = getattr(self._store, "metric_history_interval", None)
+            if interval is not None:
+                steps, times, values = interval(run_id, metric_key, start_step, end_step, max_results)
+            else:
+                steps, times, values = to_arrays([(m.step, m.timestamp, m.value)
+                                                  for m in self._store.get_metric_history(run_id, metric_key)])
+            out.extend(Metric(metric_key, v, t, s, run_id=run_id)
+                       for s, t, v in zip(steps.tolist(), times.tolist(), values.tolist()))
+        return out
+
     def log_metric(self, run_id: str, key: str, value: float, timestamp: int | None = None,
                    step: int | None = None, synchronous: bool | None = None, dataset_name: str | None = None,
                    dataset_digest: str | None = None, model_id: str | None = None) -> None:
