@@ -92,6 +92,7 @@ class Session:
         self.dirty_since: float | None = None
         self.closed = False
         self._code_written = False
+        self._torn = False
         self._waiters: list[threading.Thread] = []
         # The owner's own directory as last committed (live ref or branch), what the branch
         # has of it, the live ref's commit, and the next chunk number of each metric.
@@ -121,7 +122,7 @@ class Session:
                 data = json.dumps(ops[0]) + "\n"
             else:
                 data = "".join(json.dumps(op) + "\n" for op in ops)
-            _write_all(self.fd, data.encode())
+            self._journal(data.encode())
             if not self.pending:
                 self.dirty_since = time.monotonic()
             self.pending.extend(ops)
@@ -137,12 +138,27 @@ class Session:
         with self.lock:
             if self.closed:
                 raise RuntimeError(f"session for run {self.run_id} is closed")
-            _write_all(self.fd, line.encode())
+            self._journal(line.encode())
             if not self.pending:
                 self.dirty_since = time.monotonic()
             self.pending.append({"op": "metric", "key": key, "value": value, "timestamp": timestamp, "step": step})
             if self.state is not None:
                 self.state.add_metric(key, step, timestamp, value)
+
+    def _journal(self, data: bytes) -> None:
+        """Append to the journal, all or raise: a write that did not happen is never
+        acknowledged, and after a short write (a full disk) the next record starts on a
+        line of its own, so recovery skips only the torn one."""
+        if self._torn:
+            data = b"\n" + data
+        try:
+            written = os.write(self.fd, data)
+            if written != len(data):
+                _write_all(self.fd, data[max(written, 0):])
+        except OSError:
+            self._torn = True
+            raise
+        self._torn = False
 
     def wait_for(self, thread: threading.Thread) -> None:
         """Commit only after `thread` (e.g. code capture) has recorded its ops."""
