@@ -107,27 +107,39 @@ def test_a_long_history_through_many_checkpoints_reads_back_exactly(repo, monkey
     assert latest["acc"] == expected_latest[2] or (math.isnan(latest["acc"]) and math.isnan(expected_latest[2]))
 
 
-def test_bulk_interval_samples_steps_like_mlflow(repo):
+def test_bulk_interval_samples_steps_like_mlflow(repo, tmp_path):
+    """Client.get_metric_history_bulk_interval against MLflow's own store on the same points."""
+    mlflow_store = pytest.importorskip("mlflow.store.tracking.sqlalchemy_store")
+    from mlflow.entities import Metric as MlflowMetric
+
+    theirs = mlflow_store.SqlAlchemyStore(f"sqlite:///{tmp_path / 'm.db'}", str(tmp_path / "art"))
     client = gitexp.MlflowClient()
-    runs = []
-    for r in range(2):
+    rng = random.Random(5)
+    ours, mapping = [], {}
+    for r in range(3):
         run = client.create_run("0")
-        for step in range(0, 1000, 1 + r):
-            client.log_metric(run.info.run_id, "m", step * 0.5, timestamp=1000 + step, step=step)
+        their_run = theirs.create_run("0", "u", 0, [], f"r{r}")
+        batch = []
+        for i in range(300 * (r + 1)):
+            step = rng.choice([i, i, i // 3, 7])  # repeated steps and steps logged twice
+            point = (step, 1000 + i, rng.random())
+            client.log_metric(run.info.run_id, "m", point[2], timestamp=point[1], step=point[0])
+            batch.append(MlflowMetric("m", point[2], point[1], point[0]))
+        theirs.log_batch(their_run.info.run_id, batch, [], [])
         client.set_terminated(run.info.run_id)
-        runs.append(run.info.run_id)
-    points = client.get_metric_history_bulk_interval(runs, "m", start_step=100, end_step=900, max_results=11)
-    by_run: dict[str, list[int]] = {}
-    for m in points:
-        by_run.setdefault(m.run_id, []).append(m.step)
-    assert list(by_run) == runs
-    for steps in by_run.values():
-        assert len(steps) == 11 and steps[0] == 100 and steps[-1] == 900
-        assert steps == sorted(steps)
-    everything = client.get_metric_history_bulk_interval(runs[:1], "m", max_results=1000)
-    assert [m.step for m in everything] == list(range(1000))
+        ours.append(run.info.run_id)
+        mapping[run.info.run_id] = their_run.info.run_id
+    for args in [(None, None, 10), (None, None, 2500), (50, 400, 7), (0, 0, 5), (100, 120, 1000), (2000, 3000, 3)]:
+        start_step, end_step, max_results = args
+        mine = client.get_metric_history_bulk_interval(ours, "m", start_step, end_step, max_results)
+        reference = theirs.get_metric_history_bulk_interval(
+            [mapping[r] for r in ours], "m", max_results=max_results, start_step=start_step, end_step=end_step)
+        assert [(mapping[m.run_id], m.step, m.timestamp, m.value) for m in mine] == \
+            [(m.run_id, m.step, m.timestamp, m.value) for m in reference], args
     with pytest.raises(GitexpError, match="max_results"):
-        client.get_metric_history_bulk_interval(runs, "m", max_results=0)
+        client.get_metric_history_bulk_interval(ours, "m", max_results=0)
+    with pytest.raises(GitexpError, match="both start_step and end_step"):
+        client.get_metric_history_bulk_interval(ours, "m", start_step=3)
 
 
 # -- crashes ------------------------------------------------------------------------------------------

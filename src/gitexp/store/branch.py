@@ -317,12 +317,19 @@ class TrackingBranch:
         entry = self.odb.lookup(own_tree, "metrics") if own_tree else None
         blobs = histories.history_blobs(self.odb, entry.sha if entry is not None and entry.is_tree else None)
         shas = blobs.get(key, [])
-        if len(shas) == 1:
-            return histories.parse(self.odb.read_blob(shas[0]))
         if len(shas) <= 32:
-            parts = [histories.parse(self.odb.read_blob(sha)) for sha in shas]
-        else:  # a long run: one pipelined read of its chunks
-            parts = [histories.parse(data) for _sha, data in self.odb.read_many(shas)]
+            return histories.parse_many([self.odb.read_blob(sha) for sha in shas])
+        # A long run: one pipelined read of its chunks, parsed a few MB at a time, so
+        # memory holds the arrays and one batch of text, never the whole history's text.
+        parts, batch, size = [], [], 0
+        for _sha, data in self.odb.read_many(shas):
+            batch.append(data)
+            size += len(data)
+            if size >= 4 << 20:
+                parts.append(histories.parse_many(batch))
+                batch, size = [], 0
+        if batch:
+            parts.append(histories.parse_many(batch))
         return histories.combine(parts)
 
     def own_tree(self, run_id: str) -> str | None:

@@ -99,7 +99,7 @@ def history_blobs(odb: "ObjectDB", metrics_tree: str | None) -> dict[str, list[s
     return out
 
 
-_STRIP = {ord("["): " ", ord("]"): " ", ord('"'): " ", ord("\n"): ","}
+_STRIP = bytes.maketrans(b'[]"\n', b"   ,")
 
 
 def parse(data: bytes) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
@@ -113,8 +113,7 @@ def parse(data: bytes) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
     if not data.strip():
         return _empty()
     if data[:1] == b"[":
-        text = data.decode().translate(_STRIP)
-        flat = np.fromstring(text, sep=",")  # type: ignore[call-overload]
+        flat = np.fromstring(data.translate(_STRIP), sep=",")  # type: ignore[call-overload]
         if flat.size % 3 == 0 and flat.size // 3 == data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
             table = flat.reshape(-1, 3)
             steps, times = table[:, 0], table[:, 1]
@@ -125,6 +124,13 @@ def parse(data: bytes) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
     else:
         points = layout.parse_metric_lines(data)
     return arrays(points)
+
+
+def parse_many(blobs: list[bytes]) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+    """One history from its files in order (chunks are parsed together, in one pass)."""
+    if len(blobs) > 1 and all(b[:1] == b"[" and b.endswith(b"\n") for b in blobs):
+        return combine([parse(b"".join(blobs))])
+    return combine([parse(b) for b in blobs])
 
 
 def _exact_arrays(data: bytes) -> list[Point]:
@@ -229,3 +235,37 @@ def newer(point: Point, than: Point | None) -> bool:
     a = (point[0], point[1], 0.0 if point[2] != point[2] else point[2])
     b = (than[0], than[1], 0.0 if than[2] != than[2] else than[2])
     return a > b
+
+
+# -- sampled reads (MLflow's get-history-bulk-interval) --------------------------------------------------
+def bulk_interval(runs: "dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]", max_results: int,
+                  start_step: int | None, end_step: int | None) -> list[tuple[str, int, int, float]]:
+    """MLflow's sampling for charts of many runs, as its SQL store does it: (run_id, step,
+    timestamp, value) rows.  For each run, its points with steps in [start_step, end_step]
+    (all when both are None) in (step, timestamp, value) order are cut into `max_results`
+    near-equal consecutive buckets (SQL's NTILE) and the first point of each is kept; the
+    run's last point is always included (replacing the last sample when the page is full)."""
+    import numpy as np
+
+    out: list[tuple[str, int, int, float]] = []
+    for run_id, (steps, times, values) in runs.items():
+        if start_step is not None and end_step is not None:
+            keep = (steps >= start_step) & (steps <= end_step)
+            steps, times, values = steps[keep], times[keep], values[keep]
+        n = len(steps)
+        if not n:
+            continue
+        nan = np.isnan(values)
+        order = np.lexsort((nan, np.where(nan, 0.0, values), times, steps))
+        if n <= max_results:
+            picks = order
+        else:
+            q, r = divmod(n, max_results)
+            b = np.arange(max_results)
+            first = np.where(b < r, b * (q + 1), r * (q + 1) + (b - r) * q)
+            picks = order[first]
+            if picks[-1] != order[-1]:
+                picks = picks.copy()
+                picks[-1] = order[-1]
+        out.extend(zip([run_id] * len(picks), steps[picks].tolist(), times[picks].tolist(), values[picks].tolist()))
+    return out

@@ -382,25 +382,6 @@ class GitStore:
             parts.append(histories.arrays(with_points))
         return histories.combine(parts)
 
-    def metric_history_interval(self, run_id: str, key: str, start_step: int | None = None,
-                                end_step: int | None = None, max_results: int = 1000) -> tuple:
-        """A metric's points with steps in [start_step, end_step], sampled to at most `max_results`
-        steps the way MLflow's get-history-bulk-interval does: evenly spaced steps, always
-        including the first and the last one in the range."""
-        import numpy as np
-
-        steps, times, values = self.metric_history_arrays(run_id, key)
-        if start_step is not None or end_step is not None:
-            lo = steps.min() if start_step is None or not len(steps) else start_step
-            hi = steps.max() if end_step is None or not len(steps) else end_step
-            keep = (steps >= lo) & (steps <= hi)
-            steps, times, values = steps[keep], times[keep], values[keep]
-        unique = np.unique(steps)
-        if len(unique) > max_results:
-            picks = unique[np.unique(np.linspace(0, len(unique) - 1, max_results).round().astype(np.int64))]
-            keep = np.isin(steps, picks)
-            steps, times, values = steps[keep], times[keep], values[keep]
-        return steps, times, values
 
     def iter_run_states(self, root_tree: str | None = None) -> Iterator[RunState]:
         """Every run on the branch (with pending local changes), unordered."""
