@@ -32,6 +32,8 @@ LOOSE_OBJECT_BYTES = 4 << 20    # larger objects are written loose, streamed by 
 MAX_PACK_BYTES = 256 << 20      # a batch past this is flushed as a pack early
 REPACK_PACK_COUNT = 32          # roll small packs up once this many exist
 _PACK_TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+_KINDS = {b"blob": "blob", b"tree": "tree", b"commit": "commit", b"tag": "tag"}
+_READ_SIZE = 1 << 20
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -184,90 +186,110 @@ class ObjectDB:
 
     def read_many(self, shas: list[str]) -> Iterator[tuple[str, bytes]]:
         """Yield (sha, content) for many objects, pipelining requests to git."""
+        for sha, _kind, data in self.stream(shas):
+            yield sha, data
+
+    def stream(self, shas: list[str]) -> Iterator[tuple[str, str, bytes]]:
+        """Yield (sha, type, content) for each of `shas`, in order, from one pipelined
+        `git cat-file --batch --buffer`.
+
+        git writes its answers through stdio buffering (`--buffer`) instead of one
+        write per object, and they are parsed from large reads rather than a
+        readline and a read per object: ~1 µs of Python per object.
+        """
         if not shas:
             return
         proc = subprocess.Popen(
-            ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+            ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch", "--buffer"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=self._env,
+            bufsize=0,
         )
+        request = ("\n".join(shas) + "\n").encode()
 
         def feed() -> None:
             try:
-                proc.stdin.write("".join(s + "\n" for s in shas).encode())  # type: ignore[union-attr]
+                proc.stdin.write(request)  # type: ignore[union-attr]
                 proc.stdin.close()  # type: ignore[union-attr]
-            except BrokenPipeError:
+            except (BrokenPipeError, ValueError, OSError):
                 pass
 
         writer = threading.Thread(target=feed, daemon=True)
         writer.start()
-        out = proc.stdout
+        fd = proc.stdout.fileno()  # type: ignore[union-attr]
+        read = os.read
+        kinds = _KINDS
+        buf = b""
+        pos = 0
         try:
             for sha in shas:
-                header = out.readline()  # type: ignore[union-attr]
-                fields = header.split()
-                if len(fields) < 3 or fields[1] == b"missing":
+                nl = buf.find(b"\n", pos)
+                while nl < 0:
+                    more = read(fd, _READ_SIZE)
+                    if not more:
+                        raise GitexpError(f"git cat-file stopped unexpectedly while reading {sha}")
+                    buf = buf[pos:] + more
+                    pos = 0
+                    nl = buf.find(b"\n")
+                fields = buf[pos:nl].split(b" ")
+                if len(fields) != 3:
                     raise ObjectMissing(sha)
-                size = int(fields[2])
-                yield sha, out.read(size + 1)[:-1]  # type: ignore[union-attr]
+                start = nl + 1
+                end = start + int(fields[2])
+                if end >= len(buf):  # the object (and its newline) is not all here yet
+                    parts = [buf[pos:]]
+                    have = len(buf) - pos
+                    need = end + 1 - pos
+                    while have < need:
+                        more = read(fd, max(_READ_SIZE, need - have))
+                        if not more:
+                            raise GitexpError(f"git cat-file stopped unexpectedly while reading {sha}")
+                        parts.append(more)
+                        have += len(more)
+                    buf = b"".join(parts)
+                    start -= pos
+                    end -= pos
+                    pos = 0
+                kind = kinds.get(fields[1]) or fields[1].decode()
+                yield sha, kind, buf[start:end]
+                pos = end + 1
         finally:
-            writer.join()
             proc.stdout.close()  # type: ignore[union-attr]
+            writer.join()
             proc.wait()
 
     @contextlib.contextmanager
-    def preloaded(self, objects: dict[str, tuple[str, bytes]]) -> Iterator[None]:
+    def preloaded(self, objects: dict[str, tuple[str, bytes]],
+                  trees: dict[str, list[TreeEntry]] | None = None) -> Iterator[None]:
         """Serve reads in this thread from `objects` (sha -> (type, content)) first.
 
-        Bulk readers fetch many objects with one pipelined `read_many` and then
+        Bulk readers fetch many objects with one pipelined `stream` and then
         run the ordinary read path over them, so folding stays one code path.
+        `trees` (sha -> decoded entries) saves decoding a tree the bulk reader
+        already decoded.  Objects served from here do not go through the LRU
+        caches: a bulk read would only evict what other readers use.
         """
         previous = getattr(self._local, "preloaded", None)
+        previous_trees = getattr(self._local, "preloaded_trees", None)
         self._local.preloaded = objects
+        self._local.preloaded_trees = trees
         try:
             yield
         finally:
             self._local.preloaded = previous
+            self._local.preloaded_trees = previous_trees
 
     def read_many_typed(self, shas: list[str]) -> dict[str, tuple[str, bytes]]:
         """sha -> (type, content) for many objects, read through one pipelined git process."""
-        out: dict[str, tuple[str, bytes]] = {}
-        if not shas:
-            return out
-        proc = subprocess.Popen(
-            ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=self._env,
-        )
-        unique = list(dict.fromkeys(shas))
-
-        def feed() -> None:
-            try:
-                proc.stdin.write("".join(s + "\n" for s in unique).encode())  # type: ignore[union-attr]
-                proc.stdin.close()  # type: ignore[union-attr]
-            except BrokenPipeError:
-                pass
-
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
-        stream = proc.stdout
-        try:
-            for sha in unique:
-                header = stream.readline()  # type: ignore[union-attr]
-                fields = header.split()
-                if len(fields) < 3 or fields[1] == b"missing":
-                    raise ObjectMissing(sha)
-                size = int(fields[2])
-                out[sha] = (fields[1].decode(), stream.read(size + 1)[:-1])  # type: ignore[union-attr]
-        finally:
-            writer.join()
-            stream.close()  # type: ignore[union-attr]
-            proc.wait()
-        return out
+        return {sha: (kind, data) for sha, kind, data in self.stream(list(dict.fromkeys(shas)))}
 
     def read_blob(self, sha: str) -> bytes:
+        preloaded = getattr(self._local, "preloaded", None)
+        if preloaded is not None:
+            found = preloaded.get(sha)
+            if found is not None and found[0] == "blob":
+                return found[1]
         cached = self._blobs.get_item(sha)
         if cached is not None:
             return cached
@@ -280,6 +302,16 @@ class ObjectDB:
         return data
 
     def read_tree(self, sha: str) -> list[TreeEntry]:
+        trees = getattr(self._local, "preloaded_trees", None)
+        if trees is not None:
+            found = trees.get(sha)
+            if found is not None:
+                return found
+        preloaded = getattr(self._local, "preloaded", None)
+        if preloaded is not None:
+            raw = preloaded.get(sha)
+            if raw is not None and raw[0] == "tree":
+                return decode_tree(raw[1], self.hash_len)
         cached = self._trees.get_item(sha)
         if cached is not None:
             return cached
