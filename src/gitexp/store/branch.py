@@ -340,10 +340,12 @@ class TrackingBranch:
         """Fold many runs (run_id -> subtree id), yielding (run_id, state) as each is done.
 
         The same fold as `read_run_tree`, but the objects of `chunk` runs at a time
-        are fetched first with three pipelined reads (run trees; their files and
-        sub-trees; metric histories and events) instead of one round trip each, and
-        the next chunk is fetched while this one is folded.  This is what makes a
-        cold search-index build of many runs fast.
+        are fetched first with two or three pipelined reads (run trees; their own
+        files and sub-trees; event files and format-1 metric histories) instead of
+        one round trip each, and the next chunk is fetched while this one is
+        folded.  A run with ``latest_metrics.yaml`` (format 2) costs its tree and
+        its few small files: its ``metrics/`` tree is never read.  This is what
+        makes a cold search-index build of many runs fast.
         """
         todo = []
         for run_id, tree in items.items():
@@ -362,33 +364,65 @@ class TrackingBranch:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitexp-prefetch") as pool:
             pending = pool.submit(self._prefetch_runs, parts[0])
             for i, part in enumerate(parts):
-                objects = pending.result()
+                objects, trees = pending.result()
                 if i + 1 < len(parts):
                     pending = pool.submit(self._prefetch_runs, parts[i + 1])
-                with self.odb.preloaded(objects):
+                with self.odb.preloaded(objects, trees):
                     for run_id, tree in part:
                         yield run_id, self.read_run_tree(run_id, tree)
+                del objects, trees
 
-    def _prefetch_runs(self, part: list[tuple[str, str]]) -> dict[str, tuple[str, bytes]]:
-        """Every object folding these runs reads, in three pipelined batches."""
+    def _prefetch_runs(self, part: list[tuple[str, str]]
+                       ) -> tuple[dict[str, tuple[str, bytes]], dict[str, list]]:
+        """Every object folding these runs reads, in pipelined batches: (objects, decoded trees).
+
+        1. the run trees; 2. the files in `_OWN_FILES`, the `events/` tree, and the
+        `metrics/` tree only of runs without ``latest_metrics.yaml`` (format 1);
+        3. the event files and those runs' ``metrics/<key>.jsonl`` histories.
+        """
         odb = self.odb
-        objects = odb.read_many_typed([tree for _, tree in part])
+        hash_len = odb.hash_len
+        own_files = _OWN_FILES
+        latest = histories.LATEST_FILE
+        objects: dict[str, tuple[str, bytes]] = {}
+        trees: dict[str, list] = {}
+        for sha, kind, data in odb.stream(list(dict.fromkeys(tree for _, tree in part))):
+            objects[sha] = (kind, data)
         second: list[str] = []
+        subtrees: list[str] = []
         for _, tree in part:
-            for entry in decode_tree(objects[tree][1], odb.hash_len):
-                if entry.is_tree and entry.name in ("metrics", "events"):
+            if tree in trees:
+                continue
+            kind, data = objects[tree]
+            if kind != "tree":
+                continue  # read_run_tree raises the usual error
+            entries = trees[tree] = decode_tree(data, hash_len)
+            names = None
+            for entry in entries:
+                name = entry.name
+                if name in own_files:
+                    if not entry.is_tree:
+                        second.append(entry.sha)
+                elif entry.is_tree and name in ("events", "metrics"):
+                    if name == "metrics":
+                        if names is None:
+                            names = {e.name for e in entries}
+                        if latest in names:
+                            continue  # format 2: the index reads latest_metrics.yaml only
                     second.append(entry.sha)
-                elif entry.name in _OWN_FILES:
-                    second.append(entry.sha)
-        objects.update(odb.read_many_typed(second))
+                    subtrees.append(entry.sha)
+        for sha, kind, data in odb.stream([s for s in dict.fromkeys(second) if s not in objects]):
+            objects[sha] = (kind, data)
         third: list[str] = []
-        for sha in second:
+        for sha in dict.fromkeys(subtrees):
             kind, data = objects[sha]
-            if kind == "tree":
-                third.extend(e.sha for e in decode_tree(data, odb.hash_len)
-                             if not e.is_tree and e.name.endswith((".jsonl", ".yaml")))
-        objects.update(odb.read_many_typed(third))
-        return objects
+            if kind != "tree" or sha in trees:
+                continue
+            entries = trees[sha] = decode_tree(data, hash_len)
+            third.extend(e.sha for e in entries if not e.is_tree and e.name.endswith((".jsonl", ".yaml")))
+        for sha, kind, data in odb.stream([s for s in dict.fromkeys(third) if s not in objects]):
+            objects[sha] = (kind, data)
+        return objects, trees
 
     def read_own_files(self, run_id: str, tree: str) -> RunState:
         """A run as its creating session wrote it, without later events."""
