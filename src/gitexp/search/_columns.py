@@ -23,6 +23,7 @@ import bisect
 import json
 import sqlite3
 import struct
+from collections import OrderedDict
 from typing import Any, Iterable
 
 import numpy as np
@@ -335,7 +336,11 @@ class ColumnCache:
     `changes` holds the runs changed since the stored columns were written (row
     id -> record, None for a run that is gone); every column read from a BLOB gets
     them applied, and every column already in memory gets each new change once.
+    `rows` keeps the decoded rows of runs recently turned into entities (a run that
+    changes is dropped from it), so paging through results decodes each run once.
     """
+
+    ROWS_KEPT = 10000
 
     def __init__(self) -> None:
         self.epoch: str | None = None
@@ -345,6 +350,7 @@ class ColumnCache:
         self.columns: dict[tuple[str, str], Any] = {}
         self.changes: dict[int, Record | None] = {}
         self.key_experiments: dict[tuple[str, str], set[str]] | None = None
+        self.rows: OrderedDict[int, tuple] = OrderedDict()
 
     def sync(self, conn: sqlite3.Connection, meta: dict[str, str]) -> None:
         """Bring the cache to the index's committed state (call inside a read transaction)."""
@@ -369,6 +375,8 @@ class ColumnCache:
             col.grow(self.n)
             apply_records(col, kind, key, changed)
         self.changes.update(changed)
+        for rid in changed:
+            self.rows.pop(rid, None)
         self.seq = seq
         if changed:
             self.key_experiments = None

@@ -586,22 +586,33 @@ class IndexView:
     # -- reading rows ----------------------------------------------------------------------------------
     def _rows(self, rids: list[int]) -> dict[int, tuple]:
         """rid -> (run_id, experiment_id, run_name, user_id, status, start, end, stage, metrics, params,
-        tags, inputs) for committed runs and pending ones."""
-        stored = [rid for rid in rids if rid not in self.overlay] if self.overlay else rids
+        tags, inputs) for committed runs and pending ones (shared: copy before changing)."""
+        overlay = self.overlay
+        cached = self.cols.cache.rows
         out: dict[int, tuple] = {}
-        if stored:
-            if len(stored) == 1:
-                rows = self.conn.execute(f"SELECT {_ENTITY_ROW} FROM runs WHERE rid = ?", (stored[0],)).fetchall()
-            else:
-                rows = self.conn.execute(f"SELECT {_ENTITY_ROW} FROM runs WHERE rid IN "
-                                         "(SELECT value FROM json_each(?))", (json.dumps(stored),)).fetchall()
-            for row in rows:
-                out[row[0]] = row[1:9] + load_doc(row[9])
+        missing = []
         for rid in rids:
-            record = self.overlay.get(rid) if self.overlay else None
+            record = overlay.get(rid) if overlay else None
             if record is not None:
                 out[rid] = record[:8] + (dict(sorted(record[8].items())), dict(sorted(record[9].items())),
                                          dict(sorted(record[10].items())), record[11])
+                continue
+            row = cached.get(rid)
+            if row is None:
+                missing.append(rid)
+            else:
+                cached.move_to_end(rid)
+                out[rid] = row
+        if missing:
+            if len(missing) == 1:
+                rows = self.conn.execute(f"SELECT {_ENTITY_ROW} FROM runs WHERE rid = ?", (missing[0],)).fetchall()
+            else:
+                rows = self.conn.execute(f"SELECT {_ENTITY_ROW} FROM runs WHERE rid IN "
+                                         "(SELECT value FROM json_each(?))", (json.dumps(missing),)).fetchall()
+            for row in rows:
+                out[row[0]] = cached[row[0]] = row[1:9] + load_doc(row[9])
+            while len(cached) > self.cols.cache.ROWS_KEPT:
+                cached.popitem(last=False)
         return out
 
     def runs(self, rids: list[int]) -> list[Run]:
@@ -617,12 +628,12 @@ class IndexView:
             if row is None:
                 continue
             run_id, experiment_id, run_name, user_id, status, start, end, stage, metrics, params, tags, inputs = row
-            info = RunInfo(run_id=run_id, experiment_id=experiment_id, user_id=user_id or "", status=status,
-                           start_time=start, end_time=end, lifecycle_stage=lifecycle(stage, experiment_id),
-                           artifact_uri=artifact_uri(run_id), run_name=run_name)
-            data = RunData([Metric(key, value, ts, step, run_id=run_id) for key, (step, ts, value) in metrics.items()])
-            data._params = params
-            data._tags = tags
+            info = RunInfo(run_id, experiment_id, user_id or "", status, start, end, lifecycle(stage, experiment_id),
+                           artifact_uri(run_id), run_name)
+            data = RunData([Metric(key, value, ts, step, None, None, None, run_id)
+                            for key, (step, ts, value) in metrics.items()])
+            data._params = dict(params)
+            data._tags = dict(tags)
             out.append(Run(info, data, RunInputs([_dataset_input(i.get("dataset") or {}, i.get("tags") or {})
                                                   for i in inputs]) if inputs else RunInputs()))
         return out
