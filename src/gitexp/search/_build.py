@@ -15,6 +15,7 @@ numbers and bytes only): the same interpreter runs on both ends.
 
 from __future__ import annotations
 
+import gc
 import logging
 import marshal
 import os
@@ -297,6 +298,9 @@ def _worker_main() -> None:
             finished.set()
 
     threading.Thread(target=reader, daemon=True).start()
+    # A short-lived process that only folds: no cyclic garbage worth collecting, and no
+    # later reader for the folded states the branch caches.
+    gc.disable()
     try:
         while True:
             with cond:
@@ -309,6 +313,7 @@ def _worker_main() -> None:
             if _TRACE:
                 print(f"{time.time():.3f} worker {os.getpid()} fold {number} start", file=sys.stderr)
             rows, pieces = fold_slice(branch, items)
+            branch._runs.clear()
             if _TRACE:
                 print(f"{time.time():.3f} worker {os.getpid()} fold {number} done", file=sys.stderr)
             _send(stdout, ("ok", number, rows, pieces))

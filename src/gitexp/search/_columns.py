@@ -346,7 +346,7 @@ class ColumnCache:
         self.epoch: str | None = None
         self.seq = -1
         self.cols_seq = -1
-        self.n = 0
+        self.n = 0  # the length of every column: at least the index's next row id
         self.columns: dict[tuple[str, str], Any] = {}
         self.changes: dict[int, Record | None] = {}
         self.key_experiments: dict[tuple[str, str], set[str]] | None = None
@@ -370,9 +370,12 @@ class ColumnCache:
             for (rid,) in conn.execute("SELECT rid FROM dead WHERE seq > ?", (self.seq,)):
                 if rid not in changed:
                     changed[rid] = None
-        self.n = max(self.n, n)
+        if n > self.n:
+            # Room for a few more runs, so a refresh that adds one does not copy every column.
+            self.n = max(n, self.n + self.n // 8 + 64) if self.n else n
+            for col in self.columns.values():
+                col.grow(self.n)
         for (kind, key), col in self.columns.items():
-            col.grow(self.n)
             apply_records(col, kind, key, changed)
         self.changes.update(changed)
         for rid in changed:

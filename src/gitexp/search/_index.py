@@ -217,10 +217,16 @@ def _build_columns(conn: sqlite3.Connection, store: "GitStore", items: list[tupl
     """A cold build: fold every run (in worker processes when there are many), insert the
     rows, then write every column at once."""
     parts: dict[tuple[str, str], dict[int, tuple]] = {}
+    # The runs table is empty: its secondary indexes are built once, after the rows.
+    conn.execute("DROP INDEX IF EXISTS runs_by_bucket")
+    conn.execute("DROP INDEX IF EXISTS runs_by_seq")
     for number, rows, pieces in _build.fold_all(store.branch, items):
         conn.executemany(_INSERT_RUN, [row + (seq,) for row in rows])
         for kind_key, piece in pieces.items():
             parts.setdefault(kind_key, {})[number] = piece
+    for statement in _SCHEMA.split(";"):
+        if "CREATE INDEX runs_by" in statement:
+            conn.execute(statement)
     experiment_codes, experiment_names = _experiment_codes(parts)
     conn.execute("DELETE FROM columns")
     blobs = []
