@@ -220,3 +220,24 @@ def test_pending_runs_are_laid_over_the_columns_without_changing_them(repo):
     fresh = gitexp.Client()
     assert _names(fresh.search_runs(exp, order_by=["metrics.m DESC"])) == ["run-2", "live", "run-1", "run-0"]
     assert _names(client.search_runs(exp, "params.only_here = 'yes'")) == ["live"]
+
+
+def test_the_first_rows_of_a_partial_sort_equal_the_full_sort():
+    import numpy as np
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gitexp.search._columns import _first_k
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from([0.0, -0.0, 1.5, -2.0, np.inf, -np.inf]),
+                              st.integers(-3, 3)), min_size=1, max_size=60), st.integers(1, 70))
+    def check(rows, k):
+        keys = [np.array([r[0] for r in rows], dtype=np.int8), np.array([r[1] for r in rows]),
+                np.array([r[2] for r in rows], dtype=np.int64), np.arange(len(rows))[::-1].copy()]
+        full = np.lexsort(keys[::-1])[:k]
+        chosen = _first_k(keys, k)
+        partial = chosen[np.lexsort([key[chosen] for key in keys][::-1])][:k]
+        assert partial.tolist() == full.tolist()
+
+    check()
