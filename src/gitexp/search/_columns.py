@@ -79,8 +79,9 @@ def encode_column(kind: str, key: str, rids: np.ndarray, values: Any) -> bytes:
     return _HEADER.pack(_MAGIC, vtype, len(rids), len(body), len(uniques)) + rids.tobytes() + body + uniques
 
 
-def decode_column(data: bytes) -> tuple[int, np.ndarray, np.ndarray, list | None]:
-    """(value type, rids, values or codes, distinct strings) of an encoded column."""
+def decode_column(data: bytes, raw_strings: bool = False) -> tuple[int, np.ndarray, np.ndarray, Any]:
+    """(value type, rids, values or codes, distinct strings) of an encoded column; with
+    `raw_strings` the distinct strings come as their undecoded JSON (bytes)."""
     magic, vtype, n, body_len, uniques_len = _HEADER.unpack_from(data)
     if magic != _MAGIC:
         raise sqlite3.DatabaseError("malformed column in the search index")
@@ -93,7 +94,8 @@ def decode_column(data: bytes) -> tuple[int, np.ndarray, np.ndarray, list | None
         return vtype, rids, np.frombuffer(data, dtype=np.int64, count=n, offset=at), None
     codes = np.frombuffer(data, dtype=np.int32, count=n, offset=at)
     at += body_len
-    return vtype, rids, codes, json.loads(data[at:at + uniques_len].decode())
+    raw = data[at:at + uniques_len]
+    return vtype, rids, codes, raw if raw_strings else json.loads(raw.decode())
 
 
 def _encode_strings(values: list) -> tuple[np.ndarray, list]:
@@ -180,22 +182,41 @@ class IntColumn:
 
 
 class StrColumn:
-    """Strings as codes (-1: absent) into the distinct values, sorted in SQLite's BINARY order."""
+    """Strings as codes (-1: absent) into the distinct values, sorted in SQLite's BINARY order.
 
-    __slots__ = ("codes", "uniques", "_objects")
+    Codes are ranks, so ordering needs only them: the distinct strings themselves (a
+    column of run ids holds one per run) are decoded when first asked for.
+    """
+
+    __slots__ = ("codes", "_uniques", "_raw", "_objects")
 
     def __init__(self, n: int):
         self.codes = np.full(n, -1, dtype=np.int32)
-        self.uniques: list[str] = []
+        self._uniques: list[str] | None = []
+        self._raw: bytes | None = None
         self._objects: np.ndarray | None = None
+
+    @property
+    def uniques(self) -> list[str]:
+        if self._uniques is None:
+            self._uniques = json.loads(self._raw.decode()) if self._raw else []
+            self._raw = None
+        return self._uniques
+
+    @uniques.setter
+    def uniques(self, value: list[str]) -> None:
+        self._uniques, self._raw = value, None
 
     @property
     def present(self) -> np.ndarray:
         return self.codes >= 0
 
-    def fill_codes(self, rids: np.ndarray, codes: np.ndarray, uniques: list[str]) -> None:
+    def fill_codes(self, rids: np.ndarray, codes: np.ndarray, uniques: list[str] | bytes) -> None:
         self.codes[rids] = codes
-        self.uniques = uniques
+        if isinstance(uniques, bytes):
+            self._uniques, self._raw = None, uniques
+        else:
+            self.uniques = uniques
         self._objects = None
 
     def grow(self, n: int) -> None:
@@ -215,6 +236,10 @@ class StrColumn:
         return self._objects
 
     def set(self, rids: list[int], values: list) -> None:
+        if all(v is None for v in values):
+            for rid in rids:
+                self.codes[rid] = -1
+            return
         new = sorted({v for v in values if v is not None and self.code_of(v) < 0})
         if len(new) > 64:
             self._recode(new)
@@ -238,7 +263,8 @@ class StrColumn:
 
     def copy(self) -> "StrColumn":
         other = StrColumn.__new__(StrColumn)
-        other.codes, other.uniques, other._objects = self.codes.copy(), list(self.uniques), self._objects
+        other.codes, other._objects = self.codes.copy(), self._objects
+        other._uniques, other._raw = list(self.uniques), None  # decoded here once, for both
         return other
 
 
@@ -290,7 +316,7 @@ def column_from_blob(kind: str, key: str, data: bytes | None, n: int) -> Any:
     col = _empty_column(kind, key, n)
     if data is None:
         return col
-    vtype, rids, values, uniques = decode_column(data)
+    vtype, rids, values, uniques = decode_column(data, raw_strings=kind != DATASET)
     if kind == DATASET:
         col.rids = rids.astype(np.int64)
         col.codes = values.copy()
