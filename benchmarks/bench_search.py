@@ -102,7 +102,7 @@ def fill_gitexp(repo: Path, runs: list[dict], per_commit: int = 1000) -> tuple[s
                     ops.append({"op": "status", "status": "FINISHED", "end_time": run["end"]})
                     state = RunState(run["run_id"])
                     state.apply_all(ops)
-                    built.update(session_changes(branch, run["run_id"], OWNER, state, ops, all_metrics=True))
+                    built.update(session_changes(branch, run["run_id"], OWNER, state, ops))
             return built
 
         branch.commit(build, f"bench: runs {first}..{first + len(chunk) - 1}")

@@ -68,6 +68,14 @@ def test_run_json_has_mlflow_shape(http, run_id):
     assert run["data"]["metrics"] == [{"key": "m", "value": "Infinity", "timestamp": 1700000000001, "step": 1}]
     history = ok(http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "m"}))["metrics"]
     assert [h["value"] for h in history] == [0.5, "NaN", "Infinity", "-Infinity"]
+    # MLflow's bulk-interval read (its charts use it): points of several runs, sampled, in
+    # MLflow's SQL order (step, timestamp, value; NaN sorts as 0).
+    bulk = ok(http.get(f"{API}/metrics/get-history-bulk-interval",
+                       params={"run_ids": [run_id], "metric_key": "m", "max_results": 10}))["metrics"]
+    assert [(b["run_id"], b["step"], b["value"]) for b in bulk] == [
+        (run_id, 1, v) for v in ["-Infinity", "NaN", 0.5, "Infinity"]]
+    failed(http.get(f"{API}/metrics/get-history-bulk-interval",
+                    params={"run_ids": [run_id], "metric_key": "m", "start_step": 5}), 400, "INVALID_PARAMETER_VALUE")
     page = ok(http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "m", "max_results": 3}))
     rest = ok(http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "m",
                                                              "page_token": page["next_page_token"]}))

@@ -71,7 +71,7 @@ from .fluent_artifacts import (
     log_text,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Submodules that pull in heavy libraries load on first attribute access.
 _LAZY_SUBMODULES = {"tracking", "search", "code_version", "cli",

@@ -167,6 +167,40 @@ class Client:
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self._store.get_metric_history(run_id, key)
 
+    def metric_history_arrays(self, run_id: str, key: str) -> tuple:
+        """A metric's history as numpy arrays (steps, timestamps, values): a long history
+        without a Python object per point."""
+        arrays = getattr(self._store, "metric_history_arrays", None)
+        if arrays is not None:
+            return arrays(run_id, key)
+        from .store.histories import arrays as to_arrays
+
+        return to_arrays([(m.step, m.timestamp, m.value) for m in self._store.get_metric_history(run_id, key)])
+
+    def get_metric_history_bulk_interval(self, run_ids: Sequence[str], metric_key: str,
+                                         start_step: int | None = None, end_step: int | None = None,
+                                         max_results: int = 2500) -> list[Metric]:
+        """MLflow's bulk-interval read (what its charts use): the steps of `metric_key` in
+        [start_step, end_step] across the runs (default: 0 to the largest step), sampled to
+        about `max_results` evenly spaced ones plus each run's first and last; for each run,
+        its points at those steps, by step then time.  Same sampling as MLflow's stores."""
+        from .store.histories import bulk_interval
+
+        run_ids = list(run_ids)
+        if not 1 <= len(run_ids) <= 100:
+            raise InvalidParameterValue(f"Give between 1 and 100 run ids, got {len(run_ids)}")
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= 2500:
+            raise InvalidParameterValue(f"max_results must be between 1 and 2500, got {max_results!r}")
+        if (start_step is None) != (end_step is None):
+            raise InvalidParameterValue("Give both start_step and end_step, or neither "
+                                        f"(got start_step={start_step!r}, end_step={end_step!r})")
+        if start_step is not None and end_step is not None and start_step > end_step:
+            raise InvalidParameterValue(f"end_step must be greater than start_step "
+                                        f"(got start_step={start_step}, end_step={end_step})")
+        histories = {run_id: self.metric_history_arrays(run_id, metric_key) for run_id in run_ids}
+        return [Metric(metric_key, value, ts, step, run_id=run_id)
+                for run_id, step, ts, value in bulk_interval(histories, max_results, start_step, end_step)]
+
     def log_metric(self, run_id: str, key: str, value: float, timestamp: int | None = None,
                    step: int | None = None, synchronous: bool | None = None, dataset_name: str | None = None,
                    dataset_digest: str | None = None, model_id: str | None = None) -> None:

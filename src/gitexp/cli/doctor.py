@@ -66,6 +66,8 @@ def doctor(ctx) -> None:
         count = git(["rev-list", "--count", tip], cwd=repo.common_dir).stdout.decode().strip()
         click.echo(f"  tip {tip[:12]}, {count} commits, {len(store.branch.run_trees())} runs, "
                    f"{len([e for e in store.branch.experiments().values() if e.name])} experiments")
+        click.echo(f"  storage format {store.branch.format_version(store.branch.tree_of(tip))} "
+                   "(format 1 runs are read alongside format 2)")
     recovered = store.recover_dead_journals(
         force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5))
     for run_id in recovered:
@@ -74,6 +76,10 @@ def doctor(ctx) -> None:
     if live:
         click.echo(f"{len(live)} run(s) are being written by live processes: "
                    + ", ".join(f"{run_id[:8]} (pid {pid})" for run_id, pid in live))
+    checkpoints = store.branch.live_commits()
+    if checkpoints:
+        click.echo(f"{len(checkpoints)} run(s) in progress have checkpoints not yet on the branch "
+                   f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")
     if not recovered:
         click.echo("journals:        nothing to recover")
     click.echo("ok")

@@ -275,8 +275,9 @@ def _run_states(store: "GitStore", run_ids: list[str]) -> dict[str, "RunState"]:
     states: dict[str, RunState] = {}
     trees: dict[str, str] = {}
     root = store.branch.tree_of(store.branch.tip())
+    live = store.branch.live_commits()
     for run_id in run_ids:
-        if SESSIONS.get(store.repo, run_id) is not None:
+        if SESSIONS.get(store.repo, run_id) is not None or run_id in live:
             states[run_id] = store.run_state(run_id)
             continue
         tree = store.branch.run_tree(run_id, root) if root else None
@@ -299,8 +300,10 @@ def metric_histories(store: "GitStore", run_ids: Any, keys: str | Iterable[str] 
     rows = []
     for run_id in ids:
         state = states[run_id]
-        for key in sorted(state.metrics) if wanted is None else wanted:
-            rows.extend((run_id, key, step, ts, value) for step, ts, value in state.history(key))
+        for key in sorted(state.latest) if wanted is None else wanted:
+            steps, times, values = store.metric_history_arrays(run_id, key, state)
+            rows.extend((run_id, key, step, ts, value)
+                        for step, ts, value in zip(steps.tolist(), times.tolist(), values.tolist()))
     return rows
 
 

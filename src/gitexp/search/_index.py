@@ -387,9 +387,11 @@ class RunIndex:
 
         common = self.store.repo.common_dir
         states = []
-        for (where, run_id), session in list(SESSIONS.by_run.items()):
-            if where != common or not session.pending:
-                continue
+        wanted = [run_id for (where, run_id), session in list(SESSIONS.by_run.items())
+                  if where == common and session.pending]
+        # Runs in progress in any process: their last checkpoint is on their live ref.
+        wanted += [run_id for run_id in self.store.branch.live_commits() if run_id not in wanted]
+        for run_id in wanted:
             try:
                 states.append(self.store.run_state(run_id))
             except ResourceDoesNotExist:

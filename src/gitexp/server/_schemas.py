@@ -302,6 +302,14 @@ class GetMetricHistoryQuery(Request):
     max_results: Optional[INT32] = None
 
 
+class GetMetricHistoryBulkIntervalQuery(Request):
+    run_ids: list[str]
+    metric_key: str
+    start_step: Optional[int] = None
+    end_step: Optional[int] = None
+    max_results: Optional[INT32] = None
+
+
 class MetricsResponse(Response):
     metrics: list[MetricOut] = []
     next_page_token: Optional[str] = None

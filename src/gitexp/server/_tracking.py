@@ -257,13 +257,21 @@ def router(client: Client) -> APIRouter:
     @api.get("/metrics/get-history", response_model=s.MetricsResponse, tags=["runs"])
     def get_metric_history(q: Annotated[s.GetMetricHistoryQuery, Query()]):
         run_id = run_id_of(q)
-        history = client.get_metric_history(run_id, q.metric_key)
+        steps, times, values = client.metric_history_arrays(run_id, q.metric_key)
         start = page_offset(q.page_token)
-        end = len(history) if not q.max_results or q.max_results < 0 else start + q.max_results
-        out: dict[str, Any] = {"metrics": [conv.metric(m) for m in history[start:end]]}
-        if end < len(history):
+        end = len(steps) if not q.max_results or q.max_results < 0 else start + q.max_results
+        page = zip(steps[start:end].tolist(), times[start:end].tolist(), values[start:end].tolist())
+        out: dict[str, Any] = {"metrics": [{"key": q.metric_key, "value": conv.number(v), "timestamp": t, "step": st}
+                                           for st, t, v in page]}
+        if end < len(steps):
             out["next_page_token"] = str(end)
         return JSON(out)
+
+    @api.get("/metrics/get-history-bulk-interval", response_model=s.MetricsResponse, tags=["runs"])
+    def get_metric_history_bulk_interval(q: Annotated[s.GetMetricHistoryBulkIntervalQuery, Query()]):
+        points = client.get_metric_history_bulk_interval(
+            q.run_ids, q.metric_key, q.start_step, q.end_step, 2500 if q.max_results is None else q.max_results)
+        return JSON({"metrics": [conv.metric(m, m.run_id) for m in points]})
 
     @api.get("/artifacts/list", response_model=s.ListArtifactsResponse, tags=["runs"])
     def list_artifacts(q: Annotated[s.ListArtifactsQuery, Query()]):

@@ -17,7 +17,7 @@ import time
 from typing import Callable, Iterator
 
 from ..exceptions import StoreError
-from . import layout
+from . import histories, layout
 from .objects import MODE_BLOB, ObjectDB, RefStore, _LRU, decode_tree
 from .repo import Repository
 from .state import ExperimentState, RunState, default_experiment
@@ -34,8 +34,22 @@ _ROOT_FORMAT = (
 )
 
 
+# What a repository's .tracking/format.yaml says once a format-2 writer touched it.  Every
+# gitexp from format 2 on checks the version before reading or writing, and refuses a
+# newer one with the release to install (gitexp 0.1 had no such check: see docs/ARCHITECTURE.md).
+_FORMAT_DOC = (
+    f"format: gitexp\nversion: {layout.FORMAT_VERSION}\nrequires: gitexp>=0.2\n"
+    "about: Experiment tracking data written by gitexp (https://pypi.org/project/gitexp/).\n"
+).encode()
+
+
 # The files of a run's own directory that folding reads (see read_own_files).
-_OWN_FILES = ("run.yaml", "params.yaml", "tags.yaml", "inputs.yaml", "code.yaml")
+_OWN_FILES = ("run.yaml", "params.yaml", "tags.yaml", "inputs.yaml", "code.yaml", histories.LATEST_FILE)
+
+# A running run's checkpoints: refs/gitexp/live/<run_id> -> a commit whose tree is the
+# run's own directory (no events).  Only its writer moves it; it is published to the
+# branch every few checkpoints and deleted when the run's last commit lands.
+LIVE_PREFIX = "refs/gitexp/live/"
 
 
 def _tz_offset() -> str:
@@ -68,6 +82,7 @@ class TrackingBranch:
         self._runs = _LRU(50000)
         self._experiments: tuple[str | None, dict[str, ExperimentState]] | None = None
         self._exp_cache = _LRU(10000)
+        self._formats: dict[str, int] = {}
         self._lock = threading.Lock()
         # Threads of one process take turns to commit: racing each other through the
         # compare-and-swap would only write packs that lose (other processes still race).
@@ -117,9 +132,38 @@ class TrackingBranch:
         tree = self._commit_trees.get_item(commit)
         if tree is None:
             tree = self.odb.read_commit(commit)["tree"]
+            self.check_format(tree)
             with self._lock:
                 self._commit_trees.put(commit, tree)
         return tree
+
+    def format_version(self, root_tree: str | None) -> int:
+        entry = self.odb.lookup(root_tree, layout.FORMAT_FILE) if root_tree else None
+        if entry is None:
+            return layout.FORMAT_VERSION
+        cached = self._formats.get(entry.sha)
+        if cached is None:
+            try:
+                doc = layout.load_yaml(self.odb.read_blob(entry.sha)) or {}
+                cached = int(doc.get("version", 1))
+            except (ValueError, TypeError, AttributeError):
+                cached = 1
+            self._formats[entry.sha] = cached
+        return cached
+
+    def check_format(self, root_tree: str | None) -> None:
+        """Refuse a branch written in a storage format newer than this gitexp reads."""
+        version = self.format_version(root_tree)
+        if version > layout.FORMAT_VERSION:
+            from .. import __version__
+
+            entry = self.odb.lookup(root_tree, layout.FORMAT_FILE)
+            doc = layout.load_yaml(self.odb.read_blob(entry.sha)) if entry else {}
+            needs = (doc or {}).get("requires") or "a newer gitexp"
+            raise StoreError(
+                f"The tracking branch {self.repo.branch!r} uses gitexp storage format {version}; "
+                f"gitexp {__version__} reads formats up to {layout.FORMAT_VERSION}. "
+                f"Install {needs} (pip install -U gitexp) to read or write it.")
 
     def subtree(self, root_tree: str | None, path: str) -> str | None:
         entry = self.odb.lookup(root_tree, path) if root_tree else None
@@ -160,6 +204,8 @@ class TrackingBranch:
                     changes = build(tree)
                     if not changes:
                         return tip
+                    if self.format_version(tree) < layout.FORMAT_VERSION:
+                        changes = {**changes, layout.FORMAT_FILE: (MODE_BLOB, self.odb.write_blob(_FORMAT_DOC))}
                     new_tree = self.odb.edit_tree(tree, changes)
                     if new_tree == tree:
                         return tip
@@ -223,24 +269,72 @@ class TrackingBranch:
         return self.subtree(root, layout.run_dir(run_id))
 
     def read_run(self, run_id: str, root_tree: str | None = None) -> RunState | None:
-        """The folded state of a run (shared, cached: copy before changing it)."""
+        """The folded state of a run (shared, cached: copy before changing it).
+
+        At the tip (root_tree None) a running run's own files come from its live ref
+        when it has one: its writer's last checkpoint, newer than the branch's copy.
+        """
         tree = self.run_tree(run_id, root_tree)
+        live = self.live_tree(run_id) if root_tree is None else None
+        if live is not None:
+            return self.read_run_tree(run_id, tree, own=live)
         if tree is None:
             return None
         return self.read_run_tree(run_id, tree)
 
-    def read_run_tree(self, run_id: str, tree: str) -> RunState:
-        cached = self._runs.get_item(tree)
+    def read_run_tree(self, run_id: str, tree: str | None, own: str | None = None) -> RunState:
+        """Fold a run: own files (of `own`, default `tree`) then the events of `tree`."""
+        own = own or tree
+        assert own is not None
+        key = tree if own == tree else (own, tree)
+        cached = self._runs.get_item(key)
         if cached is not None:
             return cached
-        state = self.read_own_files(run_id, tree)
-        events = self.odb.tree_dict(tree).get("events")
+        state = self.read_own_files(run_id, own)
+        events = self.odb.tree_dict(tree).get("events") if tree else None
         if events is not None:
             for _name, doc in self.read_events(events.sha):
                 state.apply_all(doc.get("ops") or [])
         with self._lock:
-            self._runs.put(tree, state)
+            self._runs.put(key, state)
         return state
+
+    # -- live runs ------------------------------------------------------------------------
+    def live_commits(self) -> dict[str, str]:
+        """run_id -> live checkpoint commit of every run with a live ref."""
+        return {name[len(LIVE_PREFIX):]: sha for name, sha in self.refs.list_refs(LIVE_PREFIX).items()}
+
+    def live_commit(self, run_id: str) -> str | None:
+        return self.refs.read(LIVE_PREFIX + run_id)
+
+    def live_tree(self, run_id: str) -> str | None:
+        commit = self.live_commit(run_id)
+        return self.tree_of(commit) if commit else None
+
+    # -- metric histories -------------------------------------------------------------------
+    def own_history(self, own_tree: str | None, key: str) -> "tuple":
+        """(steps, timestamps, values) arrays of a metric's history in a run's own files."""
+        entry = self.odb.lookup(own_tree, "metrics") if own_tree else None
+        blobs = histories.history_blobs(self.odb, entry.sha if entry is not None and entry.is_tree else None)
+        shas = blobs.get(key, [])
+        if len(shas) <= 32:
+            return histories.parse_many([self.odb.read_blob(sha) for sha in shas])
+        # A long run: one pipelined read of its chunks, parsed a few MB at a time, so
+        # memory holds the arrays and one batch of text, never the whole history's text.
+        parts, batch, size = [], [], 0
+        for _sha, data in self.odb.read_many(shas):
+            batch.append(data)
+            size += len(data)
+            if size >= 4 << 20:
+                parts.append(histories.parse_many(batch))
+                batch, size = [], 0
+        if batch:
+            parts.append(histories.parse_many(batch))
+        return histories.combine(parts)
+
+    def own_tree(self, run_id: str) -> str | None:
+        """The tree holding a run's own files now: its live checkpoint, else the branch's."""
+        return self.live_tree(run_id) or self.run_tree(run_id)
 
     def read_run_trees(self, items: dict[str, str], chunk: int = 2000) -> Iterator[tuple[str, RunState]]:
         """Fold many runs (run_id -> subtree id), yielding (run_id, state) as each is done.
@@ -299,7 +393,7 @@ class TrackingBranch:
     def read_own_files(self, run_id: str, tree: str) -> RunState:
         """A run as its creating session wrote it, without later events."""
         entries = self.odb.tree_dict(tree)
-        state = RunState(run_id)
+        state = RunState(run_id, keep_points=False)
         blob = self.odb.read_blob
         if "run.yaml" in entries:
             state.load_info_doc(layout.load_flat(blob(entries["run.yaml"].sha)))
@@ -311,11 +405,16 @@ class TrackingBranch:
             state.inputs = layout.load_yaml(blob(entries["inputs.yaml"].sha)) or []
         if "code.yaml" in entries:
             state.code = layout.load_yaml(blob(entries["code.yaml"].sha))
-        if "metrics" in entries:
+        if histories.LATEST_FILE in entries:
+            state.latest = histories.load_latest(blob(entries[histories.LATEST_FILE].sha))
+        elif "metrics" in entries:  # format 1: the latest values come from the whole histories
             for entry in self.odb.read_tree(entries["metrics"].sha):
-                if entry.name.endswith(".jsonl"):
+                if entry.name.endswith(".jsonl") and not entry.is_tree:
                     key = layout.decode_key(entry.name[: -len(".jsonl")])
-                    state.metrics[key] = layout.parse_metric_lines(blob(entry.sha))
+                    for step, ts, value in layout.parse_metric_lines(blob(entry.sha)):
+                        if histories.newer((step, ts, value), state.latest.get(key)):
+                            state.latest[key] = (step, ts, value)
+        state.keep_points = True
         return state
 
     def read_events(self, events_tree: str) -> Iterator[tuple[str, dict]]:

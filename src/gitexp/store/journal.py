@@ -22,7 +22,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import layout
+from ..exceptions import StoreError
+from . import histories, layout
+from .branch import LIVE_PREFIX
 from .objects import MODE_BLOB
 from .state import TERMINAL, RunState
 
@@ -62,27 +64,43 @@ def process_alive(pid: int, start: str | None) -> bool:
 
 _MY_START = _proc_start_time(os.getpid())
 _METRIC_PREFIX: dict[str, str] = {}
-_INFINITIES = (float("inf"), float("-inf"))
 
 
 class Session:
-    """One process's writes to one run, journaled and committed in batches."""
+    """One process's writes to one run, journaled and committed in batches.
+
+    An owner's checkpoints write the run's own directory as a commit on the run's
+    live ref (``refs/gitexp/live/<run_id>``, see branch.LIVE_PREFIX); every
+    `publish_every`-th checkpoint, the run's first and last commits, and every
+    explicit flush graft that directory into the shared branch instead and drop
+    the live ref.  Editors' changes are event files, committed to the branch at
+    the same publishing points.
+    """
 
     def __init__(self, branch: "TrackingBranch", run_id: str, mode: str, journal_dir: str,
-                 state: RunState | None = None, keep_open: bool = False):
+                 state: RunState | None = None, keep_open: bool = False, own_tree: str | None = None):
         self.branch = branch
         self.run_id = run_id
         self.mode = mode
         self.state = state if mode == OWNER else None
+        if self.state is not None:
+            self.state.keep_points = False  # the history is in the journal and the chunks, not in memory
         self.keep_open = keep_open  # a resumed run stays open until end_run
         self.id = secrets.token_hex(6)
         self.lock = threading.RLock()
         self.pending: list[dict[str, Any]] = []
         self.dirty_since: float | None = None
         self.closed = False
-        self._metric_blobs: dict[str, tuple[int, bytes]] = {}
         self._code_written = False
+        self._torn = False
         self._waiters: list[threading.Thread] = []
+        # The owner's own directory as last committed (live ref or branch), what the branch
+        # has of it, the live ref's commit, and the next chunk number of each metric.
+        self.own_tree = own_tree
+        self.published_tree = own_tree
+        self.live_commit: str | None = None
+        self.next_chunk: dict[str, int] = {}
+        self.checkpoints = 0
         os.makedirs(journal_dir, exist_ok=True)
         self.path = os.path.join(journal_dir, f"{run_id}.{self.id}.jsonl")
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
@@ -91,7 +109,7 @@ class Session:
             "pid": os.getpid(), "pid_start": _MY_START, "host": _HOST, "created": layout.now_ms(),
         }
         data = (json.dumps(header) + "\n").encode()
-        os.write(self.fd, data)
+        _write_all(self.fd, data)
         self.header_len = len(data)
 
     # -- recording ---------------------------------------------------------------------
@@ -104,7 +122,7 @@ class Session:
                 data = json.dumps(ops[0]) + "\n"
             else:
                 data = "".join(json.dumps(op) + "\n" for op in ops)
-            os.write(self.fd, data.encode())
+            self._journal(data.encode())
             if not self.pending:
                 self.dirty_since = time.monotonic()
             self.pending.extend(ops)
@@ -112,21 +130,35 @@ class Session:
                 self.state.apply_all(ops)
 
     def record_metric(self, key: str, value: float, timestamp: int, step: int) -> None:
-        """The hot path of log_metric: one journal line, no dict round trips."""
+        """The hot path of log_metric: one compact journal line, no dict round trips."""
         prefix = _METRIC_PREFIX.get(key)
         if prefix is None:
-            prefix = _METRIC_PREFIX[key] = f'{{"op": "metric", "key": {json.dumps(key)}, "value": '
-        number = repr(value) if value == value and value not in _INFINITIES else json.dumps(value)
-        line = f'{prefix}{number}, "timestamp": {timestamp}, "step": {step}}}\n'
+            prefix = _METRIC_PREFIX[key] = f'["m", {json.dumps(key)}, '
+        line = f"{prefix}{step}, {timestamp}, {histories.number(value)}]\n"
         with self.lock:
             if self.closed:
                 raise RuntimeError(f"session for run {self.run_id} is closed")
-            os.write(self.fd, line.encode())
+            self._journal(line.encode())
             if not self.pending:
                 self.dirty_since = time.monotonic()
             self.pending.append({"op": "metric", "key": key, "value": value, "timestamp": timestamp, "step": step})
             if self.state is not None:
                 self.state.add_metric(key, step, timestamp, value)
+
+    def _journal(self, data: bytes) -> None:
+        """Append to the journal, all or raise: a write that did not happen is never
+        acknowledged, and after a short write (a full disk) the next record starts on a
+        line of its own, so recovery skips only the torn one."""
+        if self._torn:
+            data = b"\n" + data
+        try:
+            written = os.write(self.fd, data)
+            if written != len(data):
+                _write_all(self.fd, data[max(written, 0):])
+        except OSError:
+            self._torn = True
+            raise
+        self._torn = False
 
     def wait_for(self, thread: threading.Thread) -> None:
         """Commit only after `thread` (e.g. code capture) has recorded its ops."""
@@ -138,23 +170,72 @@ class Session:
         while self._waiters:
             self._waiters.pop().join()
 
-    def commit(self) -> str | None:
-        """Commit pending ops; returns the commit id or None when nothing was pending."""
+    def commit(self, publish: bool | None = None) -> str | None:
+        """Commit pending ops; returns the commit id or None when nothing was committed.
+
+        publish=None decides by the checkpoint count (see the class docstring);
+        True puts everything on the shared branch now.
+        """
         self.join_waiters()
         with self.lock:
-            if not self.pending or self.closed:
+            if self.closed:
+                return None
+            unpublished = self.mode == OWNER and self.own_tree != self.published_tree
+            if not self.pending and not (publish and unpublished):
                 return None
             ops = self.pending
-            # The files depend only on this session's ops, not on the tip: build them once.
-            build = _once(lambda: session_changes(self.branch, self.run_id, self.mode, self.state, ops,
-                                                  self._metric_blobs, write_code=not self._code_written))
-            commit = self.branch.commit(build, commit_message(self.run_id, self.mode, self.state, ops), group=True)
-            if self.state is not None and self.state.code is not None:
-                self._code_written = True
+            if publish is None:
+                publish = (self.published_tree is None or self.finished
+                           or (self.checkpoints + 1) % self.branch.repo.publish_every == 0
+                           or any(op["op"] in _EVENT_OPS for op in ops))
+            if self.mode == EDITOR and not publish:
+                self.checkpoints += 1  # the journal keeps the ops until the next publishing point
+                self.dirty_since = time.monotonic()
+                return None
+            commit = self._commit(ops, publish)
+            self.checkpoints += 1
             self.pending = []
             self.dirty_since = None
             os.ftruncate(self.fd, self.header_len)
             return commit
+
+    def _commit(self, ops: list[dict], publish: bool) -> str:
+        branch, odb = self.branch, self.branch.odb
+        message = commit_message(self.run_id, self.mode, self.state, ops)
+        next_chunk = dict(self.next_chunk)
+        new_own = self.own_tree
+        if self.mode == OWNER and self.state is not None:
+            with odb.batch():
+                changes = own_changes(branch, self.state, ops, self.own_tree, next_chunk,
+                                      write_code=not self._code_written)
+                new_own = odb.edit_tree(self.own_tree, changes) if changes else self.own_tree
+                if not publish:
+                    ident = branch._ident()
+                    live = odb.write_commit(new_own, [], message, ident, ident)  # type: ignore[arg-type]
+            if not publish:
+                if not branch.refs.compare_and_swap(LIVE_PREFIX + self.run_id, live, self.live_commit,
+                                                    message, ident, reflog=False):
+                    raise StoreError(f"The live ref of run {self.run_id} was moved by another process; "
+                                     "its journal is kept for `gitexp doctor`")
+                self.live_commit = live
+                self._committed(new_own, next_chunk)
+                return live
+        events = event_changes(branch, self.run_id, self.mode, ops)
+        graft = run_graft(branch, self.run_id, new_own, self.published_tree) if self.mode == OWNER else {}
+        commit = branch.commit(_once(lambda: {**graft, **events}), message, group=True)
+        if self.mode == OWNER:
+            self._committed(new_own, next_chunk)
+            self.published_tree = new_own
+            if self.live_commit is not None:
+                branch.refs.delete(LIVE_PREFIX + self.run_id, self.live_commit)
+                self.live_commit = None
+        return commit
+
+    def _committed(self, new_own: str | None, next_chunk: dict[str, int]) -> None:
+        self.own_tree = new_own
+        self.next_chunk = next_chunk
+        if self.state is not None and self.state.code is not None:
+            self._code_written = True
 
     def close(self) -> None:
         with self.lock:
@@ -186,54 +267,108 @@ class Session:
             return merged
 
 
-def session_changes(branch: "TrackingBranch", run_id: str, mode: str, state: RunState | None,
-                    ops: list[dict], metric_blobs: dict[str, tuple[int, bytes]] | None = None,
-                    write_code: bool = True, all_metrics: bool = False) -> dict[str, tuple[bytes, str] | None]:
-    """The files a commit of these ops writes: own files for owners, an event for editors."""
-    odb = branch.odb
-    base = layout.run_dir(run_id)
-    changes: dict[str, tuple[bytes, str] | None] = {}
-    event_ops = ops if mode == EDITOR else [op for op in ops if op["op"] in _EVENT_OPS]
-    if mode == OWNER and state is not None:
-        def put(name: str, data: bytes | None) -> None:
-            changes[f"{base}/{name}"] = (MODE_BLOB, odb.write_blob(data)) if data is not None else None
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte or raise: a write that did not happen is never acknowledged."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(f"could not write the journal (wrote {written} bytes)")
+        view = view[written:]
 
-        put("run.yaml", layout.dump_flat(state.info_doc()))
-        put("params.yaml", layout.dump_flat(state.params) if state.params else None)
-        put("tags.yaml", layout.dump_flat(state.tags) if state.tags else None)
-        if state.inputs:
-            put("inputs.yaml", layout.dump_yaml(state.inputs))
-        if state.code is not None and write_code:
-            code = dict(state.code)
-            patch = code.pop("patch", None)
-            put("code.yaml", layout.dump_yaml(code))
-            if patch:
-                put("code.patch", patch.encode("utf-8", "surrogateescape") if isinstance(patch, str) else patch)
-        cache = metric_blobs if metric_blobs is not None else {}
-        touched = set(state.metrics) if all_metrics else {op["key"] for op in ops if op["op"] == "metric"}
-        for key in touched:
-            points = state.metrics.get(key, [])
-            done, data = cache.get(key, (0, b""))
-            if done > len(points):
-                done, data = 0, b""
-            data += layout.format_metric_lines(points[done:]).encode()
-            cache[key] = (len(points), data)
-            put(f"metrics/{layout.encode_key(key)}.jsonl", data)
+
+def own_changes(branch: "TrackingBranch", state: RunState, ops: list[dict], own_tree: str | None,
+                next_chunk: dict[str, int], write_code: bool = True) -> dict[str, tuple[bytes, str] | None]:
+    """The changes to a run's own directory (paths relative to it) that commit `ops`.
+
+    Small files are rewritten whole (unchanged ones hash to the same blob); each
+    metric with new points gets one new chunk, and `next_chunk` is advanced.
+    """
+    odb = branch.odb
+    changes: dict[str, tuple[bytes, str] | None] = {}
+
+    def put(name: str, data: bytes | None) -> None:
+        changes[name] = (MODE_BLOB, odb.write_blob(data)) if data is not None else None
+
+    put("run.yaml", layout.dump_flat(state.info_doc()))
+    put("params.yaml", layout.dump_flat(state.params) if state.params else None)
+    put("tags.yaml", layout.dump_flat(state.tags) if state.tags else None)
+    if state.inputs:
+        put("inputs.yaml", layout.dump_yaml(state.inputs))
+    if state.code is not None and write_code:
+        code = dict(state.code)
+        patch = code.pop("patch", None)
+        put("code.yaml", layout.dump_yaml(code))
+        if patch:
+            put("code.patch", patch.encode("utf-8", "surrogateescape") if isinstance(patch, str) else patch)
+    new_points: dict[str, list[histories.Point]] = {}
+    for op in ops:
+        if op["op"] == "metric":
+            new_points.setdefault(op["key"], []).append((op["step"], op["timestamp"], op["value"]))
+    if new_points:
+        metrics_tree = None
+        for key, points in new_points.items():
+            index = next_chunk.get(key)
+            if index is None:
+                if metrics_tree is None and own_tree is not None:
+                    entry = odb.lookup(own_tree, "metrics")
+                    metrics_tree = entry.sha if entry is not None and entry.is_tree else None
+                index = histories.next_chunk_index(odb, metrics_tree, key)
+            put(histories.chunk_path(key, index), histories.format_chunk(points))
+            next_chunk[key] = index + 1
+        put(histories.LATEST_FILE, histories.dump_latest(state.latest))
     # Artifact blobs are already in the object database (written when logged);
     # a commit only links them into a tree.
-    artifact_ops = [op for op in ops if op["op"] == "artifact"]
-    if mode == OWNER and state is not None:
-        for op in artifact_ops:
-            changes[f"{base}/artifacts/{op['path']}"] = (op["mode"].encode(), op["sha"])
-    if event_ops:
-        doc = {"time": layout.now_ms(), "user": branch.repo.identity()[0], "ops": event_ops}
-        name = layout.event_name()
-        changes[f"{base}/events/{name}"] = (MODE_BLOB, odb.write_blob(layout.dump_yaml(doc)))
-        if mode == EDITOR:
-            # An editor's files go to a directory named after its event, so two
-            # writers never touch the same path and every merge stays clean.
-            for op in artifact_ops:
+    for op in ops:
+        if op["op"] == "artifact":
+            changes[f"artifacts/{op['path']}"] = (op["mode"].encode(), op["sha"])
+    return changes
+
+
+def event_changes(branch: "TrackingBranch", run_id: str, mode: str, ops: list[dict]
+                  ) -> dict[str, tuple[bytes, str] | None]:
+    """The event file (and an editor's artifacts) that commit `ops` to the branch."""
+    event_ops = ops if mode == EDITOR else [op for op in ops if op["op"] in _EVENT_OPS]
+    if not event_ops:
+        return {}
+    base = layout.run_dir(run_id)
+    doc = {"time": layout.now_ms(), "user": branch.repo.identity()[0], "ops": event_ops}
+    name = layout.event_name()
+    changes: dict[str, tuple[bytes, str] | None] = {
+        f"{base}/events/{name}": (MODE_BLOB, branch.odb.write_blob(layout.dump_yaml(doc)))}
+    if mode == EDITOR:
+        # An editor's files go to a directory named after its event, so two
+        # writers never touch the same path and every merge stays clean.
+        for op in event_ops:
+            if op["op"] == "artifact":
                 changes[f"{base}/{layout.event_artifact_dir(name)}/{op['path']}"] = (op["mode"].encode(), op["sha"])
+    return changes
+
+
+def run_graft(branch: "TrackingBranch", run_id: str, own_tree: str | None, old_own: str | None
+              ) -> dict[str, tuple[bytes, str] | None]:
+    """Branch changes that make a run's own entries those of `own_tree` (its events stay)."""
+    if own_tree is None:
+        return {}
+    base = layout.run_dir(run_id)
+    entries = branch.odb.tree_dict(own_tree)
+    changes: dict[str, tuple[bytes, str] | None] = {
+        f"{base}/{name}": (e.mode, e.sha) for name, e in entries.items() if name != "events"}
+    for name in branch.odb.tree_dict(old_own) if old_own else {}:
+        if name not in entries and name != "events":
+            changes[f"{base}/{name}"] = None
+    return changes
+
+
+def session_changes(branch: "TrackingBranch", run_id: str, mode: str, state: RunState | None,
+                    ops: list[dict]) -> dict[str, tuple[bytes, str] | None]:
+    """Everything one commit of `ops` writes to the branch for a run that has no own files yet
+    (owners) or any run (editors): the files a finished session leaves, in one dict."""
+    changes = event_changes(branch, run_id, mode, ops)
+    if mode == OWNER and state is not None:
+        base = layout.run_dir(run_id)
+        for path, value in own_changes(branch, state, ops, None, {}).items():
+            changes[f"{base}/{path}"] = value
     return changes
 
 
@@ -261,19 +396,25 @@ def _once(compute: Callable[[], dict]) -> Callable[[str | None], dict]:
 
 # -- recovery of journals left by dead processes ----------------------------------------------
 def read_journal(path: str) -> tuple[dict | None, list[dict]]:
+    """The header and ops of a journal.  A torn line (a process killed mid-write, a short
+    write on a full disk) is skipped, and reading goes on past it."""
     header = None
     ops: list[dict] = []
     with open(path, "rb") as fh:
         for i, raw in enumerate(fh):
-            if not raw.endswith(b"\n"):
-                break  # torn last line: the process died mid-write
             try:
-                record = json.loads(raw)
+                record = json.loads(raw) if raw.endswith(b"\n") else None
             except ValueError:
-                break
+                record = None
             if i == 0:
+                if not isinstance(record, dict):
+                    return None, []
                 header = record
-            else:
+            elif isinstance(record, list) and len(record) == 5 and record[0] == "m":
+                _, key, step, ts, value = record
+                ops.append({"op": "metric", "key": key, "step": step, "timestamp": ts,
+                            "value": histories.value_of(value)})
+            elif isinstance(record, dict) and "op" in record:
                 ops.append(record)
     return header, ops
 
@@ -338,26 +479,61 @@ def recover_journal(branch: "TrackingBranch", path: str, on_recovered: Callable[
         os.unlink(claimed)
         return None
     run_id = header["run_id"]
-    if ops:
-        mode = header.get("mode", EDITOR)
-        last_time = max((op.get("timestamp", 0) for op in ops if op["op"] == "metric"), default=0)
-        end_time = max(last_time, int(os.path.getmtime(claimed) * 1000))
-        if mode == OWNER:
-            tree = branch.run_tree(run_id)
-            state = branch.read_own_files(run_id, tree) if tree else RunState(run_id)
-            state.apply_all(ops)
-            if state.status not in TERMINAL:
-                kill = {"op": "status", "status": "KILLED", "end_time": end_time}
-                state.apply(kill)
-                ops = ops + [kill]
-            changes = lambda: session_changes(branch, run_id, OWNER, state, ops, all_metrics=True)  # noqa: E731
-        else:
-            resumed = [op for op in ops if op["op"] == "status"]
-            if resumed and resumed[-1]["status"] not in TERMINAL:
-                ops = ops + [{"op": "status", "status": "KILLED", "end_time": end_time}]
-            changes = lambda: session_changes(branch, run_id, EDITOR, None, ops)  # noqa: E731
-        branch.commit(_once(changes), f"run {run_id[:8]}: recover journal of dead process {header.get('pid')}\n\nrun_id: {run_id}\n")
+    end_time = max([int(os.path.getmtime(claimed) * 1000)]
+                   + [op.get("timestamp", 0) for op in ops if op["op"] == "metric"])
+    if header.get("mode", EDITOR) == OWNER:
+        publish_dead_owner(branch, run_id, ops, end_time, f"journal of dead process {header.get('pid')}")
+    elif ops:
+        resumed = [op for op in ops if op["op"] == "status"]
+        if resumed and resumed[-1]["status"] not in TERMINAL:
+            ops = ops + [{"op": "status", "status": "KILLED", "end_time": end_time}]
+        events = event_changes(branch, run_id, EDITOR, ops)
+        branch.commit(lambda _tree: events,
+                      f"run {run_id[:8]}: recover journal of dead process {header.get('pid')}\n\nrun_id: {run_id}\n")
     os.unlink(claimed)
     if on_recovered is not None:
         on_recovered(run_id)
     return run_id
+
+
+def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], end_time: int, what: str) -> None:
+    """Put a dead owner's last state on the branch: its live checkpoint, then `ops`, and
+    KILLED if it was still running.  Deletes its live ref."""
+    odb = branch.odb
+    live = branch.live_commit(run_id)
+    run_tree = branch.run_tree(run_id)
+    published = odb.edit_tree(run_tree, {"events": None}) if run_tree else None
+    base = branch.tree_of(live) if live else published
+    if base is None and not ops:
+        return
+    state = branch.read_own_files(run_id, base) if base else RunState(run_id)
+    state.keep_points = False
+    state.apply_all(ops)
+    if state.status not in TERMINAL:
+        kill = {"op": "status", "status": "KILLED", "end_time": end_time}
+        state.apply(kill)
+        ops = ops + [kill]
+    if ops or base != published:
+        with odb.batch():
+            changes = own_changes(branch, state, ops, base, {})
+            new_own = odb.edit_tree(base, changes) if changes else base
+        graft = run_graft(branch, run_id, new_own, published)
+        events = event_changes(branch, run_id, OWNER, ops)
+        branch.commit(_once(lambda: {**graft, **events}),
+                      f"run {run_id[:8]}: recover {what}\n\nrun_id: {run_id}\n")
+    if live:
+        branch.refs.delete(LIVE_PREFIX + run_id, live)
+
+
+def orphaned_live_runs(branch: "TrackingBranch", journal_dir: str) -> list[str]:
+    """Runs with a live ref but no journal at all: their writer is gone (a session keeps its
+    journal until after it dropped its live ref), so the live checkpoint must be published."""
+    live = branch.live_commits()
+    if not live:
+        return []
+    try:
+        names = os.listdir(journal_dir)
+    except FileNotFoundError:
+        names = []
+    journaled = {name.split(".", 1)[0] for name in names}
+    return [run_id for run_id in live if run_id not in journaled]

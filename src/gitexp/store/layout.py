@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import re
 import secrets
 import time
@@ -38,7 +37,7 @@ except AttributeError:  # pyyaml built without libyaml
 
 ROOT = ".tracking"
 FORMAT_FILE = f"{ROOT}/format.yaml"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: metric histories as chunks + latest_metrics.yaml (store/histories.py)
 RUNS = f"{ROOT}/runs"
 EXPERIMENTS = f"{ROOT}/experiments"
 REGISTRY = f"{ROOT}/registry"
@@ -142,6 +141,22 @@ def _scalar(value: Any) -> str:
     return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
 
 
+def flat_key(key: str) -> str:
+    """A key as dump_flat writes it (plain or JSON-quoted)."""
+    return _scalar(key)
+
+
+def load_flat_key(text: str) -> str:
+    if text.startswith('"'):
+        key = json.loads(text)
+        if not isinstance(key, str):
+            raise ValueError(text)
+        return key
+    if not _PLAIN.match(text) or _resolves_as(text) != _STR_TAG:
+        raise ValueError(text)
+    return text
+
+
 def dump_flat(doc: dict[str, Any]) -> bytes:
     """YAML for a flat map of strings, ints and nulls (read back by load_flat)."""
     return "".join(f"{_scalar(k)}: {_scalar(v)}\n" for k, v in doc.items()).encode()
@@ -239,25 +254,3 @@ def parse_metric_lines(data: bytes) -> list[tuple[int, int, float]]:
 
 def format_metric_lines(points: Iterable[tuple[int, int, float]]) -> str:
     return "".join(metric_line(s, v, t) for s, t, v in points)
-
-
-def format_file() -> bytes:
-    return dump_yaml({
-        "format": "gitexp",
-        "version": FORMAT_VERSION,
-        "about": "Experiment tracking data written by gitexp. Do not edit by hand; "
-                 "see https://pypi.org/project/gitexp/",
-    })
-
-
-def split_path(path: str) -> list[str]:
-    return [p for p in path.split("/") if p]
-
-
-def join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p)
-
-
-def local_relpath_ok(path: str) -> bool:
-    norm = os.path.normpath(path)
-    return not (os.path.isabs(path) or norm == ".." or norm.startswith("../") or "\0" in path)

@@ -569,7 +569,8 @@ class RefStore:
             pass
         return None
 
-    def compare_and_swap(self, ref: str, new: str, old: str | None, message: str, ident: str) -> bool:
+    def compare_and_swap(self, ref: str, new: str, old: str | None, message: str, ident: str,
+                         reflog: bool = True) -> bool:
         """Point `ref` at `new` if it still points at `old`.  False if it moved."""
         if not self.files_backend:
             zero = "0" * len(new)
@@ -605,8 +606,66 @@ class RefStore:
             if fd >= 0:
                 os.close(fd)
                 os.unlink(lock)
-        self._append_reflog(ref, old, new, message, ident)
+        if reflog:
+            self._append_reflog(ref, old, new, message, ident)
         return True
+
+    def delete(self, ref: str, old: str) -> bool:
+        """Delete `ref` if it still points at `old`.  False if it moved or is gone."""
+        if self.files_backend and os.path.isfile(os.path.join(self.git_dir, ref)) \
+                and self._read_packed(ref) is None:
+            path = os.path.join(self.git_dir, ref)
+            lock = path + ".lock"
+            try:
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            try:
+                if self.read(ref) != old:
+                    return False
+                os.unlink(path)
+                return True
+            finally:
+                os.close(fd)
+                os.unlink(lock)
+        # Packed (after `git pack-refs`) or another ref backend: git knows how.
+        result = subprocess.run(["git", f"--git-dir={self.git_dir}", "update-ref", "-d", ref, old],
+                                capture_output=True, env=self._env)
+        return result.returncode == 0
+
+    def list_refs(self, prefix: str) -> dict[str, str]:
+        """ref name -> object id of every ref under `prefix` (e.g. "refs/gitexp/live/")."""
+        if not self.files_backend:
+            result = subprocess.run(["git", f"--git-dir={self.git_dir}", "for-each-ref",
+                                     "--format=%(refname) %(objectname)", prefix],
+                                    capture_output=True, text=True, env=self._env)
+            return dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)  # type: ignore[misc]
+        out: dict[str, str] = {}
+        try:
+            with open(os.path.join(self.git_dir, "packed-refs"), "rb") as fh:
+                target = prefix.encode()
+                for line in fh:
+                    sha, _, name = line.rstrip(b"\n").partition(b" ")
+                    if name.startswith(target) and line[:1] not in (b"#", b"^"):
+                        out[name.decode()] = sha.decode()
+        except FileNotFoundError:
+            pass
+        directory = os.path.join(self.git_dir, prefix)
+        try:
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return out
+        for name in names:
+            if name.endswith(".lock"):
+                continue
+            try:
+                with open(os.path.join(directory, name), "rb") as fh:
+                    value = fh.read().strip().decode()
+            except (IsADirectoryError, FileNotFoundError):
+                continue
+            if value:
+                out[prefix + name] = value
+        return out
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str, ident: str) -> None:
         path = os.path.join(self.git_dir, "logs", ref)

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlparse
 from ..exceptions import InvalidParameterValue, NotAGitRepository, StoreError
 
 DEFAULT_BRANCH = "gitexp"
+DEFAULT_PUBLISH_EVERY = 12
 DEFAULT_CHECKPOINT_SECONDS = 5.0
 
 
@@ -75,6 +76,22 @@ class Repository:
                 "(from GITEXP_CHECKPOINT_INTERVAL or git config gitexp.checkpointInterval)"
             ) from None
         return max(value, 0.05)
+
+    @property
+    def publish_every(self) -> int:
+        """Checkpoints per commit on the shared branch (the others go to the run's live ref)."""
+        raw = os.environ.get("GITEXP_PUBLISH_EVERY") or self.config.get("gitexp.publishevery")
+        if raw is None:
+            return DEFAULT_PUBLISH_EVERY
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InvalidParameterValue(
+                f"gitexp.publishEvery must be a whole number of checkpoints (1 or more), got {raw!r} "
+                "(from GITEXP_PUBLISH_EVERY or git config gitexp.publishEvery)")
+        return value
 
     def identity(self) -> tuple[str, str]:
         """(name, email) the way git would pick them for a commit."""

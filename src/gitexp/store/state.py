@@ -9,7 +9,6 @@ is the order of event file names, so every clone computes the same state.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 from ..entities import (
@@ -27,14 +26,10 @@ from ..entities import (
     RunTag,
 )
 from . import layout
+from .histories import newer
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 RUN_NAME_TAG = "mlflow.runName"
-
-
-def _latest_key(point: tuple[int, int, float]) -> tuple[int, int, float]:
-    step, ts, value = point
-    return (step, ts, 0.0 if math.isnan(value) else value)
 
 
 class RunState:
@@ -42,11 +37,11 @@ class RunState:
 
     __slots__ = (
         "run_id", "experiment_id", "run_name", "user_id", "status", "start_time", "end_time",
-        "lifecycle_stage", "params", "tags", "metrics", "inputs", "code", "param_conflicts",
-        "artifacts",
+        "lifecycle_stage", "params", "tags", "latest", "points", "keep_points", "inputs", "code",
+        "param_conflicts", "artifacts",
     )
 
-    def __init__(self, run_id: str):
+    def __init__(self, run_id: str, keep_points: bool = True):
         self.run_id = run_id
         self.experiment_id = layout.DEFAULT_EXPERIMENT_ID
         self.run_name: str | None = None
@@ -57,7 +52,14 @@ class RunState:
         self.lifecycle_stage = LifecycleStage.ACTIVE
         self.params: dict[str, str] = {}
         self.tags: dict[str, str] = {}
-        self.metrics: dict[str, list[tuple[int, int, float]]] = {}
+        # The latest point of each metric (what searches and Run entities show).
+        self.latest: dict[str, tuple[int, int, float]] = {}
+        # Points NOT in the run's own history files: logged through events or still
+        # pending.  A run's own history is read from its files on demand
+        # (TrackingBranch.history), so folding a run never holds a long history.
+        # A writing session's own state does not keep them (keep_points=False).
+        self.points: dict[str, list[tuple[int, int, float]]] = {}
+        self.keep_points = keep_points
         self.inputs: list[dict] = []
         self.code: dict | None = None
         self.param_conflicts: list[tuple[str, str, str]] = []
@@ -116,11 +118,15 @@ class RunState:
             self.param_conflicts.append((key, old, value))
 
     def add_metric(self, key: str, step: int, timestamp: int, value: float) -> None:
-        points = self.metrics.get(key)
-        if points is None:
-            self.metrics[key] = [(step, timestamp, value)]
-        else:
-            points.append((step, timestamp, value))
+        point = (step, timestamp, value)
+        if newer(point, self.latest.get(key)):
+            self.latest[key] = point
+        if self.keep_points:
+            points = self.points.get(key)
+            if points is None:
+                self.points[key] = [point]
+            else:
+                points.append(point)
 
     def add_input(self, dataset: dict, tags: dict) -> None:
         ident = (dataset.get("name"), dataset.get("digest"), tags.get("mlflow.data.context"))
@@ -132,21 +138,8 @@ class RunState:
         self.inputs.append({"dataset": dict(dataset), "tags": dict(tags)})
 
     # -- reading -----------------------------------------------------------------
-    def history(self, key: str) -> list[tuple[int, int, float]]:
-        """Points of a metric in step order (then time), duplicates removed."""
-        points = self.metrics.get(key, [])
-        seen = set()
-        unique = []
-        for p in points:
-            ident = (p[0], p[1], "nan" if math.isnan(p[2]) else p[2])
-            if ident not in seen:
-                seen.add(ident)
-                unique.append(p)
-        unique.sort(key=lambda p: (p[0], p[1]))
-        return unique
-
     def latest_metrics(self) -> dict[str, tuple[int, int, float]]:
-        return {k: max(v, key=_latest_key) for k, v in self.metrics.items() if v}
+        return self.latest
 
     def to_run(self) -> Run:
         info = RunInfo(
@@ -191,7 +184,9 @@ class RunState:
             setattr(other, name, getattr(self, name))
         other.params = dict(self.params)
         other.tags = dict(self.tags)
-        other.metrics = {k: list(v) for k, v in self.metrics.items()}
+        other.latest = dict(self.latest)
+        other.points = {k: list(v) for k, v in self.points.items()}
+        other.keep_points = True
         other.inputs = [{"dataset": dict(i["dataset"]), "tags": dict(i["tags"])} for i in self.inputs]
         other.param_conflicts = list(self.param_conflicts)
         other.artifacts = dict(self.artifacts)

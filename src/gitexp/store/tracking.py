@@ -32,9 +32,17 @@ from ..exceptions import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
-from . import layout
+from . import histories, layout
 from .branch import TrackingBranch
-from .journal import EDITOR, OWNER, Session, find_dead_journals, recover_journal
+from .journal import (
+    EDITOR,
+    OWNER,
+    Session,
+    find_dead_journals,
+    orphaned_live_runs,
+    publish_dead_owner,
+    recover_journal,
+)
 from .repo import Repository
 from .state import TERMINAL, ExperimentState, RunState
 
@@ -85,7 +93,7 @@ class _Sessions:
     def flush_all(self) -> None:
         for session in list(self.by_run.values()):
             try:
-                session.commit()
+                session.commit(publish=True)
                 session.close()
             except Exception as exc:
                 _log.warning("gitexp: could not commit run %s at exit (%s); its journal is kept "
@@ -106,11 +114,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=SESSIONS.after_fork)
 
 
-def finish_session(session: Session) -> None:
-    """Commit a session and close it if its run needs nothing more."""
+def finish_session(session: Session, publish: bool | None = None) -> None:
+    """Commit a session (a checkpoint, or publish=True: onto the branch) and close it if
+    its run needs nothing more."""
     session.join_waiters()  # before locking: the waiters need the lock to record
     with session.lock:
-        session.commit()
+        session.commit(publish=True if session.finished else publish)
         if session.finished:
             session.close()
             SESSIONS.remove(session.branch.repo, session)
@@ -160,6 +169,15 @@ class GitStore:
                 continue
             if run_id:
                 recovered.append(run_id)
+        for run_id in orphaned_live_runs(self.branch, self.journal_dir):
+            if self._session(run_id) is not None:
+                continue
+            try:
+                publish_dead_owner(self.branch, run_id, [], layout.now_ms(), "live checkpoint of a dead process")
+            except Exception as exc:
+                _log.warning("gitexp: could not recover the live checkpoint of run %s (%s)", run_id, exc)
+                continue
+            recovered.append(run_id)
         return recovered
 
     def live_journals(self) -> list[tuple[str, int]]:
@@ -348,8 +366,22 @@ class GitStore:
         return self.to_run(self.run_state(run_id))
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        state = self.run_state(run_id)
-        return [Metric(key, v, ts, step, run_id=run_id) for step, ts, v in state.history(key)]
+        steps, times, values = self.metric_history_arrays(run_id, key)
+        return [Metric(key, v, ts, step, run_id=run_id)
+                for step, ts, v in zip(steps.tolist(), times.tolist(), values.tolist())]
+
+    def metric_history_arrays(self, run_id: str, key: str, state: RunState | None = None) -> tuple:
+        """(steps, timestamps, values) numpy arrays of a metric's whole history, by step then
+        time, exact duplicates dropped: the run's own files (its live checkpoint if running)
+        plus points from events and this process's pending ops.  Never a Python object a point."""
+        state = state if state is not None else self.run_state(run_id)
+        own = self.branch.own_tree(run_id)
+        with_points = state.points.get(key)
+        parts = [self.branch.own_history(own, key)]
+        if with_points:
+            parts.append(histories.arrays(with_points))
+        return histories.combine(parts)
+
 
     def iter_run_states(self, root_tree: str | None = None) -> Iterator[RunState]:
         """Every run on the branch (with pending local changes), unordered."""
@@ -391,17 +423,26 @@ class GitStore:
 
     # -- runs: writing ----------------------------------------------------------------------------
     def _writable_session(self, run_id: str) -> Session:
-        """This process's session for a run, opening an editor session if needed."""
+        """This process's session for a run, opening an editor session if needed.
+
+        One session per run per process: threads that write to a run at the same time
+        share it (opening is serialized), so every acknowledged write is committed."""
         valid.run_id(run_id)
         session = self._session(run_id)
-        if session is not None:
+        if session is not None and not session.closed:
             return session
         state = self.run_state(run_id)
         self._check_active(run_id, state)
         self.recover_dead_journals()
-        session = Session(self.branch, run_id, EDITOR, self.journal_dir)
-        SESSIONS.add(self.repo, session)
-        return session
+        return self._open_editor(run_id)
+
+    def _open_editor(self, run_id: str) -> Session:
+        with SESSIONS.lock:
+            session = self._session(run_id)
+            if session is None or session.closed:
+                session = Session(self.branch, run_id, EDITOR, self.journal_dir)
+                SESSIONS.add(self.repo, session)
+            return session
 
     def _check_active(self, run_id: str, state: RunState) -> None:
         if self._lifecycle(state) != LifecycleStage.ACTIVE:
@@ -543,9 +584,8 @@ class GitStore:
             verb = "deleted" if stage == LifecycleStage.DELETED else "active"
             raise InvalidParameterValue(f"Run {run_id} is already {verb}", run_id=run_id)
         session = self._session(run_id)
-        if session is None:
-            session = Session(self.branch, run_id, EDITOR, self.journal_dir)
-            SESSIONS.add(self.repo, session)
+        if session is None or session.closed:
+            session = self._open_editor(run_id)
         session.record([{"op": "lifecycle", "stage": stage}])
         finish_session(session)
 
@@ -562,7 +602,14 @@ class GitStore:
         ]
         for session in sessions:
             if session is not None:
-                finish_session(session)
+                finish_session(session, publish=True)
+
+    def checkpoint(self, run_id: str) -> None:
+        """What the checkpoint thread does for a run, now: commit its pending changes to its
+        live ref, or to the branch at every `gitexp.publishEvery`-th checkpoint."""
+        session = self._session(run_id)
+        if session is not None:
+            finish_session(session)
 
     def code_patch(self, run_id: str) -> bytes:
         self.run_state(run_id)

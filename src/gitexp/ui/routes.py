@@ -24,7 +24,7 @@ from ..entities import ViewType
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
 from . import previews, table
 from ._web import Renderer, Urls, guarded, json_response, raw_headers, route_name
-from .series import DEFAULT_POINTS, MAX_POINTS, X_AXES, build_series, history_arrays
+from .series import DEFAULT_POINTS, MAX_POINTS, X_AXES, build_series
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 MAX_COMPARE_RUNS = 200
@@ -252,7 +252,7 @@ class UI:
             if cached is not None and cached[0] == version:
                 self._series_cache.move_to_end((run_id, key))
                 return cached[1]
-        arrays = history_arrays(self.client.get_metric_history(run_id, key))
+        arrays = self.client.metric_history_arrays(run_id, key)
         with self._series_lock:
             self._series_cache[(run_id, key)] = (version, arrays)
             while len(self._series_cache) > 64:
