@@ -56,8 +56,8 @@ _log = logging.getLogger("gitexp")
 # hosting services) refuse every push of the tracking branch, forever.  They are the names that mean
 # ".git" or ".gitmodules" to macOS (HFS+ ignores some invisible code points) or to Windows (NTFS drops
 # trailing dots and spaces, cuts at ':' and has 8.3 short names such as GIT~1).
-_HFS_IGNORED = frozenset("\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                         "\u206a\u206b\u206c\u206d\u206e\u206f\ufeff")
+_HFS_IGNORED_CHARS = "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+_HFS_IGNORED = frozenset(_HFS_IGNORED_CHARS)
 MAX_GIT_NAME_BYTES = 4096  # fsck's largePathname (fsck.largePathname, default 4096)
 GITATTRIBUTES_MAX_BYTES = 100 << 20  # attr.h: ATTR_MAX_FILE_SIZE
 GITATTRIBUTES_MAX_LINE = 2048  # attr.h: ATTR_MAX_LINE_LENGTH
@@ -136,6 +136,10 @@ def is_dotgitattributes(name: str) -> bool:
 
 def git_refuses_name(name: str, is_dir: bool) -> str | None:
     """Why git's fsck refuses `name` as a tree entry (a directory, or a regular file), or None."""
+    if len(name) * 4 > MAX_GIT_NAME_BYTES and len(name.encode("utf-8")) > MAX_GIT_NAME_BYTES:
+        return f"it is {len(name.encode('utf-8'))} bytes long; git refuses names over {MAX_GIT_NAME_BYTES} bytes"
+    if "~" not in name[:8] and not name.lstrip(_HFS_IGNORED_CHARS).startswith("."):
+        return None  # every rule below needs a leading '.' or an 8.3 short name's '~'
     if is_hfs_dot(name, "git"):
         return ("it is '.git' to macOS, whose file system ignores invisible characters such as "
                 "U+200C" if name.lower() != ".git" else "it is git's own directory name")
@@ -147,8 +151,6 @@ def git_refuses_name(name: str, is_dir: bool) -> str | None:
                 "it appears")
     if is_dir and is_dotgitattributes(name):
         return "it is (a spelling of) '.gitattributes', which git requires to be a file, not a directory"
-    if len(name.encode("utf-8")) > MAX_GIT_NAME_BYTES:
-        return f"it is {len(name.encode('utf-8'))} bytes long; git refuses names over {MAX_GIT_NAME_BYTES} bytes"
     return None
 
 
