@@ -219,6 +219,7 @@ class GitStore:
                           tags: dict[str, str] | None = None) -> str:
         name = valid.experiment_name(name)
         tag_dict = {valid.validate_key("Tag", k): valid.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
+        artifact_location = valid.artifact_location(artifact_location)
         self.recover_dead_journals()
         created: dict[str, str] = {}
         user = self.repo.identity()[0]
@@ -465,6 +466,7 @@ class GitStore:
         tag_dict = _as_dict(tags)
         for k, v in list(tag_dict.items()):
             tag_dict[valid.validate_key("Tag", k)] = valid.tag_value(k, v)
+        valid.run_fields(start_time=start_time, run_name=run_name, user_id=user_id)
         name_tag = tag_dict.get("mlflow.runName")
         if run_name and name_tag and run_name != name_tag:
             raise InvalidParameterValue(
@@ -560,6 +562,7 @@ class GitStore:
 
     def update_run_info(self, run_id: str, status: str | int | None = None, end_time: int | None = None,
                         run_name: str | None = None) -> None:
+        valid.run_fields(end_time=end_time)
         ops: list[dict[str, Any]] = []
         if run_name:
             ops.append({"op": "name", "run_name": valid.tag_value("mlflow.runName", run_name)})
