@@ -117,7 +117,7 @@ class Series:
 
 
 def same(a: float, b: float) -> bool:
-    return a == b or (a != a and b != b)
+    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 def proc_io() -> dict[str, int]:
@@ -151,7 +151,7 @@ def disk_usage(path: str) -> dict[str, int]:
 
 def rev_count(repo: str, ref: str = "gitexp") -> int:
     out = subprocess.run(["git", "rev-list", "--count", ref], cwd=repo, env=CHILD_ENV,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     return int(out.stdout) if out.returncode == 0 else 0
 
 
@@ -327,7 +327,7 @@ def child_mlflow_log(points: int, seed: int, seconds: float) -> dict:
         rows = []
         for step in range(logged_steps, steps):
             for key, value in zip(KEYS, series.step(step)):
-                if value != value:
+                if math.isnan(value):
                     rows.append((key, 0.0, ts, run_id, step, 1))
                 else:
                     clamped = max(min(value, 1.7976931348623157e308), -1.7976931348623157e308)
@@ -373,7 +373,7 @@ CHILDREN = {"gitexp-log": child_gitexp_log, "gitexp-read": child_gitexp_read,
 def run_child(name: str, cwd: str, **kwargs) -> dict:
     """One workload in a fresh interpreter; its progress goes to stderr, its result is stdout's last line."""
     cmd = [sys.executable, HERE, "--child", name, "--child-args", json.dumps(kwargs)]
-    result = subprocess.run(cmd, cwd=cwd, env=CHILD_ENV, stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(cmd, cwd=cwd, env=CHILD_ENV, stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{name} failed with exit code {result.returncode} (its stderr is above)")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -525,8 +525,8 @@ def verdict(ok: bool) -> str:
 def gitexp_table(points: int, rows: list[dict]) -> list[str]:
     m = {k: med(rows, k)[0] for k in rows[0] if isinstance(rows[0][k], (int, float))}
     n = m["checkpoints"]
-    lines = [f"#### gitexp, {points:,} points ({len(rows)} repeat(s): median [min–max]); "
-             f"{int(n)} checkpoints via store.{rows[0]['checkpoint_fn']}()", "",
+    lines = [(f"#### gitexp, {points:,} points ({len(rows)} repeat(s): median [min–max]); "
+              f"{int(n)} checkpoints via store.{rows[0]['checkpoint_fn']}()"), "",
              "| figure | measured | target | verdict |", "|---|---:|---|---|"]
 
     def add(label: str, key: str, target: str = "", ok: bool | None = None, unit: str = "") -> None:
@@ -626,13 +626,14 @@ def _mlflow_version() -> str:
     try:
         import importlib.metadata as md
         return md.version("mlflow")
-    except Exception:
+    except md.PackageNotFoundError:
         return "?"
 
 
 def _code_version() -> str:
     root = os.path.dirname(os.path.dirname(HERE))
-    out = subprocess.run(["git", "log", "-1", "--format=%h %s"], cwd=root, capture_output=True, text=True)
+    out = subprocess.run(["git", "log", "-1", "--format=%h %s"], cwd=root, capture_output=True, text=True,
+                         check=False)
     return out.stdout.strip()[:90] or f"{root} (not a git checkout)"
 
 
@@ -661,8 +662,8 @@ def main() -> int:
         if p <= 0 or p % CHECKPOINT_EVERY:
             parser.error(f"--points: {p} is not a positive multiple of {CHECKPOINT_EVERY}")
 
-    header = (f"Machine: {os.cpu_count()} cores (shared), Python {platform.python_version()}, "
-              f"git {subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.split()[-1]}, "
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.split()[-1]
+    header = (f"Machine: {os.cpu_count()} cores (shared), Python {platform.python_version()}, git {git}, "
               f"MLflow {_mlflow_version()}; gitexp at: {_code_version()}; "
               f"load average at start {os.getloadavg()[0]:.1f}")
     out: dict = {"header": header, "targets": TARGETS, "scales": {}}
