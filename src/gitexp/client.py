@@ -164,7 +164,9 @@ class Client:
         parent = self.get_run(run_id).data.tags.get("mlflow.parentRunId")
         return self.get_run(parent) if parent else None
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+    def get_metric_history(self, run_id: str, key: str) -> Sequence[Metric]:
+        """Every logged value of a metric, by step then time: a `MetricHistory` (a read-only
+        sequence of Metric entities backed by arrays; `list(...)` for a real list)."""
         return self._store.get_metric_history(run_id, key)
 
     def metric_history_arrays(self, run_id: str, key: str) -> tuple:

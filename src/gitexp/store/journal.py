@@ -71,9 +71,8 @@ class Session:
 
     An owner's checkpoints write the run's own directory as a commit on the run's
     live ref (``refs/gitexp/live/<run_id>``, see branch.LIVE_PREFIX); every
-    `publish_every`-th checkpoint, the run's first and last commits, and every
-    explicit flush graft that directory into the shared branch instead and drop
-    the live ref.  Editors' changes are event files, committed to the branch at
+    `publish_every`-th checkpoint, the run's last commit, and every explicit flush
+    graft that directory into the shared branch instead and drop the live ref.  Editors' changes are event files, committed to the branch at
     the same publishing points.
     """
 
@@ -185,8 +184,7 @@ class Session:
                 return None
             ops = self.pending
             if publish is None:
-                publish = (self.published_tree is None or self.finished
-                           or (self.checkpoints + 1) % self.branch.repo.publish_every == 0
+                publish = (self.finished or (self.checkpoints + 1) % self.branch.repo.publish_every == 0
                            or any(op["op"] in _EVENT_OPS for op in ops))
             if self.mode == EDITOR and not publish:
                 self.checkpoints += 1  # the journal keeps the ops until the next publishing point

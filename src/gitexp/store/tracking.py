@@ -23,6 +23,7 @@ from ..entities import (
     Experiment,
     LifecycleStage,
     Metric,
+    MetricHistory,
     Run,
     RunStatus,
     ViewType,
@@ -366,10 +367,8 @@ class GitStore:
     def get_run(self, run_id: str) -> Run:
         return self.to_run(self.run_state(run_id))
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        steps, times, values = self.metric_history_arrays(run_id, key)
-        return [Metric(key, v, ts, step, run_id=run_id)
-                for step, ts, v in zip(steps.tolist(), times.tolist(), values.tolist())]
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        return MetricHistory(key, run_id, *self.metric_history_arrays(run_id, key))
 
     def metric_history_arrays(self, run_id: str, key: str, state: RunState | None = None) -> tuple:
         """(steps, timestamps, values) numpy arrays of a metric's whole history, by step then
@@ -387,16 +386,18 @@ class GitStore:
     def iter_run_states(self, root_tree: str | None = None) -> Iterator[RunState]:
         """Every run on the branch (with pending local changes), unordered."""
         seen = set()
+        live = self.branch.live_commits() if root_tree is None else {}
         for run_id, tree in self.branch.run_trees(root_tree).items():
             seen.add(run_id)
             session = self._session(run_id)
-            if session is not None and root_tree is None:
+            if root_tree is None and (session is not None or run_id in live):
                 yield self.run_state(run_id)
             else:
                 yield self.branch.read_run_tree(run_id, tree)
         if root_tree is None:
-            for (common, run_id), _session in list(SESSIONS.by_run.items()):
-                if common == self.repo.common_dir and run_id not in seen:
+            others = [run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir]
+            for run_id in dict.fromkeys(others + list(live)):
+                if run_id not in seen:
                     try:
                         yield self.run_state(run_id)
                     except ResourceDoesNotExist:
@@ -407,6 +408,7 @@ class GitStore:
         ref = ref.strip()
         known = set(self.branch.run_trees())
         known.update(run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir)
+        known.update(self.branch.live_commits())  # runs whose first checkpoints are not on the branch yet
         if ref in known:
             return ref
         matches = sorted(r for r in known if r.startswith(ref)) if len(ref) >= 4 else []
