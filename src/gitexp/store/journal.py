@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     from .branch import TrackingBranch
 
 OWNER, EDITOR = "owner", "editor"
+
+
+class SessionClosed(RuntimeError):
+    """The session was committed and closed (by the checkpoint thread, or another thread
+    ending or flushing the run) after a writer picked it: record on a fresh session."""
+
 _EVENT_OPS = ("delete_tag", "lifecycle")  # owners record these as events too
 _HOST = socket.gethostname()
 
@@ -117,7 +123,7 @@ class Session:
         """Journal ops now (one write), apply them, and queue them for the next commit."""
         with self.lock:
             if self.closed:
-                raise RuntimeError(f"session for run {self.run_id} is closed")
+                raise SessionClosed(f"session for run {self.run_id} is closed")
             if len(ops) == 1:
                 data = json.dumps(ops[0]) + "\n"
             else:
@@ -137,7 +143,7 @@ class Session:
         line = f"{prefix}{step}, {timestamp}, {histories.number(value)}]\n"
         with self.lock:
             if self.closed:
-                raise RuntimeError(f"session for run {self.run_id} is closed")
+                raise SessionClosed(f"session for run {self.run_id} is closed")
             self._journal(line.encode())
             if not self.pending:
                 self.dirty_since = time.monotonic()

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -38,6 +38,7 @@ from .journal import (
     EDITOR,
     OWNER,
     Session,
+    SessionClosed,
     find_dead_journals,
     orphaned_live_runs,
     publish_dead_owner,
@@ -47,6 +48,7 @@ from .repo import Repository
 from .state import TERMINAL, ExperimentState, RunState
 
 _log = logging.getLogger("gitexp")
+_T = TypeVar("_T")
 
 
 # -- sessions of this process, across every store and client ---------------------------------------
@@ -437,6 +439,29 @@ class GitStore:
         self.recover_dead_journals()
         return self._open_editor(run_id)
 
+    def _with_session(self, run_id: str, write: Callable[[Session], _T], check: bool = True) -> _T:
+        """`write(session)` under the session's lock, on this process's session for the run.
+
+        The session a writer picks can be committed and closed (by the checkpoint thread,
+        or another thread ending or flushing the run) before the writer records into it;
+        then the write goes to a fresh session instead, so every write that returns is
+        journaled in a session that commits it.  check=False skips the checks that the
+        run exists and is active (delete and restore)."""
+        for _attempt in range(10000):
+            if check:
+                session = self._writable_session(run_id)
+            else:
+                session = self._session(run_id)
+                if session is None or session.closed:
+                    session = self._open_editor(run_id)
+            try:
+                with session.lock:
+                    if not session.closed:
+                        return write(session)
+            except SessionClosed:
+                pass
+        raise RuntimeError(f"could not record to run {run_id}: its sessions kept closing")
+
     def _open_editor(self, run_id: str) -> Session:
         with SESSIONS.lock:
             session = self._session(run_id)
@@ -510,8 +535,9 @@ class GitStore:
             ops.append({"op": "tag", "key": key, "value": valid.tag_value(key, t.value)})
             if key == "mlflow.runName":
                 ops[-1] = {"op": "name", "run_name": ops[-1]["value"]}
-        session = self._writable_session(run_id)
-        with session.lock:
+
+        def write(session: Session) -> None:
+            batch = list(ops)  # a retry on a fresh session starts again from here
             if new_params:
                 current = self.run_state(run_id).params
                 for key, value in new_params.items():
@@ -524,9 +550,11 @@ class GitStore:
                             key=key, old_value=old, new_value=value,
                         )
                     if old is None:
-                        ops.append({"op": "param", "key": key, "value": value})
-            if ops:
-                session.record(ops)
+                        batch.append({"op": "param", "key": key, "value": value})
+            if batch:
+                session.record(batch)
+
+        self._with_session(run_id, write)
 
     def log_metric(self, run_id: str, key: str, value: Any, timestamp: int | None, step: int | None) -> None:
         """The hot path: validate, journal one line, done."""
@@ -535,30 +563,33 @@ class GitStore:
         timestamp = layout.now_ms() if timestamp is None else valid.metric_timestamp(key, timestamp)
         step = valid.metric_step(key, step)
         session = SESSIONS.by_run.get((self.repo.common_dir, run_id)) or self._writable_session(run_id)
-        session.record_metric(key, value, timestamp, step)
+        try:
+            session.record_metric(key, value, timestamp, step)
+        except SessionClosed:
+            self._with_session(run_id, lambda s: s.record_metric(key, value, timestamp, step))
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         key = valid.validate_key("Tag", key)
         value = valid.tag_value(key, value)
         op = {"op": "name", "run_name": value} if key == "mlflow.runName" else {"op": "tag", "key": key, "value": value}
-        self._writable_session(run_id).record([op])
+        self._with_session(run_id, lambda s: s.record([op]))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         state = self.run_state(run_id)
         self._check_active(run_id, state)
         if key not in state.tags:
             raise ResourceDoesNotExist(f"No tag {key!r} on run {run_id}", run_id=run_id, key=key)
-        self._writable_session(run_id).record([{"op": "delete_tag", "key": key}])
+        self._with_session(run_id, lambda s: s.record([{"op": "delete_tag", "key": key}]))
 
     def log_inputs(self, run_id: str, inputs: list[tuple[dict, dict]]) -> None:
         ops = [{"op": "input", "dataset": d, "tags": t} for d, t in inputs]
         if ops:
-            self._writable_session(run_id).record(ops)
+            self._with_session(run_id, lambda s: s.record(ops))
 
     def record_code(self, run_id: str, code: dict, tags: dict[str, str]) -> None:
         ops: list[dict] = [{"op": "code", "code": code}]
         ops += [{"op": "tag", "key": k, "value": v} for k, v in tags.items()]
-        self._writable_session(run_id).record(ops)
+        self._with_session(run_id, lambda s: s.record(ops))
 
     def update_run_info(self, run_id: str, status: str | int | None = None, end_time: int | None = None,
                         run_name: str | None = None) -> None:
@@ -572,13 +603,17 @@ class GitStore:
             if status in TERMINAL:
                 end_time = int(end_time if end_time is not None else layout.now_ms())
             ops.append({"op": "status", "status": status, "end_time": end_time if status in TERMINAL else None})
-        session = self._writable_session(run_id)
-        if status is not None and status not in TERMINAL and session.mode == EDITOR:
-            session.keep_open = True  # a resumed run: batch its logging until it ends
-        if ops:
-            session.record(ops)
+        def write(session: Session) -> Session:
+            if status is not None and status not in TERMINAL and session.mode == EDITOR:
+                session.keep_open = True  # a resumed run: batch its logging until it ends
+            if ops:
+                session.record(ops)
+            if status in TERMINAL:
+                session.keep_open = False
+            return session
+
+        session = self._with_session(run_id, write)
         if status in TERMINAL:
-            session.keep_open = False
             finish_session(session)
 
     def _lifecycle_change(self, run_id: str, stage: str) -> None:
@@ -586,10 +621,8 @@ class GitStore:
         if state.lifecycle_stage == stage:
             verb = "deleted" if stage == LifecycleStage.DELETED else "active"
             raise InvalidParameterValue(f"Run {run_id} is already {verb}", run_id=run_id)
-        session = self._session(run_id)
-        if session is None or session.closed:
-            session = self._open_editor(run_id)
-        session.record([{"op": "lifecycle", "stage": stage}])
+        session = self._with_session(run_id, lambda s: s.record([{"op": "lifecycle", "stage": stage}]) or s,
+                                     check=False)
         finish_session(session)
 
     def delete_run(self, run_id: str) -> None:
