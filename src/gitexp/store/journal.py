@@ -117,6 +117,7 @@ class Session:
         data = (json.dumps(header) + "\n").encode()
         _write_all(self.fd, data)
         self.header_len = len(data)
+        self.size = len(data)  # what the journal holds: every record is appended right after it
 
     # -- recording ---------------------------------------------------------------------
     def record(self, ops: list[dict[str, Any]]) -> None:
@@ -153,17 +154,26 @@ class Session:
 
     def _journal(self, data: bytes) -> None:
         """Append to the journal, all or raise: a write that did not happen is never
-        acknowledged, and after a short write (a full disk) the next record starts on a
-        line of its own, so recovery skips only the torn one."""
+        acknowledged.  After a short write (a full disk, a file size limit) the journal is
+        cut back to where the record began, so recovery never finds a part of a record
+        whose call raised, and the next record follows the last acknowledged one."""
         if self._torn:
-            data = b"\n" + data
+            self._cut_back()  # raises (the record is refused) while even that fails
         try:
             written = os.write(self.fd, data)
             if written != len(data):
                 _write_all(self.fd, data[max(written, 0):])
         except OSError:
             self._torn = True
+            try:
+                self._cut_back()
+            except OSError:
+                pass
             raise
+        self.size += len(data)
+
+    def _cut_back(self) -> None:
+        os.ftruncate(self.fd, self.size)
         self._torn = False
 
     def wait_for(self, thread: threading.Thread) -> None:
@@ -203,6 +213,8 @@ class Session:
             self.pending = []
             self.dirty_since = None
             os.ftruncate(self.fd, self.header_len)
+            self.size = self.header_len
+            self._torn = False
             return commit
 
     def _commit(self, ops: list[dict], publish: bool) -> str:
