@@ -121,6 +121,101 @@ def assert_killed_with_everything(run_id: str) -> None:
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(100))
 
 
+# -- defect 2: journals written under another hostname --------------------------------------------------------
+@pytest.mark.parametrize("trial", range(2))
+def test_a_run_killed_in_another_container_is_recovered(repo, trial):
+    """Another container on this machine: another hostname, another pid namespace (its pid
+    means nothing here -- 1 is alive here), the same kernel.  Its free lock proves it dead."""
+    proc, run_id = start(OWNER, repo)
+    sigkill(proc)
+    path = journal_of(repo, run_id)
+    rewrite_header(path, host=other_host(path), pid=1, pid_start="1")
+    trigger_write()
+    assert_killed_with_everything(run_id)
+    assert journals(repo) == []
+
+
+def test_a_live_writer_in_another_container_is_left_alone_until_it_dies(repo):
+    proc, run_id = start(OWNER, repo)
+    try:
+        path = journal_of(repo, run_id)
+        rewrite_header(path, host=other_host(path), pid=1, pid_start="1")
+        trigger_write()
+        output = doctor("--recover-all")  # not even --recover-all takes a journal whose lock is held
+        assert "nothing to recover" in output
+        assert path.exists()
+        reset_gitexp()
+        with pytest.raises(gitexp.exceptions.ResourceDoesNotExist):
+            gitexp.get_run(run_id)  # nothing committed yet (checkpoints every 600 s)
+    finally:
+        sigkill(proc)
+    trigger_write()
+    assert_killed_with_everything(run_id)
+
+
+def test_a_run_killed_on_another_machine_is_listed_and_recovered_on_request(repo):
+    """Another machine sharing the disk (another boot id): a free lock proves nothing there
+    (its locks may not reach us), so doctor lists the journal and recovers it on request."""
+    proc, run_id = start(OWNER, repo)
+    sigkill(proc)
+    path = journal_of(repo, run_id)
+    rewrite_header(path, host=other_host(path), pid=1, pid_start="1", boot="0" * 36)
+    trigger_write()
+    assert path.exists()  # not recovered by a write
+    output = doctor()
+    assert "nothing to recover" in output
+    assert "cannot prove dead" in output and run_id in output and "--recover-all" in output
+    assert path.exists()
+    output = doctor("--recover-all")
+    assert "warning" in output and f"recovered run {run_id}" in output
+    assert_killed_with_everything(run_id)
+    assert journals(repo) == []
+
+
+def test_a_journal_without_a_lock_falls_back_to_the_pid_on_this_host(repo):
+    """Journals of gitexp before flock (or file systems without it): the pid rule on this host."""
+    proc, run_id = start(OWNER, repo)
+    sigkill(proc)
+    rewrite_header(journal_of(repo, run_id), lock=_DROP, boot=_DROP)
+    trigger_write()
+    assert_killed_with_everything(run_id)
+
+
+RECOVERERS = """
+    import gitexp
+    store = gitexp.Client()._store
+    print(len(store.recover_dead_journals(force=True)), flush=True)
+"""
+
+
+def test_concurrent_recoverers_recover_each_journal_once(repo):
+    """Four processes recover twelve dead journals at once: each is committed exactly once."""
+    script = """
+        import time, gitexp
+        client = gitexp.Client()
+        run_ids = [client.create_run("0").info.run_id for _ in range(12)]
+        for i, run_id in enumerate(run_ids):
+            client.log_metric(run_id, "m", i, step=0)
+        print(" ".join(run_ids), flush=True)
+        time.sleep(600)
+    """
+    proc, line = start(script, repo)
+    run_ids = line.split()
+    sigkill(proc)
+    assert len(find_dead_journals(str(journal_dir(repo)), set())) == 12
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(RECOVERERS)], cwd=repo,
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    counts = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
+    assert sum(counts) == 12
+    reset_gitexp()
+    client = gitexp.Client()
+    log = git("log", "--format=%s%n%b", "gitexp", cwd=repo)
+    for run_id in run_ids:
+        assert client.get_run(run_id).info.status == "KILLED"
+        assert log.count(f"run {run_id[:8]}: recover") == 1
+    assert journals(repo) == []
+
+
 # -- defect 5: a short journal write ------------------------------------------------------------------------------
 SHORT_WRITES = """
     import glob, json, os, resource, signal, time, gitexp

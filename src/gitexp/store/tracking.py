@@ -38,8 +38,10 @@ from .journal import (
     EDITOR,
     OWNER,
     Session,
+    LIVE,
     SessionClosed,
     find_dead_journals,
+    list_journals,
     orphaned_live_runs,
     publish_dead_owner,
     recover_journal,
@@ -103,9 +105,13 @@ class _Sessions:
             self.remove(session.branch.repo, session)
 
     def after_fork(self) -> None:
-        # The child owns none of its parent's sessions: it gets its own journals.
+        # The child owns none of its parent's sessions: it gets its own journals, and lets go
+        # of its copies of the parent's (so a parent that dies first is seen dead).
+        inherited = list(self.by_run.values())
         self.lock = threading.RLock()
         self.by_run = {}
+        for session in inherited:
+            session.abandon()
         self.thread = None
         self.wake = threading.Event()
 
@@ -156,14 +162,19 @@ class GitStore:
 
     # -- recovery -----------------------------------------------------------------------------
     def recover_dead_journals(self, force: bool = False,
-                              progress: Callable[[list[str]], Iterable[str]] = iter) -> list[str]:
-        """Commit journals whose process died (status KILLED for runs they were running)."""
+                              progress: Callable[[list[str]], Iterable[str]] = iter,
+                              include_unknown: bool = False) -> list[str]:
+        """Commit journals whose process died (status KILLED for runs they were running).
+
+        include_unknown also takes journals whose writer cannot be proven dead (another
+        machine's, see journal.journal_status); never one whose lock is held."""
         now = time.monotonic()
         if not force and now - self._recovery_checked < 2.0:
             return []
         self._recovery_checked = now
         recovered = []
-        for path in progress(find_dead_journals(self.journal_dir, SESSIONS.live_paths())):
+        dead = find_dead_journals(self.journal_dir, SESSIONS.live_paths(), include_unknown=include_unknown)
+        for path in progress(dead):
             try:
                 run_id = recover_journal(self.branch, path)
             except Exception as exc:
@@ -184,23 +195,12 @@ class GitStore:
 
     def live_journals(self) -> list[tuple[str, int]]:
         """(run id, pid) of journals whose process is still running."""
-        from .journal import _read_header, process_alive
+        return [(header["run_id"], int(header["pid"])) for _path, status, header in self.journals()
+                if status == LIVE and header]
 
-        out = []
-        try:
-            names = os.listdir(self.journal_dir)
-        except FileNotFoundError:
-            return out
-        for name in names:
-            if not name.endswith(".jsonl"):
-                continue
-            try:
-                header, _ = _read_header(os.path.join(self.journal_dir, name))
-            except OSError:
-                continue
-            if header and process_alive(int(header["pid"]), header.get("pid_start")):
-                out.append((header["run_id"], int(header["pid"])))
-        return out
+    def journals(self) -> list[tuple[str, str, dict | None]]:
+        """(path, LIVE | DEAD | UNKNOWN, header) of the journals of other processes."""
+        return list_journals(self.journal_dir, SESSIONS.live_paths())
 
     # -- experiments ------------------------------------------------------------------------------
     def _experiments(self) -> dict[str, ExperimentState]:
