@@ -216,6 +216,192 @@ def test_concurrent_recoverers_recover_each_journal_once(repo):
     assert journals(repo) == []
 
 
+# -- defect 3: killed after a checkpoint, with nothing pending --------------------------------------------------
+def wait_until(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def header_only(path: Path) -> bool:
+    try:
+        return path.read_bytes().count(b"\n") == 1
+    except FileNotFoundError:
+        return False
+
+
+def live_refs(repo: Path) -> list[str]:
+    return git("for-each-ref", "--format=%(refname)", "refs/gitexp/live/", cwd=repo).split()
+
+
+CHECKPOINTED_OWNER = """
+    import time, gitexp
+    run = gitexp.start_run()
+    gitexp.log_param("lr", 0.1)
+    for step in range(50):
+        gitexp.log_metric("loss", 1.0 / (step + 1), step=step)
+    time.sleep(1.0)  # the run's first checkpoint: published to the branch
+    for step in range(50, 100 if LIVE else 50):
+        gitexp.log_metric("loss", 1.0 / (step + 1), step=step)
+    print(run.info.run_id, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("where", ["branch", "live-ref"])
+def test_an_owner_killed_right_after_a_checkpoint_ends_killed(repo, where):
+    """The journal holds only its header when the process dies: nothing was pending."""
+    code = CHECKPOINTED_OWNER.replace("LIVE", str(where == "live-ref"))
+    if where == "branch":
+        code = code.replace("range(50)", "range(100)")
+    proc, run_id = start(code, repo, GITEXP_CHECKPOINT_INTERVAL="0.2")
+    path = journal_of(repo, run_id)
+    wait_until(lambda: header_only(path) and bool(live_refs(repo)) == (where == "live-ref"), "a checkpoint")
+    sigkill(proc)
+    reset_gitexp()
+    assert gitexp.get_run(run_id).info.status == "RUNNING"  # what the checkpoint says
+    trigger_write()
+    assert_killed_with_everything(run_id)
+    assert journals(repo) == [] and live_refs(repo) == []
+
+
+RESUMER = """
+    import time, gitexp
+    gitexp.start_run(run_id=RUN_ID)
+    gitexp.log_metric("loss", 0.5, step=1)
+    print("resumed", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("door", ["write", "doctor"])
+def test_a_resumed_run_killed_after_its_checkpoint_ends_killed(repo, door):
+    """An editor session of a resumed run publishes, truncating its journal to the header;
+    the header still says the run was resumed, so recovery marks it KILLED."""
+    with gitexp.start_run() as run:
+        gitexp.log_metric("loss", 1.0, step=0)
+    reset_gitexp()
+    proc, _ = start(RESUMER.replace("RUN_ID", repr(run.info.run_id)), repo,
+                    GITEXP_CHECKPOINT_INTERVAL="0.2", GITEXP_PUBLISH_EVERY="1")
+    path = journal_of(repo, run.info.run_id)
+    wait_until(lambda: header_only(path), "the resumed run's checkpoint")
+    sigkill(proc)
+    reset_gitexp()
+    assert gitexp.get_run(run.info.run_id).info.status == "RUNNING"
+    if door == "write":
+        trigger_write()
+    else:
+        assert f"recovered run {run.info.run_id}" in doctor()
+    reset_gitexp()
+    assert gitexp.get_run(run.info.run_id).info.status == "KILLED"
+    assert [m.value for m in gitexp.Client().get_metric_history(run.info.run_id, "loss")] == [1.0, 0.5]
+    assert journals(repo) == []
+
+
+def test_a_dead_resumer_does_not_kill_a_run_whose_owner_lives(repo):
+    """The owner (another live process) keeps the run; when it dies too, the run ends KILLED,
+    although the resumer's RUNNING is an event (events override a run's own files)."""
+    owner, run_id = start("""
+        import time, gitexp
+        run = gitexp.start_run()
+        gitexp.flush()
+        print(run.info.run_id, flush=True)
+        time.sleep(600)
+    """, repo)
+    try:
+        _kill_a_resumer(repo, run_id)
+    finally:
+        sigkill(owner)
+    trigger_write()
+    reset_gitexp()
+    assert gitexp.get_run(run_id).info.status == "KILLED"
+
+
+def test_an_owner_ends_its_run_after_a_resumer_died(repo):
+    client = gitexp.Client()
+    run_id = client.create_run("0").info.run_id
+    client._store.flush(run_id)
+    _kill_a_resumer(repo, run_id, in_process=True)
+    client.log_metric(run_id, "loss", 0.25, step=2)
+    client.set_terminated(run_id)
+    reset_gitexp()
+    run = gitexp.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert [m.value for m in gitexp.Client().get_metric_history(run_id, "loss")] == [0.5, 0.25]
+
+
+def _kill_a_resumer(repo: Path, run_id: str, in_process: bool = False) -> None:
+    """A process resumes the run, checkpoints and is killed; recovery leaves the run RUNNING
+    (its owner lives: another process, or this one when in_process)."""
+    resumer, _ = start(RESUMER.replace("RUN_ID", repr(run_id)), repo,
+                       GITEXP_CHECKPOINT_INTERVAL="0.2", GITEXP_PUBLISH_EVERY="1")
+    path = [p for p in journals(repo) if p.name.startswith(run_id) and b'"editor"' in p.read_bytes()][0]
+    wait_until(lambda: header_only(path), "the resumer's checkpoint")
+    sigkill(resumer)
+    if in_process:  # this process's sessions stay open
+        assert gitexp.Client()._store.recover_dead_journals(force=True) == [run_id]
+    else:
+        trigger_write()
+        reset_gitexp()
+    assert not path.exists()  # recovered...
+    run = gitexp.get_run(run_id)
+    assert run.info.status == "RUNNING"  # ...but its owner still runs it
+    assert run.data.metrics == {"loss": 0.5}
+
+
+def test_runs_of_a_sigkilled_server_with_nothing_pending_end_killed(tmp_path, monkeypatch):
+    """A real `gitexp server` (the real mlflow client) holding 30 new runs and 5 resumed
+    ones, all checkpointed, is SIGKILLed; `gitexp doctor` (a real CLI process) ends every
+    one KILLED with everything logged."""
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("fastapi")
+    from tests.conftest import make_repo
+    from tests.server_process import ServerProcess
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    served = make_repo(tmp_path / "served")
+    srv = ServerProcess(served, env={"GITEXP_CHECKPOINT_INTERVAL": "0.2", "GITEXP_PUBLISH_EVERY": "3"})
+    try:
+        client = mlflow.MlflowClient(srv.url)
+        finished = []
+        for i in range(5):
+            run_id = client.create_run("0").info.run_id
+            client.log_metric(run_id, "m", 1.0, step=0)
+            client.set_terminated(run_id)
+            finished.append(run_id)
+        running = []
+        for i in range(30):
+            run_id = client.create_run("0").info.run_id
+            client.log_param(run_id, "i", i)
+            for step in range(3):
+                client.log_metric(run_id, "m", float(step), step=step)
+            running.append(run_id)
+        for run_id in finished:
+            client.update_run(run_id, status="RUNNING")
+            client.log_metric(run_id, "m", 2.0, step=1)
+        wait_until(lambda: len(journals(served)) == 35 and all(header_only(p) for p in journals(served)),
+                   "every run's checkpoint")
+        srv.proc.kill()
+    finally:
+        srv.stop()
+    result = subprocess.run([sys.executable, "-m", "gitexp", "doctor"], cwd=served, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("recovered run ") == 35
+    reset_gitexp()
+    direct = gitexp.Client(str(served))
+    for i, run_id in enumerate(running):
+        run = direct.get_run(run_id)
+        assert run.info.status == "KILLED" and run.data.params == {"i": str(i)}
+        assert [m.step for m in direct.get_metric_history(run_id, "m")] == [0, 1, 2]
+    for run_id in finished:
+        assert direct.get_run(run_id).info.status == "KILLED"
+        assert [m.value for m in direct.get_metric_history(run_id, "m")] == [1.0, 2.0]
+    assert journals(served) == [] and live_refs(served) == []
+
+
 # -- defect 5: a short journal write ------------------------------------------------------------------------------
 SHORT_WRITES = """
     import glob, json, os, resource, signal, time, gitexp

@@ -164,6 +164,9 @@ class Session:
                 "journal": 1, "run_id": run_id, "mode": mode, "session": self.id,
                 "pid": os.getpid(), "pid_start": _MY_START, "host": _HOST, "boot": boot_id(),
                 "lock": "flock" if locked else None, "created": layout.now_ms(),
+                # Last, so that resume() can turn it into `true ` in place (the header
+                # survives every truncation of the journal).
+                "resumed": False,
             }
             data = (json.dumps(header) + "\n").encode()
             _write_all(self.fd, data)
@@ -173,6 +176,7 @@ class Session:
             raise
         self.header_len = len(data)
         self.size = len(data)  # what the journal holds: every record is appended right after it
+        self._resumed_at = len(data) - len(b"false}\n")
 
     # -- recording ---------------------------------------------------------------------
     def record(self, ops: list[dict[str, Any]]) -> None:
@@ -230,6 +234,22 @@ class Session:
     def _cut_back(self) -> None:
         os.ftruncate(self.fd, self.size)
         self._torn = False
+
+    def resume(self) -> None:
+        """Keep this editor session open until the run ends (a resumed run), and say so in
+        the journal's header, which every truncation keeps: if the process dies, recovery
+        marks the run KILLED even when nothing was pending."""
+        with self.lock:
+            if self.closed:
+                raise SessionClosed(f"session for run {self.run_id} is closed")
+            if not self.keep_open and self.mode == EDITOR:
+                fd = os.open(self.path, os.O_WRONLY)  # not O_APPEND: pwrite at the offset
+                try:
+                    if os.pwrite(fd, b"true ", self._resumed_at) != 5:
+                        raise OSError(f"could not mark journal {self.path} as a resumed run")
+                finally:
+                    os.close(fd)  # another open file: our flock stays
+            self.keep_open = True
 
     def wait_for(self, thread: threading.Thread) -> None:
         """Commit only after `thread` (e.g. code capture) has recorded its ops."""
@@ -294,6 +314,8 @@ class Session:
                 self._committed(new_own, next_chunk)
                 return live
         events = event_changes(branch, self.run_id, self.mode, ops)
+        if self.mode == OWNER and self.state is not None:
+            events.update(_status_event(branch, self.run_id, self.state.status, ops))
         graft = run_graft(branch, self.run_id, new_own, self.published_tree) if self.mode == OWNER else {}
         commit = branch.commit(_once(lambda: {**graft, **events}), message, group=True)
         if self.mode == OWNER:
@@ -621,13 +643,35 @@ def _recover_claimed(branch: "TrackingBranch", claimed: str) -> str | None:
     if header.get("mode", EDITOR) == OWNER:
         publish_dead_owner(branch, run_id, ops, end_time, what)
         return run_id
-    resumed = [op for op in ops if op["op"] == "status"]
-    if resumed and resumed[-1]["status"] not in TERMINAL:
-        ops = ops + [{"op": "status", "status": "KILLED", "end_time": end_time}]
+    statuses = [op["status"] for op in ops if op["op"] == "status"]
+    if header.get("resumed") or (statuses and statuses[-1] not in TERMINAL):
+        # The dead session had resumed the run: it ends KILLED -- unless the run was ended
+        # (by this session or anyone else) or another writer of it may still be alive.
+        status = statuses[-1] if statuses else None
+        if status is None:
+            state = branch.read_run(run_id)
+            status = state.status if state is not None else None
+        if status is not None and status not in TERMINAL and not _other_writers(branch, run_id, claimed):
+            ops = ops + [{"op": "status", "status": "KILLED", "end_time": end_time}]
     if ops:
         events = event_changes(branch, run_id, EDITOR, ops)
         branch.commit(lambda _tree: events, f"run {run_id[:8]}: recover {what}\n\nrun_id: {run_id}\n")
     return run_id
+
+
+def _other_writers(branch: "TrackingBranch", run_id: str, claimed: str) -> bool:
+    """Whether another journal of the run (this process's included) may belong to a live writer."""
+    journal_dir = os.path.dirname(claimed)
+    try:
+        names = os.listdir(journal_dir)
+    except FileNotFoundError:
+        return False
+    for name in names:
+        path = os.path.join(journal_dir, name)
+        if name.startswith(run_id + ".") and name.endswith(".jsonl") and path != claimed:
+            if journal_status(path)[0] != DEAD:
+                return True
+    return False
 
 
 def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], end_time: int, what: str) -> None:
@@ -653,10 +697,32 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
             new_own = odb.edit_tree(base, changes) if changes else base
         graft = run_graft(branch, run_id, new_own, published)
         events = event_changes(branch, run_id, OWNER, ops)
+        events.update(_status_event(branch, run_id, state.status, ops))
         branch.commit(_once(lambda: {**graft, **events}),
                       f"run {run_id[:8]}: recover {what}\n\nrun_id: {run_id}\n")
     if live:
         branch.refs.delete(LIVE_PREFIX + run_id, live)
+
+
+def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[dict]
+                  ) -> dict[str, tuple[bytes, str] | None]:
+    """An owner ending its run writes the status to its own files, which events override:
+    when an event (an editor that resumed the run) says otherwise, the end is an event too."""
+    ends = [op for op in ops if op["op"] == "status" and op["status"] in TERMINAL]
+    if not ends:
+        return {}
+    tree = branch.run_tree(run_id)
+    entry = branch.odb.tree_dict(tree).get("events") if tree else None
+    if entry is None:
+        return {}
+    said = None
+    for _name, doc in branch.read_events(entry.sha):
+        for op in doc.get("ops") or []:
+            if isinstance(op, dict) and op.get("op") == "status":
+                said = op.get("status")
+    if said is None or said == status:
+        return {}
+    return event_changes(branch, run_id, EDITOR, ends[-1:])
 
 
 def orphaned_live_runs(branch: "TrackingBranch", journal_dir: str) -> list[str]:

@@ -605,7 +605,7 @@ class GitStore:
             ops.append({"op": "status", "status": status, "end_time": end_time if status in TERMINAL else None})
         def write(session: Session) -> Session:
             if status is not None and status not in TERMINAL and session.mode == EDITOR:
-                session.keep_open = True  # a resumed run: batch its logging until it ends
+                session.resume()  # a resumed run: batch its logging until it ends
             if ops:
                 session.record(ops)
             if status in TERMINAL:
