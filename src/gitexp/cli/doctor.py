@@ -93,6 +93,7 @@ def doctor(ctx, recover_all: bool) -> None:
         click.echo(f"{len(checkpoints)} run(s) in progress have checkpoints not yet on the branch "
                    f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")
     _report_unknown_journals(store)
+    _report_damaged(store)
     if not recovered:
         click.echo("journals:        nothing to recover")
     click.echo("ok")
@@ -117,6 +118,19 @@ def _report_unknown_journals(store) -> None:
         click.echo(f"  run {header.get('run_id', '?')} ({header.get('mode', '?')}), pid {header.get('pid', '?')} "
                    f"on host {header.get('host', '?')}, last written {age} ago: {path}")
     click.echo("  If none of these processes is still running, recover them with `gitexp doctor --recover-all`.")
+
+
+def _report_damaged(store) -> None:
+    damaged = store.damaged()
+    if not damaged:
+        return
+    click.echo(f"damaged:         {len(damaged)} run(s) or experiment(s) have files that cannot be read "
+               "(the rest of each is shown; searches tag them gitexp.damaged):")
+    for kind, ident, where in damaged:
+        for part in where.split("; "):
+            click.echo(f"  {kind} {ident}: {part}")
+    click.echo(f"  Fix or restore those files on the branch '{store.repo.branch}' "
+               f"(`git log -p {store.repo.branch} -- <file>` shows what they held).")
 
 
 COMMANDS = [init, doctor]

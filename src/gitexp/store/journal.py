@@ -31,7 +31,7 @@ from ..exceptions import StoreError
 from . import histories, layout
 from .branch import LIVE_PREFIX
 from .objects import MODE_BLOB
-from .state import TERMINAL, RunState
+from .state import DAMAGED_TAG, TERMINAL, RunState
 
 if TYPE_CHECKING:
     from .branch import TrackingBranch
@@ -692,12 +692,19 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
         state.apply(kill)
         ops = ops + [kill]
     if ops or base != published:
+        damaged = {path.rsplit("/", 1)[-1] for path, _line, _what in state.damaged}
+        if damaged:  # never rewrite a damaged file from what could be read of it
+            state.tags.pop(DAMAGED_TAG, None)
         with odb.batch():
             changes = own_changes(branch, state, ops, base, {})
+            changes = {name: change for name, change in changes.items() if name not in damaged}
             new_own = odb.edit_tree(base, changes) if changes else base
         graft = run_graft(branch, run_id, new_own, published)
         events = event_changes(branch, run_id, OWNER, ops)
-        events.update(_status_event(branch, run_id, state.status, ops))
+        status_event = _status_event(branch, run_id, state.status, ops)
+        if not status_event and "run.yaml" in damaged:  # the end goes where it can be read
+            status_event = event_changes(branch, run_id, EDITOR, [op for op in ops if op["op"] == "status"][-1:])
+        events.update(status_event)
         branch.commit(_once(lambda: {**graft, **events}),
                       f"run {run_id[:8]}: recover {what}\n\nrun_id: {run_id}\n")
     if live:
@@ -716,7 +723,7 @@ def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[
     if entry is None:
         return {}
     said = None
-    for _name, doc in branch.read_events(entry.sha):
+    for _name, doc in branch.read_events(entry.sha, lambda *_damage: None):
         for op in doc.get("ops") or []:
             if isinstance(op, dict) and op.get("op") == "status":
                 said = op.get("status")

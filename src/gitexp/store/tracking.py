@@ -202,6 +202,20 @@ class GitStore:
         """(path, LIVE | DEAD | UNKNOWN, header) of the journals of other processes."""
         return list_journals(self.journal_dir, SESSIONS.live_paths())
 
+    def damaged(self) -> list[tuple[str, str, str]]:
+        """(kind, id, where) of each run and experiment folded around a file that cannot be
+        read (see TrackingBranch.read_own_files): where is "<file> line <n>: <problem>; ..."."""
+        from ..entities import ViewType
+        from ..search import search_runs
+        from .state import DAMAGED_TAG
+
+        experiments = self._experiments()
+        out = [("experiment", e.experiment_id, e.tags[DAMAGED_TAG])
+               for e in experiments.values() if DAMAGED_TAG in e.tags]
+        runs = search_runs(self, sorted(experiments), f"tags.`{DAMAGED_TAG}` LIKE '%'", ViewType.ALL, None)
+        out += [("run", run.info.run_id, run.data.tags[DAMAGED_TAG]) for run in runs]
+        return out
+
     # -- experiments ------------------------------------------------------------------------------
     def _experiments(self) -> dict[str, ExperimentState]:
         return self.branch.experiments()
@@ -380,7 +394,7 @@ class GitStore:
         state = state if state is not None else self.run_state(run_id)
         own = self.branch.own_tree(run_id)
         with_points = state.points.get(key)
-        parts = [self.branch.own_history(own, key)]
+        parts = [self.branch.own_history(own, key, run_id)]
         if with_points:
             parts.append(histories.arrays(with_points))
         return histories.combine(parts)
