@@ -56,7 +56,8 @@ def doctor(ctx, recover_all: bool) -> None:
     A journal is recovered only when its process is proven dead: its lock is free
     and it was written on this machine (in any container). Journals of other
     machines are listed; --recover-all recovers them too (never one whose lock
-    is held).
+    is held). Doctor also lists runs and experiments with files that cannot be
+    read (file and line), which searches tag gitexp.damaged.
 
     \b
     Example:
