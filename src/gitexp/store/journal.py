@@ -114,6 +114,8 @@ def lock_free(path: str) -> bool | None:
         return _try_lock(fd)
     finally:
         os.close(fd)  # releases the lock if we took it
+
+
 _METRIC_PREFIX: dict[str, str] = {}
 
 

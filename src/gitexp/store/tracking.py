@@ -36,9 +36,9 @@ from . import histories, layout
 from .branch import TrackingBranch
 from .journal import (
     EDITOR,
+    LIVE,
     OWNER,
     Session,
-    LIVE,
     SessionClosed,
     find_dead_journals,
     list_journals,
