@@ -629,10 +629,11 @@ class RunArtifacts:
                 check_git_file_content(path, fh.read(GITATTRIBUTES_MAX_BYTES + 1))
 
     def _record(self, run_id: str, ops: list[dict]) -> None:
-        session = self.store._writable_session(run_id)
-        with session.lock:  # check and record atomically: no other thread slips a conflict in
+        def write(session) -> None:  # under the session's lock: no other thread slips a conflict in
             self._check_conflicts(run_id, ops)
             session.record(ops)
+
+        self.store._with_session(run_id, write)
 
     def _check_conflicts(self, run_id: str, ops: list[dict]) -> None:
         """A file cannot replace a directory of artifacts, nor sit below a file."""
