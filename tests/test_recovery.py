@@ -242,7 +242,7 @@ CHECKPOINTED_OWNER = """
     gitexp.log_param("lr", 0.1)
     for step in range(50):
         gitexp.log_metric("loss", 1.0 / (step + 1), step=step)
-    time.sleep(1.0)  # the run's first checkpoint: published to the branch
+    time.sleep(1.0)  # the run's first checkpoint (on the branch when GITEXP_PUBLISH_EVERY=1)
     for step in range(50, 100 if LIVE else 50):
         gitexp.log_metric("loss", 1.0 / (step + 1), step=step)
     print(run.info.run_id, flush=True)
@@ -256,7 +256,8 @@ def test_an_owner_killed_right_after_a_checkpoint_ends_killed(repo, where):
     code = CHECKPOINTED_OWNER.replace("LIVE", str(where == "live-ref"))
     if where == "branch":
         code = code.replace("range(50)", "range(100)")
-    proc, run_id = start(code, repo, GITEXP_CHECKPOINT_INTERVAL="0.2")
+    proc, run_id = start(code, repo, GITEXP_CHECKPOINT_INTERVAL="0.2",
+                         GITEXP_PUBLISH_EVERY="1" if where == "branch" else "12")
     path = journal_of(repo, run_id)
     wait_until(lambda: header_only(path) and bool(live_refs(repo)) == (where == "live-ref"), "a checkpoint")
     sigkill(proc)
