@@ -59,7 +59,7 @@ def test_a_long_history_through_many_checkpoints_reads_back_exactly(repo, monkey
     store = client._store
     logged: dict[str, list] = {"loss": [], "acc": []}
     checkpoints = 150  # more than one chunk group (64 chunks) per metric
-    before = 0  # the branch is created by the run's first checkpoint
+    before = 0  # the branch is created by the run's first publishing checkpoint
     for c in range(checkpoints):
         for i in range(rng.randint(0, 12)):
             key = rng.choice(["loss", "acc"])

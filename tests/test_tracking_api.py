@@ -255,37 +255,39 @@ def test_reads_see_values_logged_a_moment_ago(repo):
 
 def test_checkpoints_commit_a_running_run(repo, monkeypatch):
     monkeypatch.setenv("GITEXP_CHECKPOINT_INTERVAL", "0.2")
+    monkeypatch.setenv("GITEXP_PUBLISH_EVERY", "2")
     with gitexp.start_run() as run:
         run_dir = f".tracking/runs/{run.info.run_id[:2]}/{run.info.run_id}"
+        live = f"refs/gitexp/live/{run.info.run_id}"
         gitexp.log_metric("progress", 0.5)
 
         def wait_for(rev: str, text: str) -> None:
             deadline = time.time() + 10
             while time.time() < deadline:
-                if text in git("show", f"{rev}{'' if rev.endswith(':') else '/'}latest_metrics.yaml", cwd=repo, check=False):
+                sep = "" if rev.endswith(":") else "/"
+                if text in git("show", f"{rev}{sep}latest_metrics.yaml", cwd=repo, check=False):
                     return
                 time.sleep(0.05)
             pytest.fail(f"no checkpoint with {text!r} in {rev} within 10 s")
 
-        # The run's first checkpoint puts it on the branch...
-        wait_for(f"gitexp:{run_dir}", "progress: [0, ")
-        run_yaml = git("show", f"gitexp:{run_dir}/run.yaml", cwd=repo)
-        assert "status: RUNNING" in run_yaml
-        chunk = git("show", f"gitexp:{run_dir}/metrics/progress/0000/000000.jsonl", cwd=repo)
+        # The first checkpoint goes to the run's live ref, not to the shared branch...
+        wait_for(f"{live}:", "progress: [0, ")
+        assert "status: RUNNING" in git("show", f"{live}:run.yaml", cwd=repo)
+        chunk = git("show", f"{live}:metrics/progress/0000/000000.jsonl", cwd=repo)
         assert chunk.endswith(", 0.5]\n") and chunk.startswith("[0, ")
-        # ...the next ones go to its live ref, with only the new points in a new chunk.
-        gitexp.log_metric("progress", 0.75, step=1)
-        wait_for(f"refs/gitexp/live/{run.info.run_id}:", "progress: [1, ")
-        live = f"refs/gitexp/live/{run.info.run_id}"
-        assert git("show", f"{live}:metrics/progress/0000/000001.jsonl", cwd=repo).startswith("[1, ")
-        assert "0.75" not in git("show", f"gitexp:{run_dir}/latest_metrics.yaml", cwd=repo)
-        # Another process sees the live checkpoint.
-        code = (f"import gitexp; r = gitexp.MlflowClient().get_run({run.info.run_id!r}); "
-                "print(r.data.metrics['progress'])")
+        # ...and another process sees it there, in get_run and in searches.
+        code = (f"import gitexp; c = gitexp.MlflowClient(); r = c.get_run({run.info.run_id!r}); "
+                "print(r.data.metrics['progress'], [x.info.run_id for x in c.search_runs(['0'])])")
         out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
-        assert out.stdout.strip() == "0.75"
-    # The end of the run lands on the branch and drops the live ref.
-    assert "progress: [1, " in git("show", f"gitexp:{run_dir}/latest_metrics.yaml", cwd=repo)
+        assert out.stdout.strip() == f"0.5 ['{run.info.run_id}']"
+        # Every 2nd checkpoint (GITEXP_PUBLISH_EVERY) lands on the branch, with only the new points
+        # in a new chunk.
+        gitexp.log_metric("progress", 0.75, step=1)
+        wait_for(f"gitexp:{run_dir}", "progress: [1, ")
+        assert git("show", f"gitexp:{run_dir}/metrics/progress/0000/000001.jsonl", cwd=repo).startswith("[1, ")
+        assert git("for-each-ref", live, cwd=repo).strip() == ""
+    # The end of the run lands on the branch.
+    assert "status: FINISHED" in git("show", f"gitexp:{run_dir}/run.yaml", cwd=repo)
     assert git("for-each-ref", "refs/gitexp/live/", cwd=repo).strip() == ""
 
 

@@ -24,6 +24,13 @@ def _extension(artifact_file: str) -> str:
     return posixpath.splitext(artifact_file)[1].lower()
 
 
+def text_bytes(text: Any, artifact_file: str) -> bytes:
+    """log_text's file: the text as UTF-8."""
+    from ._validation import text as valid_text
+
+    return valid_text(f"Text for {artifact_file!r}", str(text)).encode("utf-8")
+
+
 def dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
     """YAML for .yaml/.yml files, JSON for everything else (as MLflow's log_dict)."""
     if _extension(artifact_file) in (".yaml", ".yml"):
@@ -38,10 +45,14 @@ def dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
                 "or use a .json file name") from exc
     try:
         if _extension(artifact_file) == ".json":
-            return json.dumps(dictionary, indent=2, ensure_ascii=False).encode()
-        return json.dumps(dictionary, ensure_ascii=False).encode()
+            text = json.dumps(dictionary, indent=2, ensure_ascii=False)
+        else:
+            text = json.dumps(dictionary, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidParameterValue(f"Cannot write {artifact_file!r} as JSON: {exc}") from exc
+    from ._validation import text as valid_text
+
+    return valid_text(f"Dictionary for {artifact_file!r}", text).encode("utf-8")
 
 
 # -- figures ---------------------------------------------------------------------------------------
@@ -152,13 +163,19 @@ def compressed_image_bytes(image: Any) -> bytes:
     return buffer.getvalue()
 
 
-def image_key_paths(key: str, step: int, timestamp: int, uid: str) -> tuple[str, str]:
+def image_key_paths(key: str, step: Any, timestamp: Any, uid: str) -> tuple[str, str]:
+    """The files of one step of an image series (step and timestamp checked as a metric's)."""
     import re
+
+    from . import _validation as valid
+    from .store.layout import now_ms
 
     if not isinstance(key, str) or not re.match(_IMAGE_KEY, key):
         raise InvalidParameterValue(
             f"Image key {key!r} may only contain letters, digits, underscores, dashes, periods, "
             "spaces and slashes")
+    step = valid.metric_step(f"image {key}", step or 0)
+    timestamp = now_ms() if not timestamp else valid.metric_timestamp(f"image {key}", timestamp)
     base = f"images/{key.replace('/', '~')}+step+{step}+timestamp+{timestamp}+{uid}"
     return f"{base}.png", f"{base}+compressed.webp"
 

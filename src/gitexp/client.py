@@ -164,7 +164,9 @@ class Client:
         parent = self.get_run(run_id).data.tags.get("mlflow.parentRunId")
         return self.get_run(parent) if parent else None
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+    def get_metric_history(self, run_id: str, key: str) -> Sequence[Metric]:
+        """Every logged value of a metric, by step then time: a `MetricHistory` (a read-only
+        sequence of Metric entities backed by arrays; `list(...)` for a real list)."""
         return self._store.get_metric_history(run_id, key)
 
     def metric_history_arrays(self, run_id: str, key: str) -> tuple:
@@ -555,7 +557,9 @@ class Client:
         self._artifacts.log_dir(run_id, local_dir, artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self._artifacts.log_bytes(run_id, str(text).encode("utf-8"), artifact_file)
+        from ._artifact_formats import text_bytes
+
+        self._artifacts.log_bytes(run_id, text_bytes(text, artifact_file), artifact_file)
 
     def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
         """Log a dict as YAML (.yaml/.yml) or JSON (any other name)."""
@@ -583,9 +587,7 @@ class Client:
             return
         import uuid
 
-        from .store.layout import now_ms
-
-        full, thumb = fmt.image_key_paths(key, int(step or 0), int(timestamp or now_ms()), str(uuid.uuid4()))
+        full, thumb = fmt.image_key_paths(key, step, timestamp, str(uuid.uuid4()))
         self._artifacts.log_bytes(run_id, fmt.image_bytes(image, full), full)
         self._artifacts.log_bytes(run_id, fmt.compressed_image_bytes(image), thumb)
         self.set_tag(run_id, "mlflow.loggedImages", "True")
@@ -663,6 +665,7 @@ class Client:
 
     def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None, models: Sequence[Any] | None = None) -> None:
         """Record dataset inputs (DatasetInput entities) of a run."""
+        from ._validation import dataset_input
         from .entities import DatasetInput
 
         inputs = []
@@ -677,7 +680,7 @@ class Client:
                 doc["schema"] = d.schema
             if d.profile is not None:
                 doc["profile"] = d.profile
-            inputs.append((doc, {t.key: str(t.value) for t in item.tags}))
+            inputs.append(dataset_input(doc, {t.key: str(t.value) for t in item.tags}))
         self._store.log_inputs(run_id, inputs)
 
     # -- reading for the web UI (gitexp additions) ---------------------------------------------

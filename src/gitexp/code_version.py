@@ -105,13 +105,13 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
     info: dict = {
         "repository": top,
         "commit": commit,
-        "branch": branch,
+        "branch": _storable(branch),
         "remote_url": url,
         "dirty": dirty,
-        "untracked": untracked,
+        "untracked": [_storable(p) for p in untracked],
     }
     if untracked_blobs:
-        info["untracked_blobs"] = untracked_blobs
+        info["untracked_blobs"] = {_storable(p): sha for p, sha in untracked_blobs.items()}
     if dirty:
         if commit and diff_proc.returncode == 0:
             base, diff = commit, head_diff
@@ -129,6 +129,15 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
         # Text that survives JSON journals; undecodable bytes round-trip via surrogateescape.
         info["patch"] = diff.decode("utf-8", "surrogateescape")
     return info
+
+
+def _storable(name: str | None) -> str | None:
+    """A name git printed, as text that can be stored: bytes that are not UTF-8 (decoded with
+    surrogateescape above) become \\xNN escapes, since a lone surrogate cannot be written to the
+    branch and would make every commit of the run fail."""
+    if name is None or name.isascii():
+        return name
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:

@@ -70,6 +70,13 @@ class StoreError(GitexpError):
     error_code = "INTERNAL_ERROR"
 
 
+class DamagedData(StoreError):
+    """A file on the tracking branch cannot be read (a hand edit, a truncated line); the
+    message names the run, the file and the line."""
+
+    error_code = "DATA_LOSS"
+
+
 class SyncError(StoreError):
     """A fetch or push of the tracking branch failed (remote unknown, unreachable, or refused)."""
 

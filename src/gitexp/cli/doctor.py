@@ -44,16 +44,25 @@ def init(ctx, path: str, branch: str | None) -> None:
 
 
 @click.command("doctor")
+@click.option("--recover-all", is_flag=True,
+              help="Also recover the journals doctor cannot prove dead (written on another machine "
+                   "sharing this disk, or before a reboot). Only when none of their processes still runs.")
 @pass_context
-def doctor(ctx) -> None:
+def doctor(ctx, recover_all: bool) -> None:
     """Check the tracking branch and recover runs of crashed processes.
 
     A process killed mid-run leaves a journal; doctor commits what it holds and
     marks the run KILLED. (Any gitexp write in the repository does this too.)
+    A journal is recovered only when its process is proven dead: its lock is free
+    and it was written on this machine (in any container). Journals of other
+    machines are listed; --recover-all recovers them too (never one whose lock
+    is held). Doctor also lists runs and experiments with files that cannot be
+    read (file and line), which searches tag gitexp.damaged.
 
     \b
     Example:
         gitexp doctor
+        gitexp doctor --recover-all
     """
     store = ctx.client._store
     repo = store.repo
@@ -68,8 +77,12 @@ def doctor(ctx) -> None:
                    f"{len([e for e in store.branch.experiments().values() if e.name])} experiments")
         click.echo(f"  storage format {store.branch.format_version(store.branch.tree_of(tip))} "
                    "(format 1 runs are read alongside format 2)")
+    if recover_all:
+        click.echo("warning: --recover-all recovers journals whose process may still be running on another "
+                   "machine; such a run is marked KILLED and what that process logs afterwards is lost.", err=True)
     recovered = store.recover_dead_journals(
-        force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5))
+        force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5),
+        include_unknown=recover_all)
     for run_id in recovered:
         click.echo(f"recovered run {run_id} from the journal of a process that died (status KILLED if it was running)")
     live = store.live_journals()
@@ -80,9 +93,45 @@ def doctor(ctx) -> None:
     if checkpoints:
         click.echo(f"{len(checkpoints)} run(s) in progress have checkpoints not yet on the branch "
                    f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")
+    _report_unknown_journals(store)
+    _report_damaged(store)
     if not recovered:
         click.echo("journals:        nothing to recover")
     click.echo("ok")
+
+
+def _report_unknown_journals(store) -> None:
+    import time
+
+    from ..store.journal import UNKNOWN
+
+    unknown = [(path, header) for path, status, header in store.journals() if status == UNKNOWN]
+    if not unknown:
+        return
+    click.echo(f"{len(unknown)} journal(s) of processes doctor cannot prove dead (another machine sharing "
+               "this disk, or this one before a reboot):")
+    for path, header in sorted(unknown):
+        header = header or {}
+        try:
+            age = f"{(time.time() - os.path.getmtime(path)) / 60:.0f} min"
+        except OSError:
+            age = "?"
+        click.echo(f"  run {header.get('run_id', '?')} ({header.get('mode', '?')}), pid {header.get('pid', '?')} "
+                   f"on host {header.get('host', '?')}, last written {age} ago: {path}")
+    click.echo("  If none of these processes is still running, recover them with `gitexp doctor --recover-all`.")
+
+
+def _report_damaged(store) -> None:
+    damaged = store.damaged()
+    if not damaged:
+        return
+    click.echo(f"damaged:         {len(damaged)} run(s) or experiment(s) have files that cannot be read "
+               "(the rest of each is shown; searches tag them gitexp.damaged):")
+    for kind, ident, where in damaged:
+        for part in where.split("; "):
+            click.echo(f"  {kind} {ident}: {part}")
+    click.echo(f"  Fix or restore those files on the branch '{store.repo.branch}' "
+               f"(`git log -p {store.repo.branch} -- <file>` shows what they held).")
 
 
 COMMANDS = [init, doctor]

@@ -7,7 +7,8 @@ Code written against ``mlflow.entities`` works with these unchanged:
 from __future__ import annotations
 
 import pprint
-from typing import Any, Iterator
+from collections.abc import Sequence
+from typing import Any, Iterator, overload
 
 __all__ = [
     "Dataset",
@@ -18,6 +19,7 @@ __all__ = [
     "InputTag",
     "LifecycleStage",
     "Metric",
+    "MetricHistory",
     "PagedList",
     "Param",
     "Run",
@@ -239,6 +241,67 @@ class Metric(_Entity):
 
     def to_dictionary(self) -> dict[str, Any]:
         return {"key": self._key, "value": self._value, "timestamp": self._timestamp, "step": self._step}
+
+
+class MetricHistory(Sequence):
+    """What `get_metric_history` returns: a read-only sequence of `Metric` entities, in step
+    order, backed by three numpy arrays.  A Metric is made when an item is read, so a history
+    of millions of points costs its arrays (24 bytes a point), not an object a point; it
+    iterates, indexes, slices (a list), compares equal to a list of the same Metrics, and
+    `list(history)` makes a real list.  `arrays()` gives (steps, timestamps, values)."""
+
+    __slots__ = ("key", "run_id", "_steps", "_timestamps", "_values")
+    _BATCH = 65536
+
+    def __init__(self, key: str, run_id: str | None, steps: Any, timestamps: Any, values: Any):
+        self.key = key
+        self.run_id = run_id
+        self._steps, self._timestamps, self._values = steps, timestamps, values
+
+    def arrays(self) -> tuple[Any, Any, Any]:
+        return self._steps, self._timestamps, self._values
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def _metric(self, step: int, ts: int, value: float) -> Metric:
+        return Metric(self.key, value, ts, step, run_id=self.run_id)
+
+    @overload
+    def __getitem__(self, index: int) -> Metric: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Metric]: ...
+
+    def __getitem__(self, index: int | slice) -> Metric | list[Metric]:
+        if isinstance(index, slice):
+            s, t, v = self._steps[index], self._timestamps[index], self._values[index]
+            return [self._metric(*p) for p in zip(s.tolist(), t.tolist(), v.tolist())]
+        if not -len(self) <= index < len(self):
+            raise IndexError("metric history index out of range")
+        return self._metric(int(self._steps[index]), int(self._timestamps[index]), float(self._values[index]))
+
+    def __iter__(self) -> Iterator[Metric]:
+        for start in range(0, len(self), self._BATCH):  # a batch of Python numbers at a time
+            yield from self[start:start + self._BATCH]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str) or len(other) != len(self):
+            return False
+        return all(a == b for a, b in zip(self, other))
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Any) -> list[Metric]:
+        return list(self) + list(other)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(repr(m) for m in self[:3])
+        more = f", ... {len(self) - 3} more" if len(self) > 3 else ""
+        return f"MetricHistory([{shown}{more}])"
 
 
 class Experiment(_Entity):

@@ -494,7 +494,9 @@ def _list_names(schema: Schema) -> list[str]:
 def _require_str(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise SearchError(f"{what} must be a string, got {value!r} ({type(value).__name__})")
-    return value
+    from .._validation import text
+
+    return text(what[:1].upper() + what[1:], value)  # SQLite cannot bind a lone surrogate
 
 
 def parse_filter(filter_string: str | None, schema: Schema = RUNS) -> list[Clause]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator
 from urllib.parse import unquote, urlparse
 
+from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
 from .objects import MODE_BLOB, MODE_EXEC, TreeEntry, _LRU
@@ -50,8 +51,133 @@ _log = logging.getLogger("gitexp")
 
 
 # -- artifact paths ---------------------------------------------------------------------------
+# Names git itself refuses in a tree (fsck.c: fsck_tree; utf8.c: is_hfs_dot*; path.c: is_ntfs_dot*).
+# A tree holding one makes `git fsck` fail and every remote that checks objects (receive.fsckObjects,
+# hosting services) refuse every push of the tracking branch, forever.  They are the names that mean
+# ".git" or ".gitmodules" to macOS (HFS+ ignores some invisible code points) or to Windows (NTFS drops
+# trailing dots and spaces, cuts at ':' and has 8.3 short names such as GIT~1).
+_HFS_IGNORED_CHARS = "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+_HFS_IGNORED = frozenset(_HFS_IGNORED_CHARS)
+MAX_GIT_NAME_BYTES = 4096  # fsck's largePathname (fsck.largePathname, default 4096)
+GITATTRIBUTES_MAX_BYTES = 100 << 20  # attr.h: ATTR_MAX_FILE_SIZE
+GITATTRIBUTES_MAX_LINE = 2048  # attr.h: ATTR_MAX_LINE_LENGTH
+
+
+def _ascii_ieq(text: str, needle: str) -> bool:
+    """text equals the lowercase ASCII needle, ASCII letters compared without case (strncasecmp)."""
+    return len(text) == len(needle) and all(c == n or (c.isascii() and c.lower() == n) for c, n in zip(text, needle))
+
+
+def is_hfs_dot(name: str, needle: str) -> bool:
+    """Whether HFS+ sees `name` as '.<needle>' (git's is_hfs_dot_generic)."""
+    chars = [c for c in name if c not in _HFS_IGNORED]
+    return len(chars) == len(needle) + 1 and chars[0] == "." and _ascii_ieq("".join(chars[1:]), needle)
+
+
+def _only_spaces_and_periods(name: str, i: int) -> bool:
+    for c in name[i:]:
+        if c == ":":
+            return True
+        if c not in " .":
+            return False
+    return True
+
+
+def is_ntfs_dotgit(name: str) -> bool:
+    """Whether NTFS sees `name` as '.git' (git's is_ntfs_dotgit)."""
+    if name[:1] == ".":
+        if not _ascii_ieq(name[1:4], "git"):
+            return False
+        i = 4
+    elif _ascii_ieq(name[:3], "git") and name[3:5] == "~1":
+        i = 5
+    else:
+        return False
+    for c in name[i:]:
+        if c in "/\\:":
+            return True
+        if c not in " .":
+            return False
+    return True
+
+
+def is_ntfs_dot(name: str, needle: str, short_prefix: str) -> bool:
+    """Whether NTFS sees `name` as '.<needle>', its 8.3 short name included (git's is_ntfs_dot_generic)."""
+    if name[:1] == "." and _ascii_ieq(name[1:1 + len(needle)], needle):
+        return _only_spaces_and_periods(name, len(needle) + 1)
+    if _ascii_ieq(name[:6], needle[:6]) and name[6:7] == "~" and name[7:8] in ("1", "2", "3", "4"):
+        return _only_spaces_and_periods(name, 8)
+    i, saw_tilde = 0, False  # the fall-back short name: <prefix chars>~<digits>, 8 characters
+    while i < 8:
+        if i >= len(name):
+            return False
+        c = name[i]
+        if saw_tilde:
+            if not "0" <= c <= "9":
+                return False
+        elif c == "~":
+            i += 1
+            if i >= len(name) or not "1" <= name[i] <= "9":
+                return False
+            saw_tilde = True
+        elif i >= 6 or not c.isascii() or c.lower() != short_prefix[i]:
+            return False
+        i += 1
+    return _only_spaces_and_periods(name, 8)
+
+
+def is_dotgitmodules(name: str) -> bool:
+    return is_hfs_dot(name, "gitmodules") or is_ntfs_dot(name, "gitmodules", "gi7eba")
+
+
+def is_dotgitattributes(name: str) -> bool:
+    return is_hfs_dot(name, "gitattributes") or is_ntfs_dot(name, "gitattributes", "gi7d29")
+
+
+def git_refuses_name(name: str, is_dir: bool) -> str | None:
+    """Why git's fsck refuses `name` as a tree entry (a directory, or a regular file), or None."""
+    if len(name) * 4 > MAX_GIT_NAME_BYTES and len(name.encode("utf-8")) > MAX_GIT_NAME_BYTES:
+        return f"it is {len(name.encode('utf-8'))} bytes long; git refuses names over {MAX_GIT_NAME_BYTES} bytes"
+    if "~" not in name[:8] and not name.lstrip(_HFS_IGNORED_CHARS).startswith("."):
+        return None  # every rule below needs a leading '.' or an 8.3 short name's '~'
+    if is_hfs_dot(name, "git"):
+        return ("it is '.git' to macOS, whose file system ignores invisible characters such as "
+                "U+200C" if name.lower() != ".git" else "it is git's own directory name")
+    if is_ntfs_dotgit(name):
+        return ("it is '.git' to Windows, which ignores trailing dots and spaces, ends names at ':' and "
+                "gives '.git' the short name GIT~1")
+    if is_dotgitmodules(name):
+        return ("it is (a spelling of) '.gitmodules', which git reads as submodule configuration wherever "
+                "it appears")
+    if is_dir and is_dotgitattributes(name):
+        return "it is (a spelling of) '.gitattributes', which git requires to be a file, not a directory"
+    return None
+
+
+def check_git_file_content(path: str, data: bytes, what: str = "artifact") -> None:
+    """Refuse content git's fsck refuses at this path (only .gitattributes files are checked)."""
+    name = path.rsplit("/", 1)[-1]
+    if not is_dotgitattributes(name):
+        return
+    problem = None
+    if len(data) > GITATTRIBUTES_MAX_BYTES:
+        problem = f"it is {len(data)} bytes; git refuses .gitattributes files over {GITATTRIBUTES_MAX_BYTES} bytes"
+    else:
+        text = data.split(b"\0", 1)[0]
+        longest = max((len(line) for line in text.split(b"\n")), default=0)
+        if longest >= GITATTRIBUTES_MAX_LINE:
+            problem = (f"it has a line of {longest} bytes; git refuses .gitattributes files with lines of "
+                       f"{GITATTRIBUTES_MAX_LINE} bytes or more")
+    if problem:
+        raise InvalidParameterValue(
+            f"Cannot log {what} {path!r}: {problem} (git's fsck would report the tracking branch as "
+            "broken and remotes that check objects would refuse every push). Log it under another name, "
+            "such as 'gitattributes.txt'.", path=path)
+
+
 def validate_artifact_path(path: Any, what: str = "artifact_path", allow_root: bool = True) -> str:
-    """A run-relative, '/'-separated path that cannot leave the run ("" is the root)."""
+    """A run-relative, '/'-separated path that cannot leave the run ("" is the root), made of names
+    git accepts in a tree."""
     if path is None:
         path = ""
     if isinstance(path, os.PathLike):
@@ -60,6 +186,7 @@ def validate_artifact_path(path: Any, what: str = "artifact_path", allow_root: b
         raise InvalidParameterValue(
             f"{what} must be a string path such as 'plots/loss.png', got {path!r} ({type(path).__name__})",
             path=path)
+    _valid.text(what[:1].upper() + what[1:], path, path=path)
     if "\\" in path:
         raise InvalidParameterValue(
             f"Invalid {what} {path!r}: backslashes are not allowed; separate directories with '/'",
@@ -69,24 +196,22 @@ def validate_artifact_path(path: Any, what: str = "artifact_path", allow_root: b
             f"Invalid {what} {path!r}: it must be relative to the run's artifact root "
             "(e.g. 'models/lin_reg'), not an absolute path", path=path)
     parts = [p for p in path.split("/") if p not in ("", ".")]
-    for part in parts:
+    for i, part in enumerate(parts):
         if part == "..":
             raise InvalidParameterValue(
                 f"Invalid {what} {path!r}: '..' would leave the run's artifact directory; "
                 "use a path inside the run such as 'plots/loss.png'", path=path)
-        if part.lower() == ".git":
-            raise InvalidParameterValue(
-                f"Invalid {what} {path!r}: git does not allow a file or directory named '.git'; rename it",
-                path=path)
         if any(ord(c) < 32 for c in part):
             raise InvalidParameterValue(
                 f"Invalid {what} {path!r}: control characters (newline, tab, NUL...) are not "
                 "allowed in artifact names", path=path)
-        try:
-            part.encode("utf-8")
-        except UnicodeEncodeError:
+        # The last name may still become a directory (log_artifacts); its files are checked then.
+        reason = git_refuses_name(part, is_dir=i < len(parts) - 1)
+        if reason:
             raise InvalidParameterValue(
-                f"Invalid {what} {path!r}: the name is not valid UTF-8; rename the file", path=path) from None
+                f"Invalid {what} {path!r}: git does not allow the name {part!r} in a repository ({reason}). "
+                "Committing it would make `git fsck` report the tracking branch as broken and remotes that "
+                "check objects refuse every push; rename it.", path=path, name=part)
     clean = "/".join(parts)
     if not clean and not allow_root:
         raise InvalidParameterValue(f"{what} must name a file, got {path!r}", path=path)
@@ -434,10 +559,13 @@ class RunArtifacts:
                 f"Cannot log artifact {local!r}: no such file or directory (working directory: {os.getcwd()})",
                 path=local)
         name = validate_artifact_path(os.path.basename(local), "file name", allow_root=False)
-        path = join_artifact_path(dest, name)
+        # The whole path again: artifact_path's last name is a directory here (".gitattributes/x").
+        path = validate_artifact_path(join_artifact_path(dest, name), "artifact path", allow_root=False)
         self.store._writable_session(run_id)  # fail early on a deleted or unknown run
+        threshold = self.threshold()
+        self._check_file_content(local, path, threshold)
         # One object, one loose file: a pack per call would soon make git repack.
-        op = self._stage_file(local, path, self.threshold(), [])
+        op = self._stage_file(local, path, threshold, [])
         self._record(run_id, [op])
 
     def log_dir(self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
@@ -471,6 +599,8 @@ class RunArtifacts:
             return
         self.store._writable_session(run_id)
         threshold = self.threshold()
+        for full, path in files:  # every file is checked before anything is written
+            self._check_file_content(full, path, threshold)
         external: list = []
         with self.odb.batch():  # all small files of the directory land in one pack
             ops = [self._stage_file(full, path, threshold, external) for full, path in files]
@@ -480,18 +610,30 @@ class RunArtifacts:
         """Log bytes made in memory (log_text, log_dict, figures...) as one file."""
         path = validate_artifact_path(artifact_file, "artifact_file", allow_root=False)
         self.store._writable_session(run_id)
-        if len(data) > self.threshold():
+        threshold = self.threshold()
+        if len(data) <= threshold:
+            check_git_file_content(path, data)
+        if len(data) > threshold:
             op = self._stage_external(io.BytesIO(data), path, MODE_BLOB, ExternalStore(self.store_url()))
         else:
             op = {"op": "artifact", "path": path, "sha": self.odb.write_blob(data), "size": len(data),
                   "mode": MODE_BLOB.decode()}
         self._record(run_id, [op])
 
+    @staticmethod
+    def _check_file_content(local: str, path: str, threshold: int) -> None:
+        """Refuse a file whose content git refuses at `path` (a file over the threshold is stored as a
+        small pointer, which git accepts anywhere)."""
+        if is_dotgitattributes(path.rsplit("/", 1)[-1]) and os.path.getsize(local) <= threshold:
+            with open(local, "rb") as fh:
+                check_git_file_content(path, fh.read(GITATTRIBUTES_MAX_BYTES + 1))
+
     def _record(self, run_id: str, ops: list[dict]) -> None:
-        session = self.store._writable_session(run_id)
-        with session.lock:  # check and record atomically: no other thread slips a conflict in
+        def write(session) -> None:  # under the session's lock: no other thread slips a conflict in
             self._check_conflicts(run_id, ops)
             session.record(ops)
+
+        self.store._with_session(run_id, write)
 
     def _check_conflicts(self, run_id: str, ops: list[dict]) -> None:
         """A file cannot replace a directory of artifacts, nor sit below a file."""

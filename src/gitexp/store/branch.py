@@ -16,11 +16,11 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from ..exceptions import StoreError
+from ..exceptions import DamagedData, StoreError
 from . import histories, layout
 from .objects import MODE_BLOB, ObjectDB, RefStore, _LRU, decode_tree
 from .repo import Repository
-from .state import ExperimentState, RunState, default_experiment
+from .state import DAMAGED_TAG, ExperimentState, RunState, default_experiment
 
 Changes = dict[str, "tuple[bytes, str] | None"]
 
@@ -293,8 +293,9 @@ class TrackingBranch:
         state = self.read_own_files(run_id, own)
         events = self.odb.tree_dict(tree).get("events") if tree else None
         if events is not None:
-            for _name, doc in self.read_events(events.sha):
-                state.apply_all(doc.get("ops") or [])
+            base = f"{layout.run_dir(run_id)}/events/"
+            for name, doc in self.read_events(events.sha, lambda n, line, what: state.note_damage(base + n, line, what)):
+                _apply_event(state.apply, doc, lambda line, what, n=name: state.note_damage(base + n, line, what))
         with self._lock:
             self._runs.put(key, state)
         return state
@@ -312,8 +313,32 @@ class TrackingBranch:
         return self.tree_of(commit) if commit else None
 
     # -- metric histories -------------------------------------------------------------------
-    def own_history(self, own_tree: str | None, key: str) -> "tuple":
-        """(steps, timestamps, values) arrays of a metric's history in a run's own files."""
+    def own_history(self, own_tree: str | None, key: str, run_id: str | None = None) -> "tuple":
+        """(steps, timestamps, values) arrays of a metric's history in a run's own files.
+
+        A damaged history file fails this read only, with an error naming the run, the
+        metric, the file and the line."""
+        try:
+            return self._own_history(own_tree, key)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+            raise self._history_error(own_tree, key, run_id, exc) from None
+
+    def _history_error(self, own_tree: str | None, key: str, run_id: str | None, exc: Exception) -> DamagedData:
+        entry = self.odb.lookup(own_tree, "metrics") if own_tree else None
+        metrics_tree = entry.sha if entry is not None and entry.is_tree else None
+        where, line, problem = "its history", None, _problem(exc)[1]
+        for path, sha in histories.history_paths(self.odb, metrics_tree, key):
+            found = histories.damaged_line(self.odb.read_blob(sha))
+            if found is not None:
+                line, problem = found
+                where = f"{layout.run_dir(run_id)}/{path}" if run_id else path
+                break
+        return DamagedData(
+            f"Cannot read the history of metric {key!r} of run {run_id or '?'}: {where}"
+            f"{f' line {line}' if line else ''} is damaged ({problem}). The run's other data is "
+            f"unaffected; fix or remove that line on the branch '{self.repo.branch}'.")
+
+    def _own_history(self, own_tree: str | None, key: str) -> "tuple":
         entry = self.odb.lookup(own_tree, "metrics") if own_tree else None
         blobs = histories.history_blobs(self.odb, entry.sha if entry is not None and entry.is_tree else None)
         shas = blobs.get(key, [])
@@ -425,36 +450,90 @@ class TrackingBranch:
         return objects, trees
 
     def read_own_files(self, run_id: str, tree: str) -> RunState:
-        """A run as its creating session wrote it, without later events."""
+        """A run as its creating session wrote it, without later events.
+
+        A file that cannot be read (a hand edit, a truncated line) is folded around: what
+        can be read of it is kept (flat maps line by line) and the run is marked damaged
+        (RunState.note_damage) with the file and line, instead of failing every read."""
         entries = self.odb.tree_dict(tree)
         state = RunState(run_id, keep_points=False)
         blob = self.odb.read_blob
+        damage: list[tuple[str, int | None, str]] = []
+
+        def load(name: str, parse: Callable[[bytes], object], salvage: Callable[[bytes], object] | None = None):
+            data = blob(entries[name].sha)
+            try:
+                return parse(data)
+            except Exception as exc:
+                line, problem = _problem(exc)
+                doc = None
+                if salvage is not None:
+                    doc, first = _salvage(data, salvage)
+                    if first is not None:
+                        line, problem = first
+                damage.append((f"{layout.run_dir(run_id)}/{name}", line, problem))
+                return doc
+
         if "run.yaml" in entries:
-            state.load_info_doc(layout.load_flat(blob(entries["run.yaml"].sha)))
+            info = load("run.yaml", _flat_map, layout.load_flat)
+            if info:
+                state.load_info_doc(info)
+                problem = _check_info(state)
+                if problem:
+                    damage.append((f"{layout.run_dir(run_id)}/run.yaml", None, problem))
+        def strings(name: str) -> dict[str, str]:
+            doc = load(name, _flat_map, layout.load_flat) or {}
+            out = {str(k): str(v) for k, v in doc.items() if v is not None}
+            if len(out) < len(doc):  # gitexp writes no empty values: a line cut after its key
+                data = blob(entries[name].sha)
+                for k in [k for k, v in doc.items() if v is None]:
+                    damage.append((f"{layout.run_dir(run_id)}/{name}", _line_of(data, str(k)), f"{k!r} has no value"))
+            return out
+
         if "params.yaml" in entries:
-            state.params = {str(k): str(v) for k, v in layout.load_flat(blob(entries["params.yaml"].sha)).items()}
+            state.params = strings("params.yaml")
         if "tags.yaml" in entries:
-            state.tags = {str(k): str(v) for k, v in layout.load_flat(blob(entries["tags.yaml"].sha)).items()}
+            state.tags = strings("tags.yaml")
         if "inputs.yaml" in entries:
-            state.inputs = layout.load_yaml(blob(entries["inputs.yaml"].sha)) or []
+            state.inputs = load("inputs.yaml", _inputs) or []
         if "code.yaml" in entries:
-            state.code = layout.load_yaml(blob(entries["code.yaml"].sha))
+            state.code = load("code.yaml", _code)
         if histories.LATEST_FILE in entries:
-            state.latest = histories.load_latest(blob(entries[histories.LATEST_FILE].sha))
+            state.latest = load(histories.LATEST_FILE, histories.load_latest, histories.load_latest) or {}
         elif "metrics" in entries:  # format 1: the latest values come from the whole histories
             for entry in self.odb.read_tree(entries["metrics"].sha):
                 if entry.name.endswith(".jsonl") and not entry.is_tree:
                     key = layout.decode_key(entry.name[: -len(".jsonl")])
-                    for step, ts, value in layout.parse_metric_lines(blob(entry.sha)):
+                    try:
+                        points = layout.parse_metric_lines(blob(entry.sha))
+                    except Exception:
+                        found = histories.damaged_line(blob(entry.sha)) or (None, "cannot be read")
+                        damage.append((f"{layout.run_dir(run_id)}/metrics/{entry.name}", *found))
+                        continue
+                    for step, ts, value in points:
                         if histories.newer((step, ts, value), state.latest.get(key)):
                             state.latest[key] = (step, ts, value)
+        for path, line, problem in damage:
+            state.note_damage(path, line, problem)
         state.keep_points = True
         return state
 
-    def read_events(self, events_tree: str) -> Iterator[tuple[str, dict]]:
+    def read_events(self, events_tree: str,
+                    damaged: Callable[[str, int | None, str], None] | None = None) -> Iterator[tuple[str, dict]]:
+        """(name, document) of each event file in fold order.  With `damaged`, an event that
+        cannot be read is reported to it as (name, line, problem) and skipped."""
         for entry in sorted(self.odb.read_tree(events_tree), key=lambda e: e.name):
             if entry.name.endswith(".yaml") and not entry.is_tree:
-                doc = layout.load_yaml(self.odb.read_blob(entry.sha)) or {}
+                if damaged is None:
+                    yield entry.name, layout.load_yaml(self.odb.read_blob(entry.sha)) or {}
+                    continue
+                try:
+                    doc = layout.load_yaml(self.odb.read_blob(entry.sha)) or {}
+                    if not isinstance(doc, dict):
+                        raise ValueError("not an event (a map with time, user and ops)")
+                except Exception as exc:
+                    damaged(entry.name, *_problem(exc))
+                    continue
                 yield entry.name, doc
 
     def run_trees(self, root_tree: str | None = None) -> dict[str, str]:
@@ -501,12 +580,124 @@ class TrackingBranch:
         state = default_experiment() if experiment_id == layout.DEFAULT_EXPERIMENT_ID else ExperimentState(experiment_id)
         events = self.odb.tree_dict(tree).get("events")
         if events is not None:
-            for _name, doc in self.read_events(events.sha):
-                for op in doc.get("ops") or []:
-                    state.apply(op, doc.get("time"))
+            base = f"{layout.experiment_dir(experiment_id)}/events/"
+            problems: list[str] = []
+
+            def damaged(name: str, line: int | None, what: str) -> None:
+                problems.append(f"{base}{name}{f' line {line}' if line else ''}: {what}")
+
+            for name, doc in self.read_events(events.sha, damaged):
+                _apply_event(lambda op, t=doc.get("time"): state.apply(op, t), doc,
+                             lambda line, what, n=name: damaged(n, line, what))
+            if problems:
+                state.tags[DAMAGED_TAG] = "; ".join(problems)[:4000]
         with self._lock:
             self._exp_cache.put(tree, state)
         return state
 
     def close(self) -> None:
         self.odb.close()
+
+
+# -- folding around damaged files ----------------------------------------------------------------------------------
+def _problem(exc: BaseException) -> tuple[int | None, str]:
+    """(line, one-line description) of why a file could not be read."""
+    mark = getattr(exc, "problem_mark", None)  # YAML
+    line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)  # JSON
+    if not isinstance(line, int):
+        line = getattr(exc, "damaged_line", None)
+    text = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, (KeyError, TypeError, AttributeError)):
+        text = f"{type(exc).__name__}: {exc}"
+    return line, " ".join(str(text).split())[:200]
+
+
+def _salvage(data: bytes, parse_line: Callable[[bytes], object]) -> tuple[dict, tuple[int, str] | None]:
+    """What a damaged map file still holds, read line by line, and its first bad line."""
+    out: dict = {}
+    first = None
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip() or raw.lstrip().startswith(b"#"):
+            continue
+        try:
+            doc = parse_line(raw + b"\n")
+            if not isinstance(doc, dict) or not doc:
+                raise ValueError("not a 'key: value' line")
+            out.update(doc)
+        except Exception as exc:
+            if first is None:
+                first = (number, _problem(exc)[1])
+    return out, first
+
+
+def _line_of(data: bytes, key: str) -> int | None:
+    for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
+        if line.startswith((f"{key}:", f'"{key}":', f"'{key}':")):
+            return number
+    return None
+
+
+def _flat_map(data: bytes) -> dict:
+    doc = layout.load_flat(data)
+    if not doc and data.strip() and layout.load_yaml(data) not in (None, {}):
+        raise ValueError("not a map of 'key: value' lines")
+    return doc
+
+
+def _check_info(state: RunState) -> str | None:
+    """What is wrong with run.yaml's values, if anything (and make them usable)."""
+    problems = []
+    for name in ("start_time", "end_time"):
+        value = getattr(state, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(f"{name} is not a whole number ({value!r:.40})")
+            setattr(state, name, 0 if name == "start_time" else None)
+    for name in ("experiment_id", "user_id", "status"):
+        value = getattr(state, name)
+        if not isinstance(value, str):
+            problems.append(f"{name} is not a string ({value!r:.40})")
+            setattr(state, name, str(value))
+    if state.run_name is not None and not isinstance(state.run_name, str):
+        state.run_name = str(state.run_name)
+    return "; ".join(problems) or None
+
+
+def _inputs(data: bytes) -> list:
+    doc = layout.load_yaml(data) or []
+    if not isinstance(doc, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("dataset"), dict) and isinstance(i.get("tags") or {}, dict)
+            for i in doc):
+        raise ValueError("not a list of datasets (each a map with dataset and tags)")
+    return doc
+
+
+def _code(data: bytes) -> dict | None:
+    doc = layout.load_yaml(data)
+    if doc is not None and not isinstance(doc, dict):
+        raise ValueError("not a map")
+    return doc
+
+
+_NUMBER = (int, float)
+
+
+def _apply_event(apply: Callable[[dict], None], doc: dict, damaged: Callable[[int | None, str], None]) -> None:
+    """Apply an event's ops, reporting (and skipping) each op that is not a valid op."""
+    ops = doc.get("ops") or []
+    if not isinstance(ops, list):
+        damaged(None, "its ops are not a list")
+        return
+    for i, op in enumerate(ops, 1):
+        try:
+            if not isinstance(op, dict) or not isinstance(op.get("op"), str):
+                raise ValueError(f"op {i} is not an op ({op!r:.60})")
+            if op["op"] == "metric" and not (
+                    type(op["step"]) is int and type(op["timestamp"]) is int
+                    and (type(op["value"]) in _NUMBER or op["value"] in ("NaN", "Infinity", "-Infinity"))):
+                raise ValueError(f"op {i}: a metric needs a whole step and timestamp and a number ({op!r:.80})")
+            if op["op"] == "metric" and isinstance(op["value"], str):
+                op = {**op, "value": histories.value_of(op["value"])}
+            apply(op)
+        except Exception as exc:
+            line, problem = _problem(exc)
+            damaged(None, problem if problem.startswith("op ") else f"op {i}: {problem}")

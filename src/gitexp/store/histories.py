@@ -99,6 +99,56 @@ def history_blobs(odb: "ObjectDB", metrics_tree: str | None) -> dict[str, list[s
     return out
 
 
+def history_paths(odb: "ObjectDB", metrics_tree: str | None, key: str) -> list[tuple[str, str]]:
+    """(path relative to the run directory, blob id) of each file of `key`'s history, in order."""
+    if metrics_tree is None:
+        return []
+    out: list[tuple[str, str]] = []
+    entries = odb.tree_dict(metrics_tree)
+    name = layout.encode_key(key)
+    old = entries.get(name + ".jsonl")
+    if old is not None and not old.is_tree:
+        out.append((f"metrics/{name}.jsonl", old.sha))
+    entry = entries.get(name)
+    if entry is not None and entry.is_tree:
+        chunks = []
+        for group in odb.read_tree(entry.sha):
+            if group.is_tree:
+                for chunk in odb.read_tree(group.sha):
+                    stem = chunk.name.split(".")[0]
+                    if not chunk.is_tree and stem.isdigit():
+                        chunks.append((int(stem), f"metrics/{name}/{group.name}/{chunk.name}", chunk.sha))
+        out.extend((path, sha) for _, path, sha in sorted(chunks))
+    return out
+
+
+def damaged_line(data: bytes) -> tuple[int, str] | None:
+    """(line number, problem) of the first line of a history file that is not a point."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        return data[:exc.start].count(b"\n") + 1, "not UTF-8"
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if isinstance(record, dict):  # format 1 may hold {"step":..., "timestamp":..., "value":...} lines
+                record = [record.get("step", 0), record.get("timestamp", 0), record["value"]]
+            if not isinstance(record, list) or len(record) != 3:
+                raise ValueError("not a [step, timestamp, value] line")
+            step, ts, value = record
+            if type(step) is not int or type(ts) is not int:
+                raise ValueError("step and timestamp must be whole numbers")
+            value_of(value)
+        except (ValueError, TypeError, KeyError) as exc:
+            if number == len(lines) and not data.endswith(b"\n"):
+                return number, f"truncated line ({exc})"
+            return number, str(getattr(exc, "msg", None) or exc)
+    return None
+
+
 _STRIP = bytes.maketrans(b'[]"\n', b"   ,")
 
 
@@ -114,7 +164,8 @@ def parse(data: bytes) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
         return _empty()
     if data[:1] == b"[":
         flat = np.fromstring(data.translate(_STRIP), sep=",")  # type: ignore[call-overload]
-        if flat.size % 3 == 0 and flat.size // 3 == data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if flat.size == 3 * lines and _three_a_line(data):
             table = flat.reshape(-1, 3)
             steps, times = table[:, 0], table[:, 1]
             if (len(steps) == 0 or (np.abs(steps).max() < _EXACT and np.abs(times).max() < _EXACT)) \
@@ -124,6 +175,20 @@ def parse(data: bytes) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
     else:
         points = layout.parse_metric_lines(data)
     return arrays(points)
+
+
+def _three_a_line(data: bytes) -> bool:
+    """Each line holds two commas (three numbers): three numbers a line on average is not
+    enough (a four-number line next to a two-number one would be read as two points)."""
+    import numpy as np
+
+    buf = np.frombuffer(data, np.uint8)
+    commas = np.flatnonzero(buf == 44)
+    ends = np.flatnonzero(buf == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(buf))
+    return (len(commas) == 2 * len(ends) and bool((commas[1::2] < ends).all())
+            and bool((commas[2::2] > ends[:-1]).all()))
 
 
 def parse_many(blobs: list[bytes]) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":

@@ -22,16 +22,28 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 from ..exceptions import StoreError
 from . import histories, layout
 from .branch import LIVE_PREFIX
 from .objects import MODE_BLOB
-from .state import TERMINAL, RunState
+from .state import DAMAGED_TAG, TERMINAL, RunState
 
 if TYPE_CHECKING:
     from .branch import TrackingBranch
 
 OWNER, EDITOR = "owner", "editor"
+
+
+class SessionClosed(RuntimeError):
+    """The session was committed and closed (by the checkpoint thread, or another thread
+    ending or flushing the run) after a writer picked it: record on a fresh session."""
+
+
 _EVENT_OPS = ("delete_tag", "lifecycle")  # owners record these as events too
 _HOST = socket.gethostname()
 
@@ -63,6 +75,47 @@ def process_alive(pid: int, start: str | None) -> bool:
 
 
 _MY_START = _proc_start_time(os.getpid())
+_BOOT: list[str | None] = []
+
+
+def boot_id() -> str | None:
+    """This kernel's boot id: the same in every container on this machine, new at every boot."""
+    if not _BOOT:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as fh:
+                _BOOT.append(fh.read().strip() or None)
+        except OSError:
+            _BOOT.append(None)
+    return _BOOT[0]
+
+
+def _try_lock(fd: int) -> bool | None:
+    """Take the journal's flock without waiting: True when taken, False when another open
+    file holds it (its writer or recoverer lives -- in any process, any container on this
+    kernel), None when the file system has no flock."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+
+
+def lock_free(path: str) -> bool | None:
+    """Whether nobody holds `path`'s flock (None: no such file, or no flock here)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return _try_lock(fd)
+    finally:
+        os.close(fd)  # releases the lock if we took it
+
+
 _METRIC_PREFIX: dict[str, str] = {}
 
 
@@ -71,9 +124,8 @@ class Session:
 
     An owner's checkpoints write the run's own directory as a commit on the run's
     live ref (``refs/gitexp/live/<run_id>``, see branch.LIVE_PREFIX); every
-    `publish_every`-th checkpoint, the run's first and last commits, and every
-    explicit flush graft that directory into the shared branch instead and drop
-    the live ref.  Editors' changes are event files, committed to the branch at
+    `publish_every`-th checkpoint, the run's last commit, and every explicit flush
+    graft that directory into the shared branch instead and drop the live ref.  Editors' changes are event files, committed to the branch at
     the same publishing points.
     """
 
@@ -104,20 +156,35 @@ class Session:
         os.makedirs(journal_dir, exist_ok=True)
         self.path = os.path.join(journal_dir, f"{run_id}.{self.id}.jsonl")
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
-        header = {
-            "journal": 1, "run_id": run_id, "mode": mode, "session": self.id,
-            "pid": os.getpid(), "pid_start": _MY_START, "host": _HOST, "created": layout.now_ms(),
-        }
-        data = (json.dumps(header) + "\n").encode()
-        _write_all(self.fd, data)
+        try:
+            # The flock lives as long as this process holds the file open, whatever kills it,
+            # and other processes see it across containers sharing this disk and kernel:
+            # recovery takes a journal only when it can take its lock (see journal_status).
+            locked = _try_lock(self.fd)
+            header = {
+                "journal": 1, "run_id": run_id, "mode": mode, "session": self.id,
+                "pid": os.getpid(), "pid_start": _MY_START, "host": _HOST, "boot": boot_id(),
+                "lock": "flock" if locked else None, "created": layout.now_ms(),
+                # Last, so that resume() can turn it into `true ` in place (the header
+                # survives every truncation of the journal).
+                "resumed": False,
+            }
+            data = (json.dumps(header) + "\n").encode()
+            _write_all(self.fd, data)
+        except BaseException:
+            os.close(self.fd)
+            os.unlink(self.path)
+            raise
         self.header_len = len(data)
+        self.size = len(data)  # what the journal holds: every record is appended right after it
+        self._resumed_at = len(data) - len(b"false}\n")
 
     # -- recording ---------------------------------------------------------------------
     def record(self, ops: list[dict[str, Any]]) -> None:
         """Journal ops now (one write), apply them, and queue them for the next commit."""
         with self.lock:
             if self.closed:
-                raise RuntimeError(f"session for run {self.run_id} is closed")
+                raise SessionClosed(f"session for run {self.run_id} is closed")
             if len(ops) == 1:
                 data = json.dumps(ops[0]) + "\n"
             else:
@@ -137,7 +204,7 @@ class Session:
         line = f"{prefix}{step}, {timestamp}, {histories.number(value)}]\n"
         with self.lock:
             if self.closed:
-                raise RuntimeError(f"session for run {self.run_id} is closed")
+                raise SessionClosed(f"session for run {self.run_id} is closed")
             self._journal(line.encode())
             if not self.pending:
                 self.dirty_since = time.monotonic()
@@ -147,18 +214,43 @@ class Session:
 
     def _journal(self, data: bytes) -> None:
         """Append to the journal, all or raise: a write that did not happen is never
-        acknowledged, and after a short write (a full disk) the next record starts on a
-        line of its own, so recovery skips only the torn one."""
+        acknowledged.  After a short write (a full disk, a file size limit) the journal is
+        cut back to where the record began, so recovery never finds a part of a record
+        whose call raised, and the next record follows the last acknowledged one."""
         if self._torn:
-            data = b"\n" + data
+            self._cut_back()  # raises (the record is refused) while even that fails
         try:
             written = os.write(self.fd, data)
             if written != len(data):
                 _write_all(self.fd, data[max(written, 0):])
         except OSError:
             self._torn = True
+            try:
+                self._cut_back()
+            except OSError:
+                pass
             raise
+        self.size += len(data)
+
+    def _cut_back(self) -> None:
+        os.ftruncate(self.fd, self.size)
         self._torn = False
+
+    def resume(self) -> None:
+        """Keep this editor session open until the run ends (a resumed run), and say so in
+        the journal's header, which every truncation keeps: if the process dies, recovery
+        marks the run KILLED even when nothing was pending."""
+        with self.lock:
+            if self.closed:
+                raise SessionClosed(f"session for run {self.run_id} is closed")
+            if not self.keep_open and self.mode == EDITOR:
+                fd = os.open(self.path, os.O_WRONLY)  # not O_APPEND: pwrite at the offset
+                try:
+                    if os.pwrite(fd, b"true ", self._resumed_at) != 5:
+                        raise OSError(f"could not mark journal {self.path} as a resumed run")
+                finally:
+                    os.close(fd)  # another open file: our flock stays
+            self.keep_open = True
 
     def wait_for(self, thread: threading.Thread) -> None:
         """Commit only after `thread` (e.g. code capture) has recorded its ops."""
@@ -185,8 +277,7 @@ class Session:
                 return None
             ops = self.pending
             if publish is None:
-                publish = (self.published_tree is None or self.finished
-                           or (self.checkpoints + 1) % self.branch.repo.publish_every == 0
+                publish = (self.finished or (self.checkpoints + 1) % self.branch.repo.publish_every == 0
                            or any(op["op"] in _EVENT_OPS for op in ops))
             if self.mode == EDITOR and not publish:
                 self.checkpoints += 1  # the journal keeps the ops until the next publishing point
@@ -197,6 +288,8 @@ class Session:
             self.pending = []
             self.dirty_since = None
             os.ftruncate(self.fd, self.header_len)
+            self.size = self.header_len
+            self._torn = False
             return commit
 
     def _commit(self, ops: list[dict], publish: bool) -> str:
@@ -221,6 +314,8 @@ class Session:
                 self._committed(new_own, next_chunk)
                 return live
         events = event_changes(branch, self.run_id, self.mode, ops)
+        if self.mode == OWNER and self.state is not None:
+            events.update(_status_event(branch, self.run_id, self.state.status, ops))
         graft = run_graft(branch, self.run_id, new_own, self.published_tree) if self.mode == OWNER else {}
         commit = branch.commit(_once(lambda: {**graft, **events}), message, group=True)
         if self.mode == OWNER:
@@ -247,6 +342,15 @@ class Session:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's session without touching its journal
+        (closing our copy of the file keeps the parent's flock)."""
+        self.closed = True
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
     @property
     def finished(self) -> bool:
@@ -419,41 +523,75 @@ def read_journal(path: str) -> tuple[dict | None, list[dict]]:
     return header, ops
 
 
-def find_dead_journals(journal_dir: str, live: set[str]) -> list[str]:
+LIVE, DEAD, UNKNOWN = "live", "dead", "unknown"
+
+
+def journal_status(path: str) -> tuple[str, dict | None]:
+    """Whether a journal's writer can still be alive: (LIVE | DEAD | UNKNOWN, header).
+
+    DEAD only when it is proven: the journal's flock is free and it was taken on this
+    kernel (same boot id: this machine, any container), or -- journals without a lock
+    (earlier gitexp versions, file systems without flock) -- its process on this host is gone.
+    A held lock is LIVE wherever the writer runs.  A free lock taken under another
+    kernel (another machine sharing the disk, or this one before a reboot) or a journal
+    of another host without a lock is UNKNOWN: `gitexp doctor` lists those and
+    recovers them only when asked (`--recover-all`).
+    """
+    name = os.path.basename(path)
+    try:
+        header, _ = _read_header(path)
+        mtime = os.path.getmtime(path)
+    except OSError:
+        return LIVE, None  # gone (recovered or closed meanwhile) or unreadable: not ours
+    if ".recovering." in name:
+        # Claimed by a recoverer, who holds the lock while it recovers (older ones did not).
+        free = lock_free(path)
+        if free is False:
+            return LIVE, header
+        pid = name.rsplit(".", 1)[-1]
+        if free is True and (not pid.isdigit() or int(pid) == os.getpid() or time.time() - mtime > 600):
+            return DEAD, header
+        alive = pid.isdigit() and process_alive(int(pid), None)
+        return (LIVE if alive else DEAD), header
+    if header is None:
+        # Created but header not yet written (the lock is taken first), or torn: old enough means dead.
+        if time.time() - mtime > 60 and lock_free(path) is not False:
+            return DEAD, None
+        return LIVE, None
+    free = lock_free(path) if header.get("lock") == "flock" else None
+    if free is False:
+        return LIVE, header
+    if free is True and header.get("boot") is not None and header.get("boot") == boot_id():
+        return DEAD, header
+    if header.get("host") == _HOST:
+        if header.get("pid") == os.getpid() and header.get("pid_start") == _MY_START:
+            return LIVE, header
+        alive = process_alive(int(header["pid"]), header.get("pid_start"))
+        return (LIVE if alive else DEAD), header
+    return UNKNOWN, header
+
+
+def list_journals(journal_dir: str, live: set[str] = frozenset()) -> list[tuple[str, str, dict | None]]:  # type: ignore[assignment]
+    """(path, status, header) of every journal not in `live` (this process's own)."""
     try:
         names = os.listdir(journal_dir)
     except FileNotFoundError:
         return []
-    dead = []
+    out = []
     for name in names:
         path = os.path.join(journal_dir, name)
         if path in live or not (name.endswith(".jsonl") or ".recovering." in name):
             continue
-        if ".recovering." in name:
-            pid = name.rsplit(".", 1)[-1]
-            if pid.isdigit() and process_alive(int(pid), None):
-                continue
-            dead.append(path)
-            continue
-        try:
-            header, _ = _read_header(path)
-        except OSError:
-            continue
-        if header is None:
-            # Created but header not yet written, or torn: old enough means dead.
-            try:
-                if time.time() - os.path.getmtime(path) > 60:
-                    dead.append(path)
-            except OSError:
-                pass
-            continue
-        if header.get("host") != _HOST:
-            continue  # another machine's journal on a shared disk: not ours to judge
-        if header.get("pid") == os.getpid() and header.get("pid_start") == _MY_START:
-            continue
-        if not process_alive(int(header["pid"]), header.get("pid_start")):
-            dead.append(path)
-    return dead
+        status, header = journal_status(path)
+        out.append((path, status, header))
+    return out
+
+
+def find_dead_journals(journal_dir: str, live: set[str], include_unknown: bool = False) -> list[str]:
+    """Journals whose writer is dead (and, with include_unknown, those that cannot be
+    proven alive or dead: see journal_status)."""
+    wanted = (DEAD, UNKNOWN) if include_unknown else (DEAD,)
+    return [path for path, status, _ in list_journals(journal_dir, live) if status in wanted]
 
 
 def _read_header(path: str) -> tuple[dict | None, int]:
@@ -468,32 +606,72 @@ def _read_header(path: str) -> tuple[dict | None, int]:
 
 
 def recover_journal(branch: "TrackingBranch", path: str, on_recovered: Callable[[str], None] | None = None) -> str | None:
-    """Commit what a dead process's journal holds; returns the run id recovered, if any."""
+    """Commit what a dead process's journal holds; returns the run id recovered, if any.
+
+    The recoverer holds the journal's flock from before it claims it (by renaming it)
+    until it is gone, so no other recoverer, in any container, takes it meanwhile."""
     claimed = f"{path.split('.recovering.')[0]}.recovering.{os.getpid()}"
     try:
-        os.rename(path, claimed)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None  # another process claimed it first
+    try:
+        if _try_lock(fd) is False:
+            return None  # its writer lives after all, or another recoverer has it
+        try:
+            os.rename(path, claimed)
+        except FileNotFoundError:
+            return None  # another process claimed it first
+        run_id = _recover_claimed(branch, claimed)
+        os.unlink(claimed)
+    finally:
+        os.close(fd)
+    if run_id is not None and on_recovered is not None:
+        on_recovered(run_id)
+    return run_id
+
+
+def _recover_claimed(branch: "TrackingBranch", claimed: str) -> str | None:
     header, ops = read_journal(claimed)
     if header is None:
-        os.unlink(claimed)
         return None
     run_id = header["run_id"]
     end_time = max([int(os.path.getmtime(claimed) * 1000)]
                    + [op.get("timestamp", 0) for op in ops if op["op"] == "metric"])
+    what = f"journal of dead process {header.get('pid')}" + (
+        f" on {header['host']}" if header.get("host") not in (None, _HOST) else "")
     if header.get("mode", EDITOR) == OWNER:
-        publish_dead_owner(branch, run_id, ops, end_time, f"journal of dead process {header.get('pid')}")
-    elif ops:
-        resumed = [op for op in ops if op["op"] == "status"]
-        if resumed and resumed[-1]["status"] not in TERMINAL:
+        publish_dead_owner(branch, run_id, ops, end_time, what)
+        return run_id
+    statuses = [op["status"] for op in ops if op["op"] == "status"]
+    if header.get("resumed") or (statuses and statuses[-1] not in TERMINAL):
+        # The dead session had resumed the run: it ends KILLED -- unless the run was ended
+        # (by this session or anyone else) or another writer of it may still be alive.
+        status = statuses[-1] if statuses else None
+        if status is None:
+            state = branch.read_run(run_id)
+            status = state.status if state is not None else None
+        if status is not None and status not in TERMINAL and not _other_writers(branch, run_id, claimed):
             ops = ops + [{"op": "status", "status": "KILLED", "end_time": end_time}]
+    if ops:
         events = event_changes(branch, run_id, EDITOR, ops)
-        branch.commit(lambda _tree: events,
-                      f"run {run_id[:8]}: recover journal of dead process {header.get('pid')}\n\nrun_id: {run_id}\n")
-    os.unlink(claimed)
-    if on_recovered is not None:
-        on_recovered(run_id)
+        branch.commit(lambda _tree: events, f"run {run_id[:8]}: recover {what}\n\nrun_id: {run_id}\n")
     return run_id
+
+
+def _other_writers(branch: "TrackingBranch", run_id: str, claimed: str) -> bool:
+    """Whether another journal of the run (this process's included) may belong to a live writer."""
+    journal_dir = os.path.dirname(claimed)
+    try:
+        names = os.listdir(journal_dir)
+    except FileNotFoundError:
+        return False
+    for name in names:
+        path = os.path.join(journal_dir, name)
+        if name.startswith(run_id + ".") and name.endswith(".jsonl") and path != claimed:
+            if journal_status(path)[0] != DEAD:
+                return True
+    return False
 
 
 def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], end_time: int, what: str) -> None:
@@ -514,15 +692,44 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
         state.apply(kill)
         ops = ops + [kill]
     if ops or base != published:
+        damaged = {path.rsplit("/", 1)[-1] for path, _line, _what in state.damaged}
+        if damaged:  # never rewrite a damaged file from what could be read of it
+            state.tags.pop(DAMAGED_TAG, None)
         with odb.batch():
             changes = own_changes(branch, state, ops, base, {})
+            changes = {name: change for name, change in changes.items() if name not in damaged}
             new_own = odb.edit_tree(base, changes) if changes else base
         graft = run_graft(branch, run_id, new_own, published)
         events = event_changes(branch, run_id, OWNER, ops)
+        status_event = _status_event(branch, run_id, state.status, ops)
+        if not status_event and "run.yaml" in damaged:  # the end goes where it can be read
+            status_event = event_changes(branch, run_id, EDITOR, [op for op in ops if op["op"] == "status"][-1:])
+        events.update(status_event)
         branch.commit(_once(lambda: {**graft, **events}),
                       f"run {run_id[:8]}: recover {what}\n\nrun_id: {run_id}\n")
     if live:
         branch.refs.delete(LIVE_PREFIX + run_id, live)
+
+
+def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[dict]
+                  ) -> dict[str, tuple[bytes, str] | None]:
+    """An owner ending its run writes the status to its own files, which events override:
+    when an event (an editor that resumed the run) says otherwise, the end is an event too."""
+    ends = [op for op in ops if op["op"] == "status" and op["status"] in TERMINAL]
+    if not ends:
+        return {}
+    tree = branch.run_tree(run_id)
+    entry = branch.odb.tree_dict(tree).get("events") if tree else None
+    if entry is None:
+        return {}
+    said = None
+    for _name, doc in branch.read_events(entry.sha, lambda *_damage: None):
+        for op in doc.get("ops") or []:
+            if isinstance(op, dict) and op.get("op") == "status":
+                said = op.get("status")
+    if said is None or said == status:
+        return {}
+    return event_changes(branch, run_id, EDITOR, ends[-1:])
 
 
 def orphaned_live_runs(branch: "TrackingBranch", journal_dir: str) -> list[str]:

@@ -67,7 +67,11 @@ def check_name(name: Any) -> str:
         raise InvalidParameterValue(
             f"Invalid model name ({name!r}) provided. Model name must be a non-empty string and cannot "
             f"contain the following characters: {_BAD_NAME_CHARS}", name=name)
-    return name
+    from .artifacts import validate_artifact_path
+
+    # The name is the model's directory among its run's artifacts: the same rules as any artifact name.
+    return validate_artifact_path(valid.text("Logged model name", name, name=name), "logged model name",
+                                  allow_root=False)
 
 
 class ModelState:
@@ -206,6 +210,8 @@ class LoggedModels:
                tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
                model_type: str | None = None) -> LoggedModel:
         name = check_name(name) if name is not None else random_run_name()
+        if isinstance(model_type, str):
+            valid.text("Logged model type", model_type, model_type=model_type)
         tag_dict = {valid.validate_key("Tag", k): valid.tag_value(k, v) for k, v in (tags or {}).items()}
         param_dict = {valid.validate_key("Param", k): valid.param_value(k, v) for k, v in (params or {}).items()}
         model_id = f"m-{uuid.uuid4().hex}"

@@ -70,6 +70,7 @@ def model_name(name: Any, what: str = "name") -> str:
         raise InvalidParameterValue(
             f"Missing value for required parameter {what!r}: a registered model needs a non-empty "
             f"name, got {name!r}", name=name)
+    valid.text("Registered model name" if what == "name" else f"Registered model {what}", name, name=name)
     if "/" in name or ":" in name:
         raise InvalidParameterValue(
             f"Invalid model name {name!r}: names cannot contain '/' or ':' (they would break "
@@ -105,7 +106,7 @@ def tag_key(key: Any) -> str:
 
 
 def tag_value(key: str, value: Any) -> str:
-    text = str(value)  # as MlflowClient: None becomes 'None'
+    text = valid.text(f"Tag value for {key!r}", str(value), key=key)  # as MlflowClient: None becomes 'None'
     if len(text) > MAX_TAG_VALUE_LENGTH:
         raise InvalidParameterValue(
             f"Tag value for {key!r} is {len(text)} characters long; the limit is {MAX_TAG_VALUE_LENGTH}",
@@ -116,7 +117,7 @@ def tag_value(key: str, value: Any) -> str:
 def description_text(description: Any) -> str | None:
     if description is None:
         return None
-    text = str(description)
+    text = valid.text("Description", str(description))
     if len(text) > MAX_DESCRIPTION_LENGTH:
         raise InvalidParameterValue(
             f"Description is {len(text)} characters long; the limit is {MAX_DESCRIPTION_LENGTH}")
@@ -126,6 +127,8 @@ def description_text(description: Any) -> str | None:
 def alias_name(alias: Any, for_setting: bool = False) -> str:
     if alias is None or alias == "":
         raise InvalidParameterValue("Registered model alias name cannot be empty.", alias=alias)
+    if isinstance(alias, str):
+        valid.text("Alias", alias, alias=alias)
     if not isinstance(alias, str) or not re.fullmatch(r"[\w\-]*", alias):
         raise InvalidParameterValue(
             f"Invalid alias name: {alias!r}. Names may only contain alphanumerics, underscores (_), "
@@ -820,6 +823,10 @@ class ModelRegistry:
             raise InvalidParameterValue(
                 f"A model version needs a source (where its files are, e.g. 'runs:/<run_id>/model'), "
                 f"got {source!r}", source=source)
+        valid.text("Model version source", source, source=source)
+        for what, value in (("run_id", run_id), ("run_link", run_link), ("model_id", model_id)):
+            if isinstance(value, str):
+                valid.text(f"Model version {what}", value)
         tag_dict = _tag_dict(tags)
         description = description_text(description)
         storage_location = None

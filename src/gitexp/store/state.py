@@ -30,6 +30,8 @@ from .histories import newer
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 RUN_NAME_TAG = "mlflow.runName"
+# Set on a run folded from a file (or event) that could not be read: "<file> line <n>: <problem>".
+DAMAGED_TAG = "gitexp.damaged"
 
 
 class RunState:
@@ -38,7 +40,7 @@ class RunState:
     __slots__ = (
         "run_id", "experiment_id", "run_name", "user_id", "status", "start_time", "end_time",
         "lifecycle_stage", "params", "tags", "latest", "points", "keep_points", "inputs", "code",
-        "param_conflicts", "artifacts",
+        "param_conflicts", "artifacts", "damaged",
     )
 
     def __init__(self, run_id: str, keep_points: bool = True):
@@ -66,6 +68,15 @@ class RunState:
         # Artifacts logged by events and pending ops, path -> op, in fold order (later wins).
         # The run's own artifacts are the tree under artifacts/, read on demand.
         self.artifacts: dict[str, dict[str, Any]] = {}
+        # Files of the branch this run was folded from that could not be read: (path, line, problem).
+        self.damaged: list[tuple[str, int | None, str]] = []
+
+    def note_damage(self, path: str, line: int | None, problem: str) -> None:
+        """Fold around a file that cannot be read, and say so in the tag DAMAGED_TAG (so
+        searches, the UI and `gitexp doctor` show the run and where it is damaged)."""
+        self.damaged.append((path, line, problem))
+        self.tags[DAMAGED_TAG] = "; ".join(
+            f"{p}{f' line {n}' if n else ''}: {what}" for p, n, what in self.damaged)[:4000]
 
     # -- applying ops -----------------------------------------------------------
     def apply(self, op: dict[str, Any]) -> None:
@@ -190,6 +201,7 @@ class RunState:
         other.inputs = [{"dataset": dict(i["dataset"]), "tags": dict(i["tags"])} for i in self.inputs]
         other.param_conflicts = list(self.param_conflicts)
         other.artifacts = dict(self.artifacts)
+        other.damaged = list(self.damaged)
         return other
 
     # -- the run's own files -------------------------------------------------------

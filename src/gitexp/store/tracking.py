@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -23,6 +23,7 @@ from ..entities import (
     Experiment,
     LifecycleStage,
     Metric,
+    MetricHistory,
     Run,
     RunStatus,
     ViewType,
@@ -36,9 +37,12 @@ from . import histories, layout
 from .branch import TrackingBranch
 from .journal import (
     EDITOR,
+    LIVE,
     OWNER,
     Session,
+    SessionClosed,
     find_dead_journals,
+    list_journals,
     orphaned_live_runs,
     publish_dead_owner,
     recover_journal,
@@ -47,6 +51,7 @@ from .repo import Repository
 from .state import TERMINAL, ExperimentState, RunState
 
 _log = logging.getLogger("gitexp")
+_T = TypeVar("_T")
 
 
 # -- sessions of this process, across every store and client ---------------------------------------
@@ -101,9 +106,13 @@ class _Sessions:
             self.remove(session.branch.repo, session)
 
     def after_fork(self) -> None:
-        # The child owns none of its parent's sessions: it gets its own journals.
+        # The child owns none of its parent's sessions: it gets its own journals, and lets go
+        # of its copies of the parent's (so a parent that dies first is seen dead).
+        inherited = list(self.by_run.values())
         self.lock = threading.RLock()
         self.by_run = {}
+        for session in inherited:
+            session.abandon()
         self.thread = None
         self.wake = threading.Event()
 
@@ -154,14 +163,19 @@ class GitStore:
 
     # -- recovery -----------------------------------------------------------------------------
     def recover_dead_journals(self, force: bool = False,
-                              progress: Callable[[list[str]], Iterable[str]] = iter) -> list[str]:
-        """Commit journals whose process died (status KILLED for runs they were running)."""
+                              progress: Callable[[list[str]], Iterable[str]] = iter,
+                              include_unknown: bool = False) -> list[str]:
+        """Commit journals whose process died (status KILLED for runs they were running).
+
+        include_unknown also takes journals whose writer cannot be proven dead (another
+        machine's, see journal.journal_status); never one whose lock is held."""
         now = time.monotonic()
         if not force and now - self._recovery_checked < 2.0:
             return []
         self._recovery_checked = now
         recovered = []
-        for path in progress(find_dead_journals(self.journal_dir, SESSIONS.live_paths())):
+        dead = find_dead_journals(self.journal_dir, SESSIONS.live_paths(), include_unknown=include_unknown)
+        for path in progress(dead):
             try:
                 run_id = recover_journal(self.branch, path)
             except Exception as exc:
@@ -182,22 +196,25 @@ class GitStore:
 
     def live_journals(self) -> list[tuple[str, int]]:
         """(run id, pid) of journals whose process is still running."""
-        from .journal import _read_header, process_alive
+        return [(header["run_id"], int(header["pid"])) for _path, status, header in self.journals()
+                if status == LIVE and header]
 
-        out = []
-        try:
-            names = os.listdir(self.journal_dir)
-        except FileNotFoundError:
-            return out
-        for name in names:
-            if not name.endswith(".jsonl"):
-                continue
-            try:
-                header, _ = _read_header(os.path.join(self.journal_dir, name))
-            except OSError:
-                continue
-            if header and process_alive(int(header["pid"]), header.get("pid_start")):
-                out.append((header["run_id"], int(header["pid"])))
+    def journals(self) -> list[tuple[str, str, dict | None]]:
+        """(path, LIVE | DEAD | UNKNOWN, header) of the journals of other processes."""
+        return list_journals(self.journal_dir, SESSIONS.live_paths())
+
+    def damaged(self) -> list[tuple[str, str, str]]:
+        """(kind, id, where) of each run and experiment folded around a file that cannot be
+        read (see TrackingBranch.read_own_files): where is "<file> line <n>: <problem>; ..."."""
+        from ..entities import ViewType
+        from ..search import search_runs
+        from .state import DAMAGED_TAG
+
+        experiments = self._experiments()
+        out = [("experiment", e.experiment_id, e.tags[DAMAGED_TAG])
+               for e in experiments.values() if DAMAGED_TAG in e.tags]
+        runs = search_runs(self, sorted(experiments), f"tags.`{DAMAGED_TAG}` LIKE '%'", ViewType.ALL, None)
+        out += [("run", run.info.run_id, run.data.tags[DAMAGED_TAG]) for run in runs]
         return out
 
     # -- experiments ------------------------------------------------------------------------------
@@ -219,6 +236,7 @@ class GitStore:
                           tags: dict[str, str] | None = None) -> str:
         name = valid.experiment_name(name)
         tag_dict = {valid.validate_key("Tag", k): valid.experiment_tag_value(k, v) for k, v in (tags or {}).items()}
+        artifact_location = valid.artifact_location(artifact_location)
         self.recover_dead_journals()
         created: dict[str, str] = {}
         user = self.repo.identity()[0]
@@ -365,10 +383,8 @@ class GitStore:
     def get_run(self, run_id: str) -> Run:
         return self.to_run(self.run_state(run_id))
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        steps, times, values = self.metric_history_arrays(run_id, key)
-        return [Metric(key, v, ts, step, run_id=run_id)
-                for step, ts, v in zip(steps.tolist(), times.tolist(), values.tolist())]
+    def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
+        return MetricHistory(key, run_id, *self.metric_history_arrays(run_id, key))
 
     def metric_history_arrays(self, run_id: str, key: str, state: RunState | None = None) -> tuple:
         """(steps, timestamps, values) numpy arrays of a metric's whole history, by step then
@@ -377,7 +393,7 @@ class GitStore:
         state = state if state is not None else self.run_state(run_id)
         own = self.branch.own_tree(run_id)
         with_points = state.points.get(key)
-        parts = [self.branch.own_history(own, key)]
+        parts = [self.branch.own_history(own, key, run_id)]
         if with_points:
             parts.append(histories.arrays(with_points))
         return histories.combine(parts)
@@ -386,16 +402,18 @@ class GitStore:
     def iter_run_states(self, root_tree: str | None = None) -> Iterator[RunState]:
         """Every run on the branch (with pending local changes), unordered."""
         seen = set()
+        live = self.branch.live_commits() if root_tree is None else {}
         for run_id, tree in self.branch.run_trees(root_tree).items():
             seen.add(run_id)
             session = self._session(run_id)
-            if session is not None and root_tree is None:
+            if root_tree is None and (session is not None or run_id in live):
                 yield self.run_state(run_id)
             else:
                 yield self.branch.read_run_tree(run_id, tree)
         if root_tree is None:
-            for (common, run_id), _session in list(SESSIONS.by_run.items()):
-                if common == self.repo.common_dir and run_id not in seen:
+            others = [run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir]
+            for run_id in dict.fromkeys(others + list(live)):
+                if run_id not in seen:
                     try:
                         yield self.run_state(run_id)
                     except ResourceDoesNotExist:
@@ -406,6 +424,7 @@ class GitStore:
         ref = ref.strip()
         known = set(self.branch.run_trees())
         known.update(run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir)
+        known.update(self.branch.live_commits())  # runs whose first checkpoints are not on the branch yet
         if ref in known:
             return ref
         matches = sorted(r for r in known if r.startswith(ref)) if len(ref) >= 4 else []
@@ -436,6 +455,29 @@ class GitStore:
         self.recover_dead_journals()
         return self._open_editor(run_id)
 
+    def _with_session(self, run_id: str, write: Callable[[Session], _T], check: bool = True) -> _T:
+        """`write(session)` under the session's lock, on this process's session for the run.
+
+        The session a writer picks can be committed and closed (by the checkpoint thread,
+        or another thread ending or flushing the run) before the writer records into it;
+        then the write goes to a fresh session instead, so every write that returns is
+        journaled in a session that commits it.  check=False skips the checks that the
+        run exists and is active (delete and restore)."""
+        for _attempt in range(10000):
+            if check:
+                session = self._writable_session(run_id)
+            else:
+                session = self._session(run_id)
+                if session is None or session.closed:
+                    session = self._open_editor(run_id)
+            try:
+                with session.lock:
+                    if not session.closed:
+                        return write(session)
+            except SessionClosed:
+                pass
+        raise RuntimeError(f"could not record to run {run_id}: its sessions kept closing")
+
     def _open_editor(self, run_id: str) -> Session:
         with SESSIONS.lock:
             session = self._session(run_id)
@@ -465,6 +507,7 @@ class GitStore:
         tag_dict = _as_dict(tags)
         for k, v in list(tag_dict.items()):
             tag_dict[valid.validate_key("Tag", k)] = valid.tag_value(k, v)
+        valid.run_fields(start_time=start_time, run_name=run_name, user_id=user_id)
         name_tag = tag_dict.get("mlflow.runName")
         if run_name and name_tag and run_name != name_tag:
             raise InvalidParameterValue(
@@ -508,8 +551,9 @@ class GitStore:
             ops.append({"op": "tag", "key": key, "value": valid.tag_value(key, t.value)})
             if key == "mlflow.runName":
                 ops[-1] = {"op": "name", "run_name": ops[-1]["value"]}
-        session = self._writable_session(run_id)
-        with session.lock:
+
+        def write(session: Session) -> None:
+            batch = list(ops)  # a retry on a fresh session starts again from here
             if new_params:
                 current = self.run_state(run_id).params
                 for key, value in new_params.items():
@@ -522,9 +566,11 @@ class GitStore:
                             key=key, old_value=old, new_value=value,
                         )
                     if old is None:
-                        ops.append({"op": "param", "key": key, "value": value})
-            if ops:
-                session.record(ops)
+                        batch.append({"op": "param", "key": key, "value": value})
+            if batch:
+                session.record(batch)
+
+        self._with_session(run_id, write)
 
     def log_metric(self, run_id: str, key: str, value: Any, timestamp: int | None, step: int | None) -> None:
         """The hot path: validate, journal one line, done."""
@@ -533,33 +579,37 @@ class GitStore:
         timestamp = layout.now_ms() if timestamp is None else valid.metric_timestamp(key, timestamp)
         step = valid.metric_step(key, step)
         session = SESSIONS.by_run.get((self.repo.common_dir, run_id)) or self._writable_session(run_id)
-        session.record_metric(key, value, timestamp, step)
+        try:
+            session.record_metric(key, value, timestamp, step)
+        except SessionClosed:
+            self._with_session(run_id, lambda s: s.record_metric(key, value, timestamp, step))
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         key = valid.validate_key("Tag", key)
         value = valid.tag_value(key, value)
         op = {"op": "name", "run_name": value} if key == "mlflow.runName" else {"op": "tag", "key": key, "value": value}
-        self._writable_session(run_id).record([op])
+        self._with_session(run_id, lambda s: s.record([op]))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         state = self.run_state(run_id)
         self._check_active(run_id, state)
         if key not in state.tags:
             raise ResourceDoesNotExist(f"No tag {key!r} on run {run_id}", run_id=run_id, key=key)
-        self._writable_session(run_id).record([{"op": "delete_tag", "key": key}])
+        self._with_session(run_id, lambda s: s.record([{"op": "delete_tag", "key": key}]))
 
     def log_inputs(self, run_id: str, inputs: list[tuple[dict, dict]]) -> None:
         ops = [{"op": "input", "dataset": d, "tags": t} for d, t in inputs]
         if ops:
-            self._writable_session(run_id).record(ops)
+            self._with_session(run_id, lambda s: s.record(ops))
 
     def record_code(self, run_id: str, code: dict, tags: dict[str, str]) -> None:
         ops: list[dict] = [{"op": "code", "code": code}]
         ops += [{"op": "tag", "key": k, "value": v} for k, v in tags.items()]
-        self._writable_session(run_id).record(ops)
+        self._with_session(run_id, lambda s: s.record(ops))
 
     def update_run_info(self, run_id: str, status: str | int | None = None, end_time: int | None = None,
                         run_name: str | None = None) -> None:
+        valid.run_fields(end_time=end_time)
         ops: list[dict[str, Any]] = []
         if run_name:
             ops.append({"op": "name", "run_name": valid.tag_value("mlflow.runName", run_name)})
@@ -569,13 +619,17 @@ class GitStore:
             if status in TERMINAL:
                 end_time = int(end_time if end_time is not None else layout.now_ms())
             ops.append({"op": "status", "status": status, "end_time": end_time if status in TERMINAL else None})
-        session = self._writable_session(run_id)
-        if status is not None and status not in TERMINAL and session.mode == EDITOR:
-            session.keep_open = True  # a resumed run: batch its logging until it ends
-        if ops:
-            session.record(ops)
+        def write(session: Session) -> Session:
+            if status is not None and status not in TERMINAL and session.mode == EDITOR:
+                session.resume()  # a resumed run: batch its logging until it ends
+            if ops:
+                session.record(ops)
+            if status in TERMINAL:
+                session.keep_open = False
+            return session
+
+        session = self._with_session(run_id, write)
         if status in TERMINAL:
-            session.keep_open = False
             finish_session(session)
 
     def _lifecycle_change(self, run_id: str, stage: str) -> None:
@@ -583,10 +637,8 @@ class GitStore:
         if state.lifecycle_stage == stage:
             verb = "deleted" if stage == LifecycleStage.DELETED else "active"
             raise InvalidParameterValue(f"Run {run_id} is already {verb}", run_id=run_id)
-        session = self._session(run_id)
-        if session is None or session.closed:
-            session = self._open_editor(run_id)
-        session.record([{"op": "lifecycle", "stage": stage}])
+        session = self._with_session(run_id, lambda s: s.record([{"op": "lifecycle", "stage": stage}]) or s,
+                                     check=False)
         finish_session(session)
 
     def delete_run(self, run_id: str) -> None:
