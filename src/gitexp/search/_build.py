@@ -104,7 +104,8 @@ def worker_count(runs: int) -> int:
     """Worker processes for folding `runs` runs besides this one (0: fold here only).
 
     GITEXP_INDEX_WORKERS sets the number (0 turns workers off); by default one per
-    core besides this process's, at most three -- this process folds too.
+    core, at most four.  This process folds too: while it waits for git or for a
+    worker's answer, the others keep the cores busy.
     """
     raw = os.environ.get("GITEXP_INDEX_WORKERS")
     if raw is not None:
@@ -113,22 +114,78 @@ def worker_count(runs: int) -> int:
         except ValueError:
             wanted = 0
     else:
-        wanted = min(3, (os.cpu_count() or 1) - 1)
+        wanted = min(4, os.cpu_count() or 1)
     if runs < PARALLEL_MIN_RUNS or wanted < 1 or not sys.executable:
         return 0
     return min(wanted, max(1, runs // SLICE_RUNS - 1))
 
 
-def fold_all(branch: "TrackingBranch", items: list[Item]) -> Iterator[tuple[int, list[tuple], dict]]:
-    """(slice number, rows, pieces) for every slice of `items`, in any order."""
+def fold_all(branch: "TrackingBranch", items: list[Item],
+             workers: "Workers | None" = None) -> Iterator[tuple[int, list[tuple], dict]]:
+    """(slice number, rows, pieces) for every slice of `items`, in any order.  `workers`:
+    processes started earlier (the caller closes them); else started here if worth it."""
     slices = [items[i:i + SLICE_RUNS] for i in range(0, len(items), SLICE_RUNS)]
-    workers = worker_count(len(items))
-    if workers:
-        yield from _fold_in_workers(branch, slices, workers)
-        return
-    for number, part in enumerate(slices):
-        rows, pieces = fold_slice(branch, part)
-        yield number, rows, pieces
+    own = workers is None
+    if own:
+        workers = Workers.start(branch, len(items))
+    try:
+        if workers is not None and len(slices) > 1:
+            yield from _fold_in_workers(branch, slices, workers)
+            return
+        for number, part in enumerate(slices):
+            rows, pieces = fold_slice(branch, part)
+            yield number, rows, pieces
+    finally:
+        if own and workers is not None:
+            workers.close()
+
+
+class Workers:
+    """Worker processes for one build, started as early as the caller knows it will need them
+    (an interpreter takes ~0.1 s to start and import the store)."""
+
+    def __init__(self, branch: "TrackingBranch", count: int):
+        repo = branch.repo
+        package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        setup = {"git_dir": repo.git_dir, "common_dir": repo.common_dir, "path": repo.path,
+                 "work_tree": repo.work_tree or "", "config": dict(repo.config)}
+        self.procs: list[subprocess.Popen] = []
+        self.failures: list[str] = []
+        for _ in range(count):
+            try:
+                proc = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, package_dir], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, cwd=repo.common_dir)
+                _send(proc.stdin, setup)
+            except OSError as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+                break
+            self.procs.append(proc)
+
+    @classmethod
+    def start(cls, branch: "TrackingBranch", runs: int) -> "Workers | None":
+        count = worker_count(runs)
+        return cls(branch, count) if count else None
+
+    def close(self) -> None:
+        if self.failures:
+            _log.warning("gitexp: a search-index worker process failed (%s); its runs were folded in "
+                         "this process", self.failures[0])
+        for proc in self.procs:
+            try:
+                proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            try:
+                proc.stdout.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+        self.procs = []
 
 
 def _send(stream: Any, obj: Any) -> None:
@@ -149,21 +206,16 @@ def _receive(stream: Any) -> Any:
 
 
 def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
-                     workers: int) -> Iterator[tuple[int, list[tuple], dict]]:
-    """Fold the slices here and in `workers` worker processes, whichever is free takes the next.
+                     workers: Workers) -> Iterator[tuple[int, list[tuple], dict]]:
+    """Fold the slices here and in the worker processes, whichever is free takes the next.
 
     A worker that fails (cannot start, crashes, reports an error) hands its slices
     back and this process folds them: a build never depends on the workers.
     """
-    repo = branch.repo
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    setup = {"git_dir": repo.git_dir, "common_dir": repo.common_dir, "path": repo.path,
-             "work_tree": repo.work_tree or "", "config": dict(repo.config)}
     todo = list(range(len(slices)))
     results: list = []
     cond = threading.Condition()
-    failures: list[str] = []
-    procs: list[subprocess.Popen] = []
+    failures = workers.failures
 
     def take() -> int | None:
         with cond:
@@ -172,7 +224,6 @@ def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
     def run(proc: subprocess.Popen) -> None:
         mine: list[int] = []
         try:
-            _send(proc.stdin, setup)
             for _ in range(2):  # one to fold, one waiting, so the pipe never runs dry
                 number = take()
                 if number is None:
@@ -194,7 +245,6 @@ def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
                 if following is not None:
                     mine.append(following)
                     _send(proc.stdin, (following, slices[following]))
-            _send(proc.stdin, None)
         except Exception as exc:  # noqa: BLE001 -- this process folds the slices instead
             proc.kill()
             with cond:
@@ -204,63 +254,34 @@ def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
             with cond:
                 cond.notify_all()
 
-    threads = []
+    threads = [threading.Thread(target=run, args=(proc,), daemon=True, name=f"gitexp-index-worker-{i}")
+               for i, proc in enumerate(workers.procs)]
+    for thread in threads:
+        thread.start()
     finished = 0
-    try:
-        for worker in range(workers):
-            try:
-                proc = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, package_dir], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, cwd=repo.common_dir)
-            except OSError as exc:
-                failures.append(f"{type(exc).__name__}: {exc}")
-                break
-            procs.append(proc)
-            thread = threading.Thread(target=run, args=(proc,), daemon=True, name=f"gitexp-index-worker-{worker}")
-            thread.start()
-            threads.append(thread)
-        while finished < len(slices):
-            with cond:
-                batch, results[:] = list(results), []
-            for number, rows, pieces in batch:
-                finished += 1
-                yield number, rows, pieces
-            if batch:
-                continue
-            number = take()  # nothing to insert: fold a slice here (first while the workers start)
-            if number is not None:
-                if _TRACE:
-                    print(f"{time.time():.3f} main fold {number} start", file=sys.stderr)
-                rows, pieces = fold_slice(branch, slices[number])
-                if _TRACE:
-                    print(f"{time.time():.3f} main fold {number} done", file=sys.stderr)
-                finished += 1
-                yield number, rows, pieces
-                continue
-            with cond:
-                while not results and not todo and any(t.is_alive() for t in threads):
-                    cond.wait(0.5)
-                if not results and not todo and not any(t.is_alive() for t in threads) \
-                        and finished < len(slices):
-                    raise RuntimeError("index build workers stopped without finishing their slices")
-    finally:
-        if failures:
-            _log.warning("gitexp: a search-index worker process failed (%s); its runs were folded in "
-                         "this process", failures[0])
-        for proc in procs:
-            try:
-                proc.stdin.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            try:
-                proc.stdout.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
+    while finished < len(slices):
+        with cond:
+            batch, results[:] = list(results), []
+        for number, rows, pieces in batch:
+            finished += 1
+            yield number, rows, pieces
+        if batch:
+            continue
+        number = take()  # nothing to insert: fold a slice here (first while the workers start)
+        if number is not None:
+            if _TRACE:
+                print(f"{time.time():.3f} main fold {number} start", file=sys.stderr)
+            rows, pieces = fold_slice(branch, slices[number])
+            if _TRACE:
+                print(f"{time.time():.3f} main fold {number} done", file=sys.stderr)
+            finished += 1
+            yield number, rows, pieces
+            continue
+        with cond:
+            while not results and not todo and any(t.is_alive() for t in threads):
+                cond.wait(0.5)
+            if not results and not todo and not any(t.is_alive() for t in threads) and finished < len(slices):
+                raise RuntimeError("index build workers stopped without finishing their slices")
 
 
 # -- the worker process ------------------------------------------------------------------------------------

@@ -52,6 +52,21 @@ def _atomic_write(path: str, data: bytes) -> None:
             raise
 
 
+_GIT_VERSION: list[tuple[int, ...]] = []
+
+
+def _batch_command_supported() -> bool:
+    """git >= 2.36 (cat-file --batch-command)."""
+    if not _GIT_VERSION:
+        try:
+            out = subprocess.run(["git", "version"], capture_output=True, text=True).stdout
+            numbers = out.split()[2].split(".")
+            _GIT_VERSION.append(tuple(int(n) for n in numbers[:2] if n.isdigit()))
+        except (OSError, IndexError, ValueError):
+            _GIT_VERSION.append((0,))
+    return _GIT_VERSION[0] >= (2, 36)
+
+
 class ObjectMissing(GitexpError):
     """A git object that should exist is not in the repository."""
 
@@ -132,6 +147,9 @@ class ObjectDB:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._proc_pid = 0
+        self._bulk: subprocess.Popen | None = None  # see _bulk_reader
+        self._bulk_pid = 0
+        self._bulk_lock = threading.Lock()
         self._trees: _LRU = _LRU(20000)
         self._blobs: _LRU = _LRU(4000)
         self._known: set[str] = set()
@@ -152,13 +170,15 @@ class ObjectDB:
 
     def close(self) -> None:
         with self._lock:
-            proc, self._proc = self._proc, None
-            if proc is not None and self._proc_pid == os.getpid():
-                try:
-                    proc.stdin.close()  # type: ignore[union-attr]
-                    proc.wait(timeout=5)
-                except Exception:
-                    proc.kill()
+            for attr, pid in (("_proc", self._proc_pid), ("_bulk", self._bulk_pid)):
+                proc = getattr(self, attr)
+                setattr(self, attr, None)
+                if proc is not None and pid == os.getpid():
+                    try:
+                        proc.stdin.close()  # type: ignore[union-attr]
+                        proc.wait(timeout=5)
+                    except Exception:
+                        proc.kill()
 
     def read(self, sha: str) -> tuple[str, bytes]:
         """Return (type, content) of an object."""
@@ -192,30 +212,41 @@ class ObjectDB:
 
     def stream(self, shas: list[str]) -> Iterator[tuple[str, str, bytes]]:
         """Yield (sha, type, content) for each of `shas`, in order, from one pipelined
-        `git cat-file --batch --buffer`.
+        `git cat-file` with buffered output.
 
-        git writes its answers through stdio buffering (`--buffer`) instead of one
-        write per object, and they are parsed from large reads rather than a
-        readline and a read per object: ~1 µs of Python per object.
+        git writes its answers through stdio buffering instead of one write per
+        object, and they are parsed from large reads rather than a readline and a
+        read per object: ~1 µs of Python per object.  With git 2.36 or later one
+        long-lived `cat-file --batch-command --buffer` serves every bulk read of this
+        process (`flush` ends each request), so a cold index build does not start a
+        git -- and map the packs again -- for every few thousand objects.
         """
         if not shas:
             return
-        proc = subprocess.Popen(
-            ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch", "--buffer"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=self._env,
-            bufsize=0,
-            # Large pipes: fewer reads, so a reading thread waits less often for the GIL
-            # while another thread folds what it read before.
-            pipesize=_PIPE_SIZE,
-        )
-        request = ("\n".join(shas) + "\n").encode()
+        proc = self._bulk_reader()
+        persistent = proc is not None
+        if proc is None:
+            proc = subprocess.Popen(
+                ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch", "--buffer"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=self._env,
+                bufsize=0,
+                # Large pipes: fewer reads, so a reading thread waits less often for the GIL
+                # while another thread folds what it read before.
+                pipesize=_PIPE_SIZE,
+            )
+            request = ("\n".join(shas) + "\n").encode()
+        else:
+            request = ("".join(f"contents {sha}\n" for sha in shas) + "flush\n").encode()
 
         def feed() -> None:
             try:
                 proc.stdin.write(request)  # type: ignore[union-attr]
-                proc.stdin.close()  # type: ignore[union-attr]
+                if persistent:
+                    proc.stdin.flush()  # type: ignore[union-attr]
+                else:
+                    proc.stdin.close()  # type: ignore[union-attr]
             except (BrokenPipeError, ValueError, OSError):
                 pass
 
@@ -226,6 +257,7 @@ class ObjectDB:
         kinds = _KINDS
         buf = b""
         pos = 0
+        complete = False
         try:
             for sha in shas:
                 nl = buf.find(b"\n", pos)
@@ -258,10 +290,37 @@ class ObjectDB:
                 kind = kinds.get(fields[1]) or fields[1].decode()
                 yield sha, kind, buf[start:end]
                 pos = end + 1
+            complete = pos == len(buf)  # nothing of another request in the pipe
         finally:
-            proc.stdout.close()  # type: ignore[union-attr]
-            writer.join()
-            proc.wait()
+            if not persistent:
+                proc.stdout.close()  # type: ignore[union-attr]
+                writer.join()
+                proc.wait()
+            else:
+                if not complete:  # stopped half-way: the process's output is out of step
+                    proc.kill()
+                    self._bulk = None
+                writer.join()
+                self._bulk_lock.release()
+
+    def _bulk_reader(self) -> subprocess.Popen | None:
+        """This process's long-lived `cat-file --batch-command --buffer`, held by the caller
+        until it releases `_bulk_lock`; None when git is older than 2.36 or another thread
+        is using it (the caller then starts a one-off reader)."""
+        if not _batch_command_supported() or not self._bulk_lock.acquire(blocking=False):
+            return None
+        proc = self._bulk
+        if proc is None or self._bulk_pid != os.getpid() or proc.poll() is not None:
+            try:
+                proc = subprocess.Popen(
+                    ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch-command", "--buffer"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, bufsize=0,
+                    pipesize=_PIPE_SIZE)
+            except OSError:
+                self._bulk_lock.release()
+                raise
+            self._bulk, self._bulk_pid = proc, os.getpid()
+        return proc
 
     @contextlib.contextmanager
     def preloaded(self, objects: dict[str, tuple[str, bytes]],
