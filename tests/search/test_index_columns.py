@@ -241,3 +241,19 @@ def test_the_first_rows_of_a_partial_sort_equal_the_full_sort():
         assert partial.tolist() == full.tolist()
 
     check()
+
+
+def test_a_damaged_column_is_rebuilt(repo):
+    import sqlite3
+
+    client = gitexp.Client()
+    exp = client.create_experiment("e")
+    for i in range(3):
+        run = client.create_run(exp, run_name=f"run-{i}")
+        client.log_batch(run.info.run_id, metrics=[Metric("m", float(i), 1, 0)])
+        client.set_terminated(run.info.run_id)
+    expected = _names(client.search_runs(exp, "metrics.m > 0", order_by=["metrics.m"]))
+    gitexp.client.forget_stores()
+    with sqlite3.connect(INDEX) as conn:
+        conn.execute("UPDATE columns SET data = x'00010203' WHERE kind = 'm'")
+    assert _names(gitexp.Client().search_runs(exp, "metrics.m > 0", order_by=["metrics.m"])) == expected

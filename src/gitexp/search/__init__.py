@@ -134,11 +134,13 @@ def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | Non
     commit = _resolve(store, as_of)
     fingerprint = _fingerprint(sorted(ids), filter_string or "", list(order_by or []), view_type, commit)
     offset = _token_offset(page_token, fingerprint)
-    with index_for(store).view(commit) as view:
+    def query(view):
         limit = None if max_results is None else max_results + 1
         rids = view.select(ids, clauses, order, view_type, offset, limit)
         more = max_results is not None and len(rids) > max_results
-        runs = view.runs(rids[:max_results] if max_results is not None else rids)
+        return view.runs(rids[:max_results] if max_results is not None else rids), more
+
+    runs, more = index_for(store).query(query, commit)
     return PagedList(runs, _make_token(offset + len(runs), fingerprint) if more else None)
 
 
@@ -149,8 +151,7 @@ def run_keys(store: "GitStore", experiment_ids: Any, run_view_type: Any = ViewTy
 
     ids = experiment_id_list(experiment_ids)
     view_type = check_view_type(run_view_type)
-    with index_for(store).view() as view:
-        return view.keys(ids, view_type)
+    return index_for(store).query(lambda view: view.keys(ids, view_type))
 
 
 def search_runs_frame(store: "GitStore", experiment_ids: Any, filter_string: str | None = "",
@@ -169,9 +170,8 @@ def search_runs_frame(store: "GitStore", experiment_ids: Any, filter_string: str
     clauses = parse_filter(filter_string, RUNS)
     order = parse_order_by(order_by, RUNS)
     commit = _resolve(store, as_of)
-    with index_for(store).view(commit) as view:
-        rids = view.select(ids, clauses, order, view_type, 0, max_results)
-        columns = view.columns(rids)
+    columns = index_for(store).query(
+        lambda view: view.columns(view.select(ids, clauses, order, view_type, 0, max_results)), commit)
     return _frame(columns, extra_columns)
 
 

@@ -82,8 +82,11 @@ def encode_column(kind: str, key: str, rids: np.ndarray, values: Any) -> bytes:
 def decode_column(data: bytes, raw_strings: bool = False) -> tuple[int, np.ndarray, np.ndarray, Any]:
     """(value type, rids, values or codes, distinct strings) of an encoded column; with
     `raw_strings` the distinct strings come as their undecoded JSON (bytes)."""
-    magic, vtype, n, body_len, uniques_len = _HEADER.unpack_from(data)
-    if magic != _MAGIC:
+    try:
+        magic, vtype, n, body_len, uniques_len = _HEADER.unpack_from(data)
+    except struct.error:
+        magic = b""
+    if magic != _MAGIC or len(data) != _HEADER.size + 4 * n + body_len + uniques_len:
         raise sqlite3.DatabaseError("malformed column in the search index")
     at = _HEADER.size
     rids = np.frombuffer(data, dtype=np.int32, count=n, offset=at)

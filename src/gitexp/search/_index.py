@@ -43,7 +43,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -463,21 +463,43 @@ class RunIndex:
                     cache.sync(conn, _meta(conn))
                     yield IndexView(self.store, conn, as_of, Columns(conn, cache, {}), {})
                 return
+            for attempt in range(2):
+                began = False
+                try:
+                    conn = self.connection()
+                    commit, overlay = self._refresh_live(conn)
+                    began = _begin_reading(conn)
+                    meta = _meta(conn)
+                    self._cache.sync(conn, meta)
+                    records = _overlay_records(conn, overlay, max(self._cache.n, int(meta.get("next_rid", 1))))
+                    break
+                except sqlite3.DatabaseError as exc:
+                    if began:
+                        conn.execute("COMMIT")
+                    if attempt or not _damaged(exc):
+                        raise
+                    self.close()  # a damaged index is rebuilt, never trusted
+                    self._remove_files()
             try:
-                conn = self.connection()
-                commit, overlay = self._refresh_live(conn)
-            except sqlite3.DatabaseError as exc:
-                if not _damaged(exc):
-                    raise
+                yield IndexView(self.store, conn, commit, Columns(conn, self._cache, records), records)
+            finally:
+                if began:
+                    conn.execute("COMMIT")
+
+    def query(self, fn: "Callable[[IndexView], Any]", as_of: str | None = None) -> Any:
+        """fn(view) on a view; if the index turns out damaged while fn reads it (columns are read
+        on demand), the index is rebuilt and fn runs once more."""
+        try:
+            with self.view(as_of) as view:
+                return fn(view)
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc) or as_of is not None:
+                raise
+            with self.lock:
                 self.close()
                 self._remove_files()
-                conn = self.connection()
-                commit, overlay = self._refresh_live(conn)
-            with _reading(conn):
-                meta = _meta(conn)
-                self._cache.sync(conn, meta)
-                records = _overlay_records(conn, overlay, max(self._cache.n, int(meta.get("next_rid", 1))))
-                yield IndexView(self.store, conn, commit, Columns(conn, self._cache, records), records)
+        with self.view(as_of) as view:
+            return fn(view)
 
     def _refresh_live(self, conn: sqlite3.Connection) -> tuple[str | None, list["RunState"]]:
         """Refresh to the tip; the states of runs with pending changes in this process."""
@@ -528,17 +550,23 @@ class RunIndex:
             refresh_to(self.connection(), self.store, self.store.branch.tip())
 
 
+def _begin_reading(conn: sqlite3.Connection) -> bool:
+    """Start one read transaction, so every statement of a search sees the same state of the
+    index; False inside one already (a view inside a view)."""
+    if conn.in_transaction:
+        return False
+    conn.execute("BEGIN")
+    return True
+
+
 @contextlib.contextmanager
 def _reading(conn: sqlite3.Connection) -> Iterator[None]:
-    """One read transaction: every statement of a search sees the same state of the index."""
-    if conn.in_transaction:  # a view inside a view: already one state
-        yield
-        return
-    conn.execute("BEGIN")
+    began = _begin_reading(conn)
     try:
         yield
     finally:
-        conn.execute("COMMIT")
+        if began:
+            conn.execute("COMMIT")
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
