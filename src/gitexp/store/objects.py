@@ -55,6 +55,17 @@ def _atomic_write(path: str, data: bytes) -> None:
 _GIT_VERSION: list[tuple[int, ...]] = []
 
 
+def _popen_piped(args: list[str], env: dict | None) -> subprocess.Popen:
+    """Popen with stdin/stdout pipes, unbuffered on our side; 1 MiB pipes where the system
+    allows (fewer reads, so a reading thread waits less often for the GIL while another
+    thread works), the default size where it does not."""
+    try:
+        return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
+                                pipesize=_PIPE_SIZE)
+    except PermissionError:  # over the per-user limit on pipe buffers, or a lower pipe-max-size
+        return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+
+
 def _batch_command_supported() -> bool:
     """git >= 2.36 (cat-file --batch-command)."""
     if not _GIT_VERSION:
@@ -226,16 +237,7 @@ class ObjectDB:
         proc = self._bulk_reader()
         persistent = proc is not None
         if proc is None:
-            proc = subprocess.Popen(
-                ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch", "--buffer"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=self._env,
-                bufsize=0,
-                # Large pipes: fewer reads, so a reading thread waits less often for the GIL
-                # while another thread folds what it read before.
-                pipesize=_PIPE_SIZE,
-            )
+            proc = _popen_piped(["git", f"--git-dir={self.git_dir}", "cat-file", "--batch", "--buffer"], self._env)
             request = ("\n".join(shas) + "\n").encode()
         else:
             request = ("".join(f"contents {sha}\n" for sha in shas) + "flush\n").encode()
@@ -312,10 +314,8 @@ class ObjectDB:
         proc = self._bulk
         if proc is None or self._bulk_pid != os.getpid() or proc.poll() is not None:
             try:
-                proc = subprocess.Popen(
-                    ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch-command", "--buffer"],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, bufsize=0,
-                    pipesize=_PIPE_SIZE)
+                proc = _popen_piped(["git", f"--git-dir={self.git_dir}", "cat-file", "--batch-command", "--buffer"],
+                                    self._env)
             except OSError:
                 self._bulk_lock.release()
                 raise
