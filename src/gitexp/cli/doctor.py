@@ -50,15 +50,40 @@ def doctor(ctx) -> None:
 
     A process killed mid-run leaves a journal; doctor commits what it holds and
     marks the run KILLED. (Any gitexp write in the repository does this too.)
+    It also removes what killed processes left: ref lock files whose owner is
+    provably dead, keep files of packs and pending refs (refs/gitexp/pending/).
 
     \b
     Example:
         gitexp doctor
     """
+    from ..exceptions import BranchCheckedOut, RefLocked
+    from ..store import protection
+
     store = ctx.client._store
     repo = store.repo
     click.echo(f"repository:      {store.uri}")
     click.echo(f"tracking branch: {repo.branch} ({repo.ref})")
+    problems = 0
+    for lock in protection.ref_lock_files(repo):
+        removed, status = protection.clear_abandoned_lock(lock, repo)
+        if status is None:
+            continue
+        if removed:
+            click.echo(f"removed stale lock {lock} ({status.describe()}): its owner was killed while updating a ref")
+        else:
+            problems += 1
+            why = ("a running gitexp process holds it" if status.gitexp_holder else
+                   f"it is younger than {protection.LOCK_MIN_AGE:g} s" if status.age < protection.LOCK_MIN_AGE else
+                   "a git process is running in this repository" if status.git_processes else
+                   "its owner cannot be shown dead on this system (no /proc or flock)")
+            click.echo(f"lock file {lock} is in place ({status.describe()}); not removed: {why}. If no git or "
+                       "gitexp command is running, delete it and run `gitexp doctor` again.")
+    where = store.branch.checked_out_at()
+    if where is not None:
+        problems += 1
+        click.echo(f"the tracking branch is checked out in {where}: gitexp cannot commit until you check out "
+                   "another branch there (journals are kept until then)")
     tip = store.branch.tip()
     if tip is None:
         click.echo("  no tracking branch yet: it is created by the first run (or `gitexp init`)")
@@ -68,10 +93,18 @@ def doctor(ctx) -> None:
                    f"{len([e for e in store.branch.experiments().values() if e.name])} experiments")
         click.echo(f"  storage format {store.branch.format_version(store.branch.tree_of(tip))} "
                    "(format 1 runs are read alongside format 2)")
-    recovered = store.recover_dead_journals(
-        force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5))
+    try:
+        recovered = store.recover_dead_journals(
+            force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5))
+    except (RefLocked, BranchCheckedOut) as exc:
+        click.echo(f"journals:        not recovered: {exc.message}")
+        raise click.exceptions.Exit(1)
     for run_id in recovered:
         click.echo(f"recovered run {run_id} from the journal of a process that died (status KILLED if it was running)")
+    swept = store.last_sweep
+    if swept is not None and (swept.keeps or swept.pending_refs):
+        click.echo(f"removed what killed processes left: {len(swept.keeps)} pack keep file(s), "
+                   f"{len(swept.pending_refs)} pending ref(s) of artifacts")
     live = store.live_journals()
     if live:
         click.echo(f"{len(live)} run(s) are being written by live processes: "
@@ -82,6 +115,9 @@ def doctor(ctx) -> None:
                    f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")
     if not recovered:
         click.echo("journals:        nothing to recover")
+    if problems:
+        click.echo(f"{problems} problem(s) need you: see above")
+        raise click.exceptions.Exit(1)
     click.echo("ok")
 
 
