@@ -57,7 +57,7 @@ def doctor(ctx) -> None:
     Example:
         gitexp doctor
     """
-    from ..exceptions import BranchCheckedOut, RefLocked
+    from ..exceptions import RefLocked
     from ..store import protection
 
     store = ctx.client._store
@@ -96,7 +96,7 @@ def doctor(ctx) -> None:
     try:
         recovered = store.recover_dead_journals(
             force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5))
-    except (RefLocked, BranchCheckedOut) as exc:
+    except RefLocked as exc:
         click.echo(f"journals:        not recovered: {exc.message}")
         raise click.exceptions.Exit(1)
     for run_id in recovered:
@@ -113,7 +113,9 @@ def doctor(ctx) -> None:
     if checkpoints:
         click.echo(f"{len(checkpoints)} run(s) in progress have checkpoints not yet on the branch "
                    f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")
-    if not recovered:
+    if where is not None:
+        click.echo("journals:        left for later: they are committed once the branch is not checked out")
+    elif not recovered:
         click.echo("journals:        nothing to recover")
     if problems:
         click.echo(f"{problems} problem(s) need you: see above")

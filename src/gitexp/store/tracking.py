@@ -172,11 +172,15 @@ class GitStore:
             try:
                 with odb.protected():
                     run_id = recover_journal(self.branch, path)
-            except (RefLocked, BranchCheckedOut):
+            except (RefLocked, BranchCheckedOut) as exc:
                 # The branch cannot be updated now: hand the journal back (nothing of it was
                 # committed) and stop instead of waiting on the same lock once per journal.
+                # A stale lock is the caller's problem too (fail fast); a checked-out branch
+                # only delays recovery (the caller's own changes wait in its journal).
                 _unclaim(path)
-                raise
+                if isinstance(exc, RefLocked):
+                    raise
+                return recovered
             except Exception as exc:
                 _log.warning("gitexp: could not recover journal %s (%s)", path, exc)
                 continue
@@ -188,8 +192,10 @@ class GitStore:
             try:
                 with odb.protected():
                     publish_dead_owner(self.branch, run_id, [], layout.now_ms(), "live checkpoint of a dead process")
-            except (RefLocked, BranchCheckedOut):
+            except RefLocked:
                 raise
+            except BranchCheckedOut:
+                return recovered
             except Exception as exc:
                 _log.warning("gitexp: could not recover the live checkpoint of run %s (%s)", run_id, exc)
                 continue
