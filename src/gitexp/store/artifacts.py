@@ -636,9 +636,10 @@ class RunArtifacts:
         """Write artifact blobs and journal their ops, losing nothing to `git gc` in between.
 
         Inside the block, blobs go into one pack kept (``.keep``) until the block ends;
-        `stage(ops)` adds to that pack a commit reaching them, points the session's
-        pending ref at it (store/protection.py) and journals the ops.  From then on the
-        ref keeps the blobs until the session's next commit links them."""
+        `stage(ops)` adds to that pack a tree reaching them, then the session's pending
+        ref is pointed at it (store/protection.py) and the ops are journaled, together
+        under the session lock.  From then on the ref keeps the blobs until the
+        session's next commit links them."""
         ops: list[dict] = []
         with self.odb.protected():
             with self.odb.batch():

@@ -43,7 +43,7 @@ MODE_EXEC = b"100755"
 MODE_TREE = b"40000"
 MODE_LINK = b"120000"
 
-LOOSE_OBJECT_BYTES = 4 << 20    # larger objects are written loose, streamed by git later
+LOOSE_OBJECT_BYTES = 4 << 20    # outside protected(), larger objects are written loose
 MAX_PACK_BYTES = 256 << 20      # a batch past this is flushed as a pack early
 REPACK_PACK_COUNT = 32          # roll small packs up once this many exist
 REF_LOCK_TIMEOUT = 2.0          # seconds to wait for another process's ref lock (git itself waits 0.1 s)
@@ -726,6 +726,7 @@ class RefStore:
         """Create git's lock file `lock` (O_EXCL) and flock it; RefLocked after the bounded wait."""
         deadline = None
         delay = 0.0002
+        missing = 0
         while True:
             try:
                 fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -733,6 +734,9 @@ class RefStore:
             except FileNotFoundError:
                 # `git pack-refs` removes directories it emptied (refs/gitexp/live/...): recreate
                 # and try again, as git's own raceproof_create_file does.
+                missing += 1
+                if missing > 100:
+                    raise
                 os.makedirs(os.path.dirname(lock), exist_ok=True)
             except FileExistsError:
                 now = time.monotonic()
@@ -764,7 +768,7 @@ class RefStore:
             return False
         if (st.st_ino, st.st_mtime_ns) == seen:
             return True
-        del self._stale[lock]
+        self._stale.pop(lock, None)
         return False
 
     def _remember_stale(self, lock: str) -> None:

@@ -201,7 +201,10 @@ class GitStore:
                 continue
             recovered.append(run_id)
         # Only now: what dead sessions kept from `git gc` is on the branch (or was garbage).
-        self.last_sweep = sweep(self.branch, self.journal_dir)
+        try:
+            self.last_sweep = sweep(self.branch, self.journal_dir)
+        except OSError as exc:  # a leftover stays until the next sweep; never fail the caller for it
+            _log.warning("gitexp: could not remove what dead processes left (%s)", exc)
         return recovered
 
     def live_journals(self) -> list[tuple[str, int]]:
