@@ -160,6 +160,25 @@ def test_gitexps_own_repack_drops_nothing(repo):
         assert git("cat-file", "-t", sha, cwd=repo).strip() == "blob"
 
 
+def test_the_same_objects_written_again_never_reuse_a_pack_name(repo):
+    """A refused commit retried with the same objects makes the same pack; the earlier one,
+    unkept and unreachable, may be being deleted by `git repack -a -d` (.idx, .pack, then
+    .keep, by name): the retry must write a pack of its own."""
+    odb = gitexp.Client()._store.branch.odb
+    pack_dir = repo / ".git" / "objects" / "pack"
+    names = []
+    for _ in range(3):
+        with odb.protected():
+            with odb.batch():
+                odb.write_blob(b"the same content")
+                odb.write_tree([])
+            names.append({p.name for p in pack_dir.glob("*.pack")})
+    assert len(names[0]) == 1 and len(names[1]) == 2 and len(names[2]) == 3
+    for pack in pack_dir.glob("*.idx"):
+        assert git("verify-pack", str(pack), cwd=repo, check=False) == ""
+    assert fsck(repo) == ""
+
+
 # == 2. the tracking branch checked out in a worktree ==============================================
 def test_commit_on_the_checked_out_tracking_branch_loses_no_run(repo):
     with gitexp.start_run() as before:

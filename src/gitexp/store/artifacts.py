@@ -641,12 +641,14 @@ class RunArtifacts:
         under the session lock.  From then on the ref keeps the blobs until the
         session's next commit links them."""
         ops: list[dict] = []
+        session = self.store._writable_session(run_id)  # (may recover journals: not inside the batch)
         with self.odb.protected():
             with self.odb.batch():
                 yield ops.extend
-                session = self.store._writable_session(run_id)
                 prepared = prepare_pending(self.branch, session, [op["sha"] for op in ops]) if ops else None
             if prepared is not None:
+                if session.closed:  # ended meanwhile (another thread): log through a new session
+                    session = self.store._writable_session(run_id)
                 self._record(run_id, ops, session, prepared)
 
     def _record(self, run_id: str, ops: list[dict], session, prepared) -> None:

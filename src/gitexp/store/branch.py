@@ -325,6 +325,7 @@ class TrackingBranch:
                     if new_tree == tree:
                         return tip
                     commit = self.odb.write_commit(new_tree, [tip], message, ident, ident)
+                self.odb.flush()  # (when this commit runs inside an outer batch)
                 # The checked-out check runs under the ref lock, right before the ref moves.
                 if self.refs.compare_and_swap(self.ref, commit, tip, message, ident,
                                               check=self.refuse_if_checked_out):

@@ -234,6 +234,7 @@ class Session:
                                       write_code=not self._code_written)
                 new_own = odb.edit_tree(self.own_tree, changes) if changes else self.own_tree
             if not publish:
+                odb.flush()
                 live = new_own  # the live ref names the tree itself (see branch.LIVE_PREFIX)
                 if not branch.refs.compare_and_swap(LIVE_PREFIX + self.run_id, live, self.live_commit,  # type: ignore[arg-type]
                                                     message, branch._ident(), reflog=False):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import socket
 import struct
 import subprocess
@@ -49,6 +48,7 @@ REPACK_PACK_COUNT = 32          # roll small packs up once this many exist
 REF_LOCK_TIMEOUT = 2.0          # seconds to wait for another process's ref lock (git itself waits 0.1 s)
 _PACK_TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 KEEP_MAGIC = "gitexp pid "      # how a keep file written by gitexp starts
+_EMPTY_STORED_BLOCK = b"\x00\x00\x00\xff\xff"  # deflate: a non-final stored block of 0 bytes
 
 
 def _start_time(pid: int) -> str | None:
@@ -71,6 +71,15 @@ def owner_note() -> str:
     if _owner[0] != pid:
         _owner = (pid, f"{KEEP_MAGIC}{pid} start {_start_time(pid) or '-'} host {socket.gethostname()}\n")
     return _owner[1]
+
+
+def _makedirs(path: str) -> None:
+    """os.makedirs(exist_ok=True), also when git removes the directory during the call (it raises
+    FileExistsError then); the caller's next attempt creates it again."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        pass
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -191,6 +200,7 @@ class ObjectDB:
         self._blobs: _LRU = _LRU(4000)
         self._local = threading.local()
         self._packs_written = 0
+        self._pack_names: set[str] = set()  # packs written under protection: a name is used once
         self.unprotected_writes = 0  # objects written outside protected(): loose, as git writes them
 
     # -- reading -------------------------------------------------------
@@ -428,7 +438,7 @@ class ObjectDB:
         if not os.path.exists(path):
             data = zlib.compress(raw, 1)
             for _ in range(3):  # `git prune` removes empty object directories
-                os.makedirs(directory, exist_ok=True)
+                _makedirs(directory)
                 try:
                     _atomic_write(path, data)
                     break
@@ -477,6 +487,13 @@ class ObjectDB:
         finally:
             self._local.batch = None
 
+    def flush(self) -> None:
+        """Write now what this thread's open batch holds.  Before any ref update: a batch
+        nested in an outer one is written only when the outer one ends, and a ref must
+        never point at objects that are not on disk yet."""
+        if getattr(self._local, "batch", None):
+            self._flush_batch()
+
     def _flush_batch(self) -> None:
         objects = self._local.batch
         if objects:
@@ -484,8 +501,12 @@ class ObjectDB:
             self._local.batch_bytes = 0
             self._write_pack(objects)
 
-    def _encode_pack(self, objects: dict[str, tuple[str, bytes]]) -> tuple[bytes, bytes, bytes]:
-        """(pack, idx, checksum) of pack v2 / idx v2 files holding `objects`."""
+    def _encode_pack(self, objects: dict[str, tuple[str, bytes]], variant: int = 0) -> tuple[bytes, bytes, bytes]:
+        """(pack, idx, checksum) of pack v2 / idx v2 files holding `objects`.
+
+        `variant` > 0 makes a different file of the same objects: the first entry's
+        zlib stream starts with that many empty stored deflate blocks (5 bytes each,
+        valid for every inflater), so the pack's checksum, hence its name, differs."""
         pack = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
         index = []
         for sha, (kind, data) in objects.items():
@@ -498,7 +519,11 @@ class ObjectDB:
                 byte = size & 0x7F
                 size >>= 7
             head.append(byte)
-            entry = bytes(head) + zlib.compress(data, 1)
+            deflated = zlib.compress(data, 1)
+            if variant:
+                deflated = deflated[:2] + _EMPTY_STORED_BLOCK * variant + deflated[2:]
+                variant = 0
+            entry = bytes(head) + deflated
             index.append((bytes.fromhex(sha), len(pack), zlib.crc32(entry)))
             pack += entry
         checksum = self._hash(pack).digest()
@@ -523,17 +548,21 @@ class ObjectDB:
         pack_dir = os.path.join(self.objects_dir, "pack")
         os.makedirs(pack_dir, exist_ok=True)
         hold = getattr(self._local, "hold", None)
+        variant = 0
         while True:
-            pack, idx, checksum = self._encode_pack(objects)
+            pack, idx, checksum = self._encode_pack(objects, variant)
             base = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-            if hold is None or self._claim_keep(base):
+            if hold is None or (base not in self._pack_names and self._claim_keep(base)):
                 break
-            # An identical pack exists (another writer's, kept or about to be dropped by a
-            # repack that listed it before our keep): make ours different with a small
-            # extra blob instead of sharing a keep file someone else will remove.
-            nonce = f"gitexp pack nonce {secrets.token_hex(8)}\n".encode()
-            objects = {**objects, self.hash_object("blob", nonce): ("blob", nonce)}
+            # Never write a pack under a name used before: a retry with the same objects
+            # (a refused commit tried again) gives the same pack, and the earlier one --
+            # unkept, unreachable -- may be being deleted by `git repack -a -d`, which
+            # removes .idx, .pack and then .keep by name, ours included.
+            variant += 1
         if hold is not None:
+            if len(self._pack_names) > 100_000:
+                self._pack_names.clear()
+            self._pack_names.add(base)
             hold.keeps.append(base + ".keep")
         # The .keep (when protected) exists before the pack; the .pack is complete before
         # git can see the .idx that announces it.
@@ -572,8 +601,8 @@ class ObjectDB:
                     pass
         else:
             raise GitexpError(f"Could not create {base}.keep: its temporary file kept disappearing")
-        if os.path.exists(base + ".idx"):
-            os.unlink(base + ".keep")
+        if os.path.exists(base + ".idx") or os.path.exists(base + ".pack"):
+            os.unlink(base + ".keep")  # that pack exists (or is being deleted): not ours to reuse
             return False
         return True
 
@@ -737,7 +766,7 @@ class RefStore:
                 missing += 1
                 if missing > 100:
                     raise
-                os.makedirs(os.path.dirname(lock), exist_ok=True)
+                _makedirs(os.path.dirname(lock))
             except FileExistsError:
                 now = time.monotonic()
                 if deadline is None:
@@ -832,11 +861,12 @@ class RefStore:
             current = self.read(ref)
             if current != old:
                 return False
-            if check is not None:
-                check()
             os.write(fd, new.encode() + b"\n")
-            if reflog:  # while the ref is locked, as git does (`git reflog expire` locks it too)
-                self._append_reflog(ref, old, new, message, ident)
+            if check is not None:
+                # As late as possible, right before the rename: a checkout that begins after
+                # it (git worktree add sets HEAD, then runs `git reset --hard`) reads the new
+                # value; one that finished before it is seen.
+                check()
             os.close(fd)
             fd = -1
             try:
@@ -848,6 +878,8 @@ class RefStore:
             if fd >= 0:
                 os.close(fd)
                 os.unlink(lock)
+        if reflog:
+            self._append_reflog(ref, old, new, message, ident)
         return True
 
     def delete(self, ref: str, old: str) -> bool:

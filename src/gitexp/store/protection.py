@@ -50,11 +50,12 @@ _log = logging.getLogger("gitexp")
 
 
 # -- pending artifact blobs ---------------------------------------------------------------------
-def prepare_pending(branch: "TrackingBranch", session: "Session", shas: list[str]) -> tuple[str | None, list[str], str]:
+def prepare_pending(branch: "TrackingBranch", session: "Session", shas: list[str]
+                    ) -> tuple[str, str | None, list[str], str]:
     """Write (inside the caller's `protected()` and `batch()`) the tree that makes `shas`
-    reachable from the session's pending ref; returns (parent, shas, tree)."""
+    reachable from the session's pending ref; returns (session id, parent, shas, tree)."""
     parent = session.held
-    return parent, shas, _pending_tree(branch, session, shas, parent)
+    return session.id, parent, shas, _pending_tree(branch, session, shas, parent)
 
 
 def _pending_tree(branch: "TrackingBranch", session: "Session", shas: list[str], parent: str | None) -> str:
@@ -69,16 +70,18 @@ def _pending_tree(branch: "TrackingBranch", session: "Session", shas: list[str],
     return odb.write_tree(entries)
 
 
-def hold_pending(branch: "TrackingBranch", session: "Session", prepared: tuple[str | None, list[str], str]) -> None:
+def hold_pending(branch: "TrackingBranch", session: "Session",
+                 prepared: tuple[str, str | None, list[str], str]) -> None:
     """Point the session's pending ref at a prepared tree (with `session.lock` held, inside
     the `protected()` block that wrote it)."""
     if session.closed:
         raise RuntimeError(f"session for run {session.run_id} is closed")
-    parent, shas, tree = prepared
-    if parent != session.held:  # a commit of the session or another thread moved the ref meanwhile
+    session_id, parent, shas, tree = prepared
+    if session_id != session.id or parent != session.held:  # the ref moved (a commit, another thread)
         with branch.odb.batch():
             tree = _pending_tree(branch, session, shas, session.held)
     ref = PENDING_PREFIX + session.id
+    branch.odb.flush()
     if not branch.refs.compare_and_swap(ref, tree, session.held, "gitexp: pending artifacts",
                                         branch._ident(), reflog=False):
         raise StoreError(f"{ref} was moved by another process; the artifact was not logged. "

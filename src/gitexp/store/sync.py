@@ -323,6 +323,7 @@ def _merge_into_local(store: "GitStore", other: str, label: str) -> tuple[str, s
         tree = merge_trees(store, local, other, label)
         message = f"gitexp: merge {label}\n\nMerged {other} into {ref}.\n"
         commit = branch.odb.write_commit(tree, [local, other], message, ident, ident)
+        branch.odb.flush()
         if branch.refs.compare_and_swap(ref, commit, local, f"gitexp: merge {label}", ident, check=check):
             return "merged", before, commit
         time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))  # a local run committed: redo
