@@ -451,8 +451,10 @@ def _write_overlay(conn: sqlite3.Connection, states: list["RunState"]) -> None:
     ids = json.dumps([s.run_id for s in states])
     existing = dict(conn.execute(
         "SELECT run_id, rid FROM runs WHERE run_id IN (SELECT value FROM json_each(?))", (ids,)).fetchall())
-    _delete_runs(conn, list(existing.values()))
+    # New rows are numbered above every current one (taken before the delete: a deleted run
+    # keeps its rid below, and the largest rid may be one of them).
     next_rid = (conn.execute("SELECT coalesce(max(rid), 0) FROM runs").fetchone()[0] or 0) + 1
+    _delete_runs(conn, list(existing.values()))
     rows = _Rows()
     for state in states:
         rid = existing.get(state.run_id)
