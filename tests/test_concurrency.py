@@ -69,7 +69,12 @@ def test_sigkilled_run_is_recovered_as_killed_with_everything_logged(repo):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     journal_dir = repo / ".git" / "gitexp" / "journal"
-    assert find_dead_journals(str(journal_dir), set())  # the dead process left its journal
+    # The dead process left its journal (dead once the git processes its code capture
+    # started, which hold nothing of it but may outlive it by a moment, are gone too).
+    deadline = time.monotonic() + 20
+    while not find_dead_journals(str(journal_dir), set()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert find_dead_journals(str(journal_dir), set())
 
     # Nothing was committed yet (checkpoint 60 s); the next write recovers the journal.
     reset_gitexp()

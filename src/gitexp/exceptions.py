@@ -7,6 +7,8 @@
     ├── ResourceDoesNotExist                        RESOURCE_DOES_NOT_EXIST
     ├── ResourceAlreadyExists                       RESOURCE_ALREADY_EXISTS
     └── StoreError           the repository refused a read or write
+        ├── RefLocked        a ref's lock file outlived the bounded wait   RESOURCE_CONFLICT
+        ├── BranchCheckedOut the tracking branch is checked out in a worktree  RESOURCE_CONFLICT
         └── SyncError        a fetch or push of the tracking branch failed
             └── MergeConflict    tracking branches that do not merge (hand-edited files)
 
@@ -77,6 +79,20 @@ class DamagedData(StoreError):
     error_code = "DATA_LOSS"
 
 
+class RefLocked(StoreError):
+    """A ref gitexp must update is locked (``<ref>.lock``) by a process that did not let go in time:
+    usually one killed mid-update.  Nothing logged is lost; `gitexp doctor` diagnoses it."""
+
+    error_code = "RESOURCE_CONFLICT"
+
+
+class BranchCheckedOut(StoreError):
+    """The tracking branch is checked out in a worktree, so gitexp does not move it (as git does
+    not fetch into a checked-out branch).  Check out another branch there."""
+
+    error_code = "RESOURCE_CONFLICT"
+
+
 class SyncError(StoreError):
     """A fetch or push of the tracking branch failed (remote unknown, unreachable, or refused)."""
 
@@ -94,6 +110,8 @@ __all__ = [
     "ResourceDoesNotExist",
     "ResourceAlreadyExists",
     "StoreError",
+    "RefLocked",
+    "BranchCheckedOut",
     "SyncError",
     "MergeConflict",
 ]

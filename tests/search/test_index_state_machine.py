@@ -130,3 +130,21 @@ class IndexMachine(RuleBasedStateMachine):
 IndexMachine.TestCase.settings = settings(max_examples=8, stateful_step_count=10, deadline=None,
                                           suppress_health_check=list(HealthCheck))
 test_index_matches_a_cold_rebuild = IndexMachine.TestCase
+
+
+def test_overlay_of_the_newest_indexed_run_and_a_new_one(repo):
+    """Found by the state machine: the overlay numbered a new run with the rid of an indexed run
+    it had just replaced (the largest), and the search failed on a UNIQUE constraint."""
+    client = gitexp.MlflowClient()
+    runs = [client.create_run("0").info.run_id for _ in range(3)]
+    for run_id in runs:
+        client.set_terminated(run_id)
+    assert len(client.search_runs(["0"])) == 3
+    from gitexp.search._index import index_for
+
+    conn = index_for(client._store).connection()
+    (last,) = conn.execute("SELECT run_id FROM runs ORDER BY rid DESC LIMIT 1").fetchone()
+    client.set_tag(last, "t", "x")  # pending: the overlay replaces the row with the largest rid...
+    new = client.create_run("0").info.run_id  # ...and adds a run the index has never seen
+    found = {r.info.run_id: r.data.tags.get("t") for r in client.search_runs(["0"])}
+    assert found == {**{run_id: None for run_id in runs}, last: "x", new: None}

@@ -58,16 +58,41 @@ def doctor(ctx, recover_all: bool) -> None:
     machines are listed; --recover-all recovers them too (never one whose lock
     is held). Doctor also lists runs and experiments with files that cannot be
     read (file and line), which searches tag gitexp.damaged.
+    It also removes what killed processes left: ref lock files whose owner is
+    provably dead, keep files of packs and pending refs (refs/gitexp/pending/).
 
     \b
     Example:
         gitexp doctor
         gitexp doctor --recover-all
     """
+    from ..exceptions import RefLocked
+    from ..store import protection
+
     store = ctx.client._store
     repo = store.repo
     click.echo(f"repository:      {store.uri}")
     click.echo(f"tracking branch: {repo.branch} ({repo.ref})")
+    problems = 0
+    for lock in protection.ref_lock_files(repo):
+        removed, status = protection.clear_abandoned_lock(lock, repo)
+        if status is None:
+            continue
+        if removed:
+            click.echo(f"removed stale lock {lock} ({status.describe()}): its owner was killed while updating a ref")
+        else:
+            problems += 1
+            why = ("a running gitexp process holds it" if status.gitexp_holder else
+                   f"it is younger than {protection.LOCK_MIN_AGE:g} s" if status.age < protection.LOCK_MIN_AGE else
+                   "a git process is running in this repository" if status.git_processes else
+                   "its owner cannot be shown dead on this system (no /proc or flock)")
+            click.echo(f"lock file {lock} is in place ({status.describe()}); not removed: {why}. If no git or "
+                       "gitexp command is running, delete it and run `gitexp doctor` again.")
+    where = store.branch.checked_out_at()
+    if where is not None:
+        problems += 1
+        click.echo(f"the tracking branch is checked out in {where}: gitexp cannot commit until you check out "
+                   "another branch there (journals are kept until then)")
     tip = store.branch.tip()
     if tip is None:
         click.echo("  no tracking branch yet: it is created by the first run (or `gitexp init`)")
@@ -80,11 +105,19 @@ def doctor(ctx, recover_all: bool) -> None:
     if recover_all:
         click.echo("warning: --recover-all recovers journals whose process may still be running on another "
                    "machine; such a run is marked KILLED and what that process logs afterwards is lost.", err=True)
-    recovered = store.recover_dead_journals(
-        force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5),
-        include_unknown=recover_all)
+    try:
+        recovered = store.recover_dead_journals(
+            force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5),
+            include_unknown=recover_all)
+    except RefLocked as exc:
+        click.echo(f"journals:        not recovered: {exc.message}")
+        raise click.exceptions.Exit(1)
     for run_id in recovered:
         click.echo(f"recovered run {run_id} from the journal of a process that died (status KILLED if it was running)")
+    swept = store.last_sweep
+    if swept is not None and (swept.keeps or swept.pending_refs):
+        click.echo(f"removed what killed processes left: {len(swept.keeps)} pack keep file(s), "
+                   f"{len(swept.pending_refs)} pending ref(s) of artifacts")
     live = store.live_journals()
     if live:
         click.echo(f"{len(live)} run(s) are being written by live processes: "
@@ -95,8 +128,13 @@ def doctor(ctx, recover_all: bool) -> None:
                    f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")
     _report_unknown_journals(store)
     _report_damaged(store)
-    if not recovered:
+    if where is not None:
+        click.echo("journals:        left for later: they are committed once the branch is not checked out")
+    elif not recovered:
         click.echo("journals:        nothing to recover")
+    if problems:
+        click.echo(f"{problems} problem(s) need you: see above")
+        raise click.exceptions.Exit(1)
     click.echo("ok")
 
 

@@ -2,6 +2,8 @@
 
 A logged file becomes a git blob at once (so a crash before the next commit
 loses nothing: the journal names the blob, recovery links it into a tree).
+Until a commit links it, the session's pending ref (``refs/gitexp/pending/<session>``)
+keeps it from `git gc` (store/protection.py).
 The run's own session puts its files at ``<run>/artifacts/<path>``; any other
 session (a resumed run, a second process, a finished run) puts them at
 ``<run>/events/<event>.artifacts/<path>`` next to the event that lists them,
@@ -18,6 +20,7 @@ in their place.  Downloads resolve pointers and verify the sha256.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -30,13 +33,14 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlparse
 
 from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
 from .objects import MODE_BLOB, MODE_EXEC, TreeEntry, _LRU
+from .protection import hold_pending, prepare_pending
 
 if TYPE_CHECKING:
     from .tracking import GitStore
@@ -564,9 +568,8 @@ class RunArtifacts:
         self.store._writable_session(run_id)  # fail early on a deleted or unknown run
         threshold = self.threshold()
         self._check_file_content(local, path, threshold)
-        # One object, one loose file: a pack per call would soon make git repack.
-        op = self._stage_file(local, path, threshold, [])
-        self._record(run_id, [op])
+        with self._staging(run_id) as stage:
+            stage([self._stage_file(local, path, threshold, [])])
 
     def log_dir(self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
         """Log every file below a directory, keeping its layout (empty directories are skipped)."""
@@ -602,9 +605,8 @@ class RunArtifacts:
         for full, path in files:  # every file is checked before anything is written
             self._check_file_content(full, path, threshold)
         external: list = []
-        with self.odb.batch():  # all small files of the directory land in one pack
-            ops = [self._stage_file(full, path, threshold, external) for full, path in files]
-        self._record(run_id, ops)
+        with self._staging(run_id) as stage:  # all files of the directory land in one pack
+            stage([self._stage_file(full, path, threshold, external) for full, path in files])
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
         """Log bytes made in memory (log_text, log_dict, figures...) as one file."""
@@ -613,12 +615,13 @@ class RunArtifacts:
         threshold = self.threshold()
         if len(data) <= threshold:
             check_git_file_content(path, data)
-        if len(data) > threshold:
-            op = self._stage_external(io.BytesIO(data), path, MODE_BLOB, ExternalStore(self.store_url()))
-        else:
-            op = {"op": "artifact", "path": path, "sha": self.odb.write_blob(data), "size": len(data),
-                  "mode": MODE_BLOB.decode()}
-        self._record(run_id, [op])
+        with self._staging(run_id) as stage:
+            if len(data) > threshold:
+                op = self._stage_external(io.BytesIO(data), path, MODE_BLOB, ExternalStore(self.store_url()))
+            else:
+                op = {"op": "artifact", "path": path, "sha": self.odb.write_blob(data), "size": len(data),
+                      "mode": MODE_BLOB.decode()}
+            stage([op])
 
     @staticmethod
     def _check_file_content(local: str, path: str, threshold: int) -> None:
@@ -628,9 +631,30 @@ class RunArtifacts:
             with open(local, "rb") as fh:
                 check_git_file_content(path, fh.read(GITATTRIBUTES_MAX_BYTES + 1))
 
-    def _record(self, run_id: str, ops: list[dict]) -> None:
+    @contextlib.contextmanager
+    def _staging(self, run_id: str) -> Iterator[Callable[[list[dict]], None]]:
+        """Write artifact blobs and journal their ops, losing nothing to `git gc` in between.
+
+        Inside the block, blobs go into one pack kept (``.keep``) until the block ends;
+        `stage(ops)` adds to that pack a tree reaching them, then the session's pending
+        ref is pointed at it (store/protection.py) and the ops are journaled, together
+        under the session lock.  From then on the ref keeps the blobs until the
+        session's next commit links them."""
+        ops: list[dict] = []
+        session = self.store._writable_session(run_id)  # (may recover journals: not inside the batch)
+        with self.odb.protected():
+            with self.odb.batch():
+                yield ops.extend
+                prepared = prepare_pending(self.branch, session, [op["sha"] for op in ops]) if ops else None
+            if prepared is not None:
+                self._record(run_id, ops, prepared)
+
+    def _record(self, run_id: str, ops: list[dict], prepared) -> None:
+        # A session closed meanwhile (another thread ended the run) is replaced by a fresh one
+        # (_with_session), and hold_pending re-links the blobs from that session's pending ref.
         def write(session) -> None:  # under the session's lock: no other thread slips a conflict in
             self._check_conflicts(run_id, ops)
+            hold_pending(self.branch, session, prepared)
             session.record(ops)
 
         self.store._with_session(run_id, write)

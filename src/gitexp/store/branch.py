@@ -10,15 +10,16 @@ never parsed twice, and the caches can never be stale.
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import threading
 import time
 from typing import Callable, Iterator
 
-from ..exceptions import DamagedData, StoreError
+from ..exceptions import BranchCheckedOut, DamagedData, InvalidParameterValue, StoreError
 from . import histories, layout
-from .objects import MODE_BLOB, ObjectDB, RefStore, _LRU, decode_tree
+from .objects import MODE_BLOB, REF_LOCK_TIMEOUT, ObjectDB, RefStore, _LRU, decode_tree
 from .repo import Repository
 from .state import DAMAGED_TAG, ExperimentState, RunState, default_experiment
 
@@ -46,10 +47,57 @@ _FORMAT_DOC = (
 # The files of a run's own directory that folding reads (see read_own_files).
 _OWN_FILES = ("run.yaml", "params.yaml", "tags.yaml", "inputs.yaml", "code.yaml", histories.LATEST_FILE)
 
-# A running run's checkpoints: refs/gitexp/live/<run_id> -> a commit whose tree is the
-# run's own directory (no events).  Only its writer moves it; it is published to the
-# branch every few checkpoints and deleted when the run's last commit lands.
+# A running run's checkpoints: refs/gitexp/live/<run_id> -> the tree of the run's own
+# directory (no events).  Only its writer moves it; it is published to the branch every
+# few checkpoints and deleted when the run's last commit lands.  A tree, not a commit:
+# `git gc` lists every commit a ref reaches in its commit-graph, and a superseded
+# checkpoint commit pruned later (`git repack -a -d`) would make `git fsck` report the
+# graph as broken.  (gitexp before this pointed it at a parentless commit; both are read.)
 LIVE_PREFIX = "refs/gitexp/live/"
+
+
+def _lock_timeout(repo: Repository) -> float:
+    raw = os.environ.get("GITEXP_REF_LOCK_TIMEOUT") or repo.config.get("gitexp.reflocktimeout")
+    if raw is None:
+        return REF_LOCK_TIMEOUT
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        raise InvalidParameterValue(
+            f"gitexp.refLockTimeout must be a number of seconds, got {raw!r} "
+            "(from GITEXP_REF_LOCK_TIMEOUT or git config gitexp.refLockTimeout)") from None
+
+
+def _read_small(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def _names_branch(git_dir: str, ref: str) -> bool:
+    """Whether a worktree's HEAD is `ref`, or a rebase or bisect of `ref` is in progress there
+    (as git's own checked-out test: worktree.c, is_worktree_being_rebased/bisected)."""
+    if _read_small(os.path.join(git_dir, "HEAD")) == f"ref: {ref}":
+        return True
+    for state in ("rebase-merge", "rebase-apply"):
+        if _read_small(os.path.join(git_dir, state, "head-name")) == ref:
+            return True
+    bisect = _read_small(os.path.join(git_dir, "BISECT_START"))
+    return bool(bisect) and ref == f"refs/heads/{bisect}"
+
+
+def _checked_out_by_git(common_dir: str, ref: str) -> str | None:
+    result = subprocess.run(["git", f"--git-dir={common_dir}", "worktree", "list", "--porcelain"],
+                            capture_output=True, text=True)
+    where = None
+    for line in result.stdout.splitlines():
+        if line.startswith("worktree "):
+            where = line[len("worktree "):]
+        elif line == f"branch {ref}":
+            return where
+    return None
 
 
 def _tz_offset() -> str:
@@ -77,7 +125,7 @@ class TrackingBranch:
         self.repo = repo
         env = None
         self.odb = ObjectDB(repo.common_dir, repo.object_format, env)
-        self.refs = RefStore(repo.common_dir, repo.files_ref_backend, env)
+        self.refs = RefStore(repo.common_dir, repo.files_ref_backend, env, _lock_timeout(repo))
         self._commit_trees = _LRU(4096)
         self._runs = _LRU(50000)
         self._experiments: tuple[str | None, dict[str, ExperimentState]] | None = None
@@ -99,10 +147,62 @@ class TrackingBranch:
         tip = self.refs.read(self.ref)
         if tip is None:
             remote = self._remote_tip()
-            if remote is not None:
-                self.refs.compare_and_swap(self.ref, remote, None, "gitexp: start from remote", self._ident())
+            if remote is not None and self.checked_out_at() is None:
+                self.refs.compare_and_swap(self.ref, remote, None, "gitexp: start from remote", self._ident(),
+                                           check=self.refuse_if_checked_out)
                 tip = self.refs.read(self.ref)
         return tip
+
+    # -- is the branch checked out? ----------------------------------------------------
+    def checked_out_at(self) -> str | None:
+        """The worktree in which the tracking branch is checked out (or being rebased or
+        bisected), else None -- what git checks before it moves a branch (`git fetch`,
+        `git branch -f`).  Reads HEAD of the main worktree (unless the repository is bare)
+        and of every linked worktree: a few small files."""
+        common = self.repo.common_dir
+        target = self.ref
+        if not self.repo.files_ref_backend:
+            return _checked_out_by_git(common, target)
+        places = []
+        if self.repo.config.get("core.bare", "false").lower() != "true":
+            places.append((common, self.repo.config.get("core.worktree") or os.path.dirname(common.rstrip("/"))))
+        try:
+            linked = os.listdir(os.path.join(common, "worktrees"))
+        except (FileNotFoundError, NotADirectoryError):
+            linked = []
+        for name in linked:
+            git_dir = os.path.join(common, "worktrees", name)
+            where = git_dir
+            try:
+                with open(os.path.join(git_dir, "gitdir")) as fh:
+                    where = os.path.dirname(fh.read().strip())
+            except OSError:
+                pass
+            places.append((git_dir, where))
+        for git_dir, where in places:
+            if _names_branch(git_dir, target):
+                return where
+        return None
+
+    def check_writable(self) -> None:
+        """Fail now, before a write is accepted, if its commit could not land: the branch is
+        checked out (BranchCheckedOut) or its ref lock stays taken (RefLocked)."""
+        self.refuse_if_checked_out()
+        self.refs.wait_unlocked(self.ref)
+
+    def refuse_if_checked_out(self) -> None:
+        """BranchCheckedOut if the tracking branch is checked out in a worktree."""
+        where = self.checked_out_at()
+        if where is not None:
+            raise BranchCheckedOut(
+                f"The tracking branch {self.repo.branch!r} is checked out in {where}, so gitexp does not "
+                "move it: your index and working tree there would no longer match the branch, and your "
+                "next `git commit` would undo gitexp's commits (git refuses to update a checked-out "
+                "branch for the same reason). Check out another branch there (e.g. `git -C "
+                f"{where} switch -`), or look at runs with `git worktree add --detach <dir> "
+                f"{self.repo.branch}`. Nothing logged is lost: changes not yet committed stay in the "
+                "journal and are committed once the branch is no longer checked out.",
+                worktree=where, branch=self.repo.branch)
 
     def _remote_tip(self) -> str | None:
         result = subprocess.run(
@@ -122,17 +222,26 @@ class TrackingBranch:
         """The tip, creating the branch (its fixed root commit) if it does not exist."""
         tip = self.tip()
         while tip is None:
-            self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident())
+            with self.odb.protected():
+                self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident(),
+                                           check=self.refuse_if_checked_out)
             tip = self.tip()
         return tip
 
     def tree_of(self, commit: str | None) -> str | None:
+        """The tree of a commit; a tree is its own (live refs point at trees, see LIVE_PREFIX)."""
         if commit is None:
             return None
         tree = self._commit_trees.get_item(commit)
         if tree is None:
-            tree = self.odb.read_commit(commit)["tree"]
-            self.check_format(tree)
+            kind, data = self.odb.read(commit)
+            if kind == "tree":
+                tree = commit
+            elif kind == "commit" and data.startswith(b"tree "):
+                tree = data[5:data.index(b"\n")].decode()
+                self.check_format(tree)
+            else:
+                raise StoreError(f"Git object {commit} is a {kind}, expected a commit")
             with self._lock:
                 self._commit_trees.put(commit, tree)
         return tree
@@ -192,11 +301,17 @@ class TrackingBranch:
         """
         if group:
             return self._group_commit(build, message)
+        # Every object of every attempt stays in a kept pack until the ref points at it.
+        with self.odb.protected():
+            return self._commit(build, message)
+
+    def _commit(self, build: Callable[[str | None], Changes], message: str) -> str:
         for attempt in range(1000):
             with self._commit_lock:
                 tip = self.tip()
                 if tip is None:
-                    self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident())
+                    self.refs.compare_and_swap(self.ref, self._root_commit(), None, "gitexp: start", self._ident(),
+                                               check=self.refuse_if_checked_out)
                     continue
                 tree = self.tree_of(tip)
                 ident = self._ident()
@@ -210,7 +325,10 @@ class TrackingBranch:
                     if new_tree == tree:
                         return tip
                     commit = self.odb.write_commit(new_tree, [tip], message, ident, ident)
-                if self.refs.compare_and_swap(self.ref, commit, tip, message, ident):
+                self.odb.flush()  # (when this commit runs inside an outer batch)
+                # The checked-out check runs under the ref lock, right before the ref moves.
+                if self.refs.compare_and_swap(self.ref, commit, tip, message, ident,
+                                              check=self.refuse_if_checked_out):
                     with self._lock:
                         self._commit_trees.put(commit, new_tree)
                     return commit

@@ -15,6 +15,7 @@ Any other session (a resumed run, a tag set on a finished run, a delete) is an
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import socket
@@ -27,10 +28,11 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-from ..exceptions import StoreError
+from ..exceptions import BranchCheckedOut, RefLocked, StoreError
 from . import histories, layout
 from .branch import LIVE_PREFIX
 from .objects import MODE_BLOB
+from .protection import release_pending
 from .state import DAMAGED_TAG, TERMINAL, RunState
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ class SessionClosed(RuntimeError):
 
 _EVENT_OPS = ("delete_tag", "lifecycle")  # owners record these as events too
 _HOST = socket.gethostname()
+_log = logging.getLogger("gitexp")
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -122,7 +125,7 @@ _METRIC_PREFIX: dict[str, str] = {}
 class Session:
     """One process's writes to one run, journaled and committed in batches.
 
-    An owner's checkpoints write the run's own directory as a commit on the run's
+    An owner's checkpoints write the run's own directory as a tree on the run's
     live ref (``refs/gitexp/live/<run_id>``, see branch.LIVE_PREFIX); every
     `publish_every`-th checkpoint, the run's last commit, and every explicit flush
     graft that directory into the shared branch instead and drop the live ref.  Editors' changes are event files, committed to the branch at
@@ -147,12 +150,16 @@ class Session:
         self._torn = False
         self._waiters: list[threading.Thread] = []
         # The owner's own directory as last committed (live ref or branch), what the branch
-        # has of it, the live ref's commit, and the next chunk number of each metric.
+        # has of it, what the live ref points at (a tree), and the next chunk number of each metric.
         self.own_tree = own_tree
         self.published_tree = own_tree
         self.live_commit: str | None = None
         self.next_chunk: dict[str, int] = {}
         self.checkpoints = 0
+        # refs/gitexp/pending/<id> -> the tree reaching the artifact blobs logged since the
+        # last commit (store/protection.py); dropped right after the commit that links them.
+        self.held: str | None = None
+        self._deferred = False  # warned that publishing waits for the branch
         os.makedirs(journal_dir, exist_ok=True)
         self.path = os.path.join(journal_dir, f"{run_id}.{self.id}.jsonl")
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
@@ -276,6 +283,7 @@ class Session:
             if not self.pending and not (publish and unpublished):
                 return None
             ops = self.pending
+            periodic = publish is None and not self.finished and not any(op["op"] in _EVENT_OPS for op in ops)
             if publish is None:
                 publish = (self.finished or (self.checkpoints + 1) % self.branch.repo.publish_every == 0
                            or any(op["op"] in _EVENT_OPS for op in ops))
@@ -283,13 +291,29 @@ class Session:
                 self.checkpoints += 1  # the journal keeps the ops until the next publishing point
                 self.dirty_since = time.monotonic()
                 return None
-            commit = self._commit(ops, publish)
+            with self.branch.odb.protected():  # what the commit writes is kept until a ref has it
+                try:
+                    commit = self._commit(ops, publish)
+                except (BranchCheckedOut, RefLocked) as exc:
+                    if not (publish and periodic):
+                        raise
+                    # A publishing point the branch cannot take now (checked out, locked): the run
+                    # goes on with live checkpoints (an editor keeps its journal) and publishes later.
+                    if not self._deferred:
+                        _log.warning("gitexp: run %s goes on without publishing to the branch: %s",
+                                     self.run_id, exc)
+                        self._deferred = True
+                    if self.mode == EDITOR:
+                        self.dirty_since = time.monotonic()
+                        return None
+                    commit = self._commit(ops, False)
             self.checkpoints += 1
             self.pending = []
             self.dirty_since = None
             os.ftruncate(self.fd, self.header_len)
             self.size = self.header_len
             self._torn = False
+            release_pending(self.branch, self)  # the artifacts are linked by a ref now
             return commit
 
     def _commit(self, ops: list[dict], publish: bool) -> str:
@@ -302,29 +326,49 @@ class Session:
                 changes = own_changes(branch, self.state, ops, self.own_tree, next_chunk,
                                       write_code=not self._code_written)
                 new_own = odb.edit_tree(self.own_tree, changes) if changes else self.own_tree
-                if not publish:
-                    ident = branch._ident()
-                    live = odb.write_commit(new_own, [], message, ident, ident)  # type: ignore[arg-type]
             if not publish:
-                if not branch.refs.compare_and_swap(LIVE_PREFIX + self.run_id, live, self.live_commit,
-                                                    message, ident, reflog=False):
+                odb.flush()
+                live = new_own  # the live ref names the tree itself (see branch.LIVE_PREFIX)
+                if not branch.refs.compare_and_swap(LIVE_PREFIX + self.run_id, live, self.live_commit,  # type: ignore[arg-type]
+                                                    message, branch._ident(), reflog=False):
                     raise StoreError(f"The live ref of run {self.run_id} was moved by another process; "
                                      "its journal is kept for `gitexp doctor`")
                 self.live_commit = live
                 self._committed(new_own, next_chunk)
                 return live
-        events = event_changes(branch, self.run_id, self.mode, ops)
-        if self.mode == OWNER and self.state is not None:
-            events.update(_status_event(branch, self.run_id, self.state.status, ops))
         graft = run_graft(branch, self.run_id, new_own, self.published_tree) if self.mode == OWNER else {}
-        commit = branch.commit(_once(lambda: {**graft, **events}), message, group=True)
+        # The event files are written inside the commit's own pack (once, kept over retries).
+
+        def changes() -> dict:
+            events = event_changes(branch, self.run_id, self.mode, ops)
+            if self.mode == OWNER and self.state is not None:
+                events.update(_status_event(branch, self.run_id, self.state.status, ops))
+            return {**graft, **events}
+        commit = branch.commit(_once(changes), message, group=True)
         if self.mode == OWNER:
             self._committed(new_own, next_chunk)
             self.published_tree = new_own
             if self.live_commit is not None:
-                branch.refs.delete(LIVE_PREFIX + self.run_id, self.live_commit)
-                self.live_commit = None
+                self._drop_live(new_own)
         return commit
+
+    def _drop_live(self, published: str | None) -> None:
+        """Delete the live ref after a publish.  If a lock prevents that, point it at what was
+        just published instead, so a live ref left behind never holds an older checkpoint."""
+        ref = LIVE_PREFIX + self.run_id
+        refs = self.branch.refs
+        try:
+            refs.delete(ref, self.live_commit)  # type: ignore[arg-type]
+            self.live_commit = None
+            return
+        except RefLocked as exc:
+            _log.warning("gitexp: could not drop the live ref of run %s: %s", self.run_id, exc)
+        try:
+            if published and refs.compare_and_swap(ref, published, self.live_commit, "gitexp: published",
+                                                   self.branch._ident(), reflog=False):
+                self.live_commit = published
+        except RefLocked:
+            pass  # the next checkpoint moves it on from self.live_commit
 
     def _committed(self, new_own: str | None, next_chunk: dict[str, int]) -> None:
         self.own_tree = new_own
@@ -681,6 +725,11 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
     live = branch.live_commit(run_id)
     run_tree = branch.run_tree(run_id)
     published = odb.edit_tree(run_tree, {"events": None}) if run_tree else None
+    if live and published and not ops and branch.read_own_files(run_id, published).status in TERMINAL:
+        # The owner ended the run on the branch and only failed to drop its live ref (a lock):
+        # that checkpoint is older than the branch, and grafting it would undo the run's end.
+        branch.refs.delete(LIVE_PREFIX + run_id, live)
+        return
     base = branch.tree_of(live) if live else published
     if base is None and not ops:
         return

@@ -1,10 +1,18 @@
 """Git object database access: read through one long-lived ``git cat-file``,
-write loose objects in-process, edit trees, move refs by compare-and-swap.
+write objects in-process, edit trees, move refs by compare-and-swap.
 
-Writing objects in Python (zlib + hash + atomic rename) is what git itself does
-for loose objects; it costs microseconds instead of a subprocess per object,
-which is what makes ending a run cheap.  Reading goes through git so packs,
-deltas and alternates are handled by git.
+Writing objects in Python (zlib + hash + atomic rename) is what git itself does;
+it costs microseconds instead of a subprocess per object, which is what makes
+ending a run cheap.  Reading goes through git so packs, deltas and alternates
+are handled by git.
+
+Objects nothing references yet are protected the way `git fetch` protects what
+it downloads: inside `ObjectDB.protected()` every object is written into a pack
+that has a ``.keep`` file (created before git can see the pack) until the block
+ends, i.e. until the ref update that makes them reachable.  `git repack -a -d`,
+`git gc --prune=now` and `git maintenance` leave kept packs alone.  A keep file
+names its process (``gitexp pid <pid> start <start time> host <host>``), so one
+left by a killed process is removed by recovery (`store/protection.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import struct
 import subprocess
 import threading
@@ -19,37 +28,85 @@ import time
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from ..exceptions import GitexpError
+from ..exceptions import GitexpError, RefLocked
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 MODE_BLOB = b"100644"
 MODE_EXEC = b"100755"
 MODE_TREE = b"40000"
 MODE_LINK = b"120000"
 
-LOOSE_OBJECT_BYTES = 4 << 20    # larger objects are written loose, streamed by git later
+LOOSE_OBJECT_BYTES = 4 << 20    # outside protected(), larger objects are written loose
 MAX_PACK_BYTES = 256 << 20      # a batch past this is flushed as a pack early
 REPACK_PACK_COUNT = 32          # roll small packs up once this many exist
+REF_LOCK_TIMEOUT = 2.0          # seconds to wait for another process's ref lock (git itself waits 0.1 s)
 _PACK_TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 _KINDS = {b"blob": "blob", b"tree": "tree", b"commit": "commit", b"tag": "tag"}
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 1 << 20
+KEEP_MAGIC = "gitexp pid "      # how a keep file written by gitexp starts
+_EMPTY_STORED_BLOCK = b"\x00\x00\x00\xff\xff"  # deflate: a non-final stored block of 0 bytes
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot) from /proc: with the pid, an identity
+    that survives pid reuse.  None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+_owner: tuple[int, str] = (0, "")
+
+
+def owner_note() -> str:
+    """`gitexp pid <pid> start <start> host <host>`: who holds a keep file (recomputed after fork)."""
+    global _owner
+    pid = os.getpid()
+    if _owner[0] != pid:
+        _owner = (pid, f"{KEEP_MAGIC}{pid} start {_start_time(pid) or '-'} host {socket.gethostname()}\n")
+    return _owner[1]
+
+
+def _makedirs(path: str) -> None:
+    """os.makedirs(exist_ok=True), also when git removes the directory during the call (it raises
+    FileExistsError then); the caller's next attempt creates it again."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        pass
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    """Write a read-only file under its final name only once it is complete."""
-    tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if not os.path.exists(path):
+    """Write a read-only file under its final name only once it is complete.  The temporary
+    name starts with tmp_obj_, which `git prune` removes if a kill leaves it behind."""
+    head, name = os.path.split(path)
+    tmp = f"{head}/tmp_obj_gitexp_{os.getpid()}_{threading.get_ident()}_{name}"
+    for attempt in range(10):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            os.replace(tmp, path)
+            return
+        except FileNotFoundError:
+            if attempt < 9 and os.path.isdir(head):
+                continue  # `git gc --prune=now` removed the temporary file meanwhile: write it again
             raise
+        except OSError:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            if not os.path.exists(path):
+                raise
+            return
 
 
 _GIT_VERSION: list[tuple[int, ...]] = []
@@ -145,6 +202,16 @@ class _LRU(OrderedDict):
             self.popitem(last=False)
 
 
+class _Hold:
+    """The packs one `ObjectDB.protected()` block keeps, and the objects in them."""
+
+    __slots__ = ("keeps", "written")
+
+    def __init__(self) -> None:
+        self.keeps: list[str] = []
+        self.written: set[str] = set()
+
+
 class ObjectDB:
     """Objects of one repository.  Thread-safe; re-forks its reader after fork()."""
 
@@ -163,9 +230,10 @@ class ObjectDB:
         self._bulk_lock = threading.Lock()
         self._trees: _LRU = _LRU(20000)
         self._blobs: _LRU = _LRU(4000)
-        self._known: set[str] = set()
         self._local = threading.local()
         self._packs_written = 0
+        self._pack_names: set[str] = set()  # packs written under protection: a name is used once
+        self.unprotected_writes = 0  # objects written outside protected(): loose, as git writes them
 
     # -- reading -------------------------------------------------------
     def _reader(self) -> subprocess.Popen:
@@ -428,38 +496,73 @@ class ObjectDB:
     def write(self, kind: str, data: bytes) -> str:
         """Store an object and return its id.
 
-        Inside `batch()` small objects are collected and written as one pack when
-        the batch ends; otherwise (and for large objects) as a loose object.
+        Inside `protected()` every object goes into a kept pack (collected into one pack
+        per `batch()`).  Elsewhere objects inside `batch()` are written as one pack when
+        the batch ends, and others (and large ones) as loose objects.
         """
         header = b"%s %d\0" % (kind.encode(), len(data))
         h = self._hash(header)
         h.update(data)
         sha = h.hexdigest()
-        if sha in self._known:
-            return sha
+        hold = getattr(self._local, "hold", None)
+        if hold is not None and sha in hold.written:
+            return sha  # already in a pack this block keeps
         batch = getattr(self._local, "batch", None)
-        if batch is not None and len(data) < LOOSE_OBJECT_BYTES:
+        if batch is not None and (hold is not None or len(data) < LOOSE_OBJECT_BYTES):
             if sha not in batch:
                 batch[sha] = (kind, data)
                 self._local.batch_bytes += len(data)
                 if self._local.batch_bytes > MAX_PACK_BYTES:
                     self._flush_batch()
             return sha
+        if hold is not None:
+            self._write_pack({sha: (kind, data)})
+            return sha
+        self._unprotected_write(sha)
         self._write_loose(sha, header + data)
         return sha
 
-    def _remember(self, sha: str) -> None:
-        if len(self._known) > 200_000:
-            self._known.clear()
-        self._known.add(sha)
+    def _unprotected_write(self, sha: str) -> None:
+        self.unprotected_writes += 1
+        if os.environ.get("GITEXP_DEBUG_UNPROTECTED_WRITES") == "raise":
+            raise GitexpError(f"internal: object {sha} written outside ObjectDB.protected()")
 
     def _write_loose(self, sha: str, raw: bytes) -> None:
         directory = self.objects_dir + "/" + sha[:2]
         path = directory + "/" + sha[2:]
         if not os.path.exists(path):
-            os.makedirs(directory, exist_ok=True)
-            _atomic_write(path, zlib.compress(raw, 1))
-        self._remember(sha)
+            data = zlib.compress(raw, 1)
+            for _ in range(3):  # `git prune` removes empty object directories
+                _makedirs(directory)
+                try:
+                    _atomic_write(path, data)
+                    break
+                except FileNotFoundError:
+                    continue
+
+    @contextlib.contextmanager
+    def protected(self) -> Iterator[None]:
+        """Keep every object this thread writes inside the block from being pruned until it ends.
+
+        Wrap everything from writing the objects to the ref update that makes them
+        reachable.  Objects go into packs whose ``.keep`` file exists before the pack
+        is visible to git and is removed when the block ends (also on error: then the
+        objects are garbage).  Within the block an object is written once; nested
+        blocks join the outer one.
+        """
+        if getattr(self._local, "hold", None) is not None:
+            yield
+            return
+        hold = self._local.hold = _Hold()
+        try:
+            yield
+        finally:
+            self._local.hold = None
+            for keep in hold.keeps:
+                try:
+                    os.unlink(keep)
+                except FileNotFoundError:
+                    pass
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -479,6 +582,13 @@ class ObjectDB:
         finally:
             self._local.batch = None
 
+    def flush(self) -> None:
+        """Write now what this thread's open batch holds.  Before any ref update: a batch
+        nested in an outer one is written only when the outer one ends, and a ref must
+        never point at objects that are not on disk yet."""
+        if getattr(self._local, "batch", None):
+            self._flush_batch()
+
     def _flush_batch(self) -> None:
         objects = self._local.batch
         if objects:
@@ -486,7 +596,12 @@ class ObjectDB:
             self._local.batch_bytes = 0
             self._write_pack(objects)
 
-    def _write_pack(self, objects: dict[str, tuple[str, bytes]]) -> None:
+    def _encode_pack(self, objects: dict[str, tuple[str, bytes]], variant: int = 0) -> tuple[bytes, bytes, bytes]:
+        """(pack, idx, checksum) of pack v2 / idx v2 files holding `objects`.
+
+        `variant` > 0 makes a different file of the same objects: the first entry's
+        zlib stream starts with that many empty stored deflate blocks (5 bytes each,
+        valid for every inflater), so the pack's checksum, hence its name, differs."""
         pack = bytearray(b"PACK" + struct.pack(">II", 2, len(objects)))
         index = []
         for sha, (kind, data) in objects.items():
@@ -499,7 +614,11 @@ class ObjectDB:
                 byte = size & 0x7F
                 size >>= 7
             head.append(byte)
-            entry = bytes(head) + zlib.compress(data, 1)
+            deflated = zlib.compress(data, 1)
+            if variant:
+                deflated = deflated[:2] + _EMPTY_STORED_BLOCK * variant + deflated[2:]
+                variant = 0
+            entry = bytes(head) + deflated
             index.append((bytes.fromhex(sha), len(pack), zlib.crc32(entry)))
             pack += entry
         checksum = self._hash(pack).digest()
@@ -518,20 +637,76 @@ class ObjectDB:
         idx += b"".join(struct.pack(">I", offset) for _, offset, _ in index)
         idx += checksum
         idx += self._hash(idx).digest()
+        return bytes(pack), bytes(idx), checksum
+
+    def _write_pack(self, objects: dict[str, tuple[str, bytes]]) -> None:
         pack_dir = os.path.join(self.objects_dir, "pack")
         os.makedirs(pack_dir, exist_ok=True)
-        base = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-        # The .pack must be complete before git can see the .idx that announces it.
-        _atomic_write(base + ".pack", bytes(pack))
-        _atomic_write(base + ".idx", bytes(idx))
-        for sha in objects:
-            self._remember(sha)
+        hold = getattr(self._local, "hold", None)
+        variant = 0
+        while True:
+            pack, idx, checksum = self._encode_pack(objects, variant)
+            base = os.path.join(pack_dir, f"pack-{checksum.hex()}")
+            if hold is None or (base not in self._pack_names and self._claim_keep(base)):
+                break
+            # Never write a pack under a name used before: a retry with the same objects
+            # (a refused commit tried again) gives the same pack, and the earlier one --
+            # unkept, unreachable -- may be being deleted by `git repack -a -d`, which
+            # removes .idx, .pack and then .keep by name, ours included.
+            variant += 1
+        if hold is not None:
+            if len(self._pack_names) > 100_000:
+                self._pack_names.clear()
+            self._pack_names.add(base)
+            hold.keeps.append(base + ".keep")
+        # The .keep (when protected) exists before the pack; the .pack is complete before
+        # git can see the .idx that announces it.
+        _atomic_write(base + ".pack", pack)
+        _atomic_write(base + ".idx", idx)
+        if hold is not None:
+            hold.written.update(objects)
         self._packs_written += 1
         if self._packs_written % 8 == 0:
             self.maybe_repack()
 
+    @staticmethod
+    def _claim_keep(base: str) -> bool:
+        """Create `base`.keep, naming this process, for a pack not yet written; False if that
+        pack or keep exists.  The keep appears with its content (link(2) of a finished
+        temporary file), so a kill never leaves an empty keep -- which is how users pin packs
+        by hand, so nobody could remove it.  `tmp_` files are what `git prune` cleans up."""
+        tmp = f"{os.path.dirname(base)}/tmp_gitexp_keep_{os.getpid()}_{threading.get_ident()}"
+        for _ in range(10):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, owner_note().encode())
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, base + ".keep")
+                break
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                continue  # `git gc --prune=now` took the temporary file: write it again
+            finally:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+        else:
+            raise GitexpError(f"Could not create {base}.keep: its temporary file kept disappearing")
+        if os.path.exists(base + ".idx") or os.path.exists(base + ".pack"):
+            os.unlink(base + ".keep")  # that pack exists (or is being deleted): not ours to reuse
+            return False
+        return True
+
     def maybe_repack(self, threshold: int = REPACK_PACK_COUNT) -> bool:
-        """Roll small packs up (git repack --geometric) once there are many of them."""
+        """Roll small packs up (git repack --geometric) once there are many of them.
+
+        Inline, in the commit that found many packs: a repack in the background would leave
+        a user's `git fsck` meanwhile reporting packs it could not open (measured: a run of
+        2,000,000 points spends ~15 of 25 s of checkpoint time here; docs/benchmarks.md)."""
         pack_dir = os.path.join(self.objects_dir, "pack")
         try:
             count = sum(1 for name in os.listdir(pack_dir) if name.endswith(".idx"))
@@ -624,12 +799,22 @@ class RefStore:
     For the files ref backend the git lock-file protocol is followed directly
     (the same `<ref>.lock` git uses, so git and gitexp exclude each other);
     other backends go through `git update-ref`.
+
+    A lock held by someone else is waited for `lock_timeout` seconds, then the
+    update fails with `RefLocked` naming the file (a lock seen to time out once
+    fails at once while it is the same file).  While gitexp holds a ref lock it
+    also holds an flock on it, which the kernel drops when the process dies: so
+    `gitexp doctor` can tell a lock of a live gitexp process from one left by a
+    killed process (store/protection.py has the whole rule).
     """
 
-    def __init__(self, git_common_dir: str, files_backend: bool = True, git_env: dict | None = None):
+    def __init__(self, git_common_dir: str, files_backend: bool = True, git_env: dict | None = None,
+                 lock_timeout: float = REF_LOCK_TIMEOUT):
         self.git_dir = git_common_dir
         self.files_backend = files_backend
         self._env = git_env
+        self.lock_timeout = lock_timeout
+        self._stale: dict[str, tuple[int, int]] = {}  # lock path -> (inode, mtime) seen to time out
 
     def read(self, ref: str) -> str | None:
         if not self.files_backend:
@@ -664,10 +849,104 @@ class RefStore:
             pass
         return None
 
-    def compare_and_swap(self, ref: str, new: str, old: str | None, message: str, ident: str,
-                         reflog: bool = True) -> bool:
-        """Point `ref` at `new` if it still points at `old`.  False if it moved."""
+    # -- locks -----------------------------------------------------------------
+    def _acquire(self, lock: str, what: str) -> int:
+        """Create git's lock file `lock` (O_EXCL) and flock it; RefLocked after the bounded wait."""
+        deadline = None
+        delay = 0.0002
+        missing = 0
+        while True:
+            try:
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileNotFoundError:
+                # `git pack-refs` removes directories it emptied (refs/gitexp/live/...): recreate
+                # and try again, as git's own raceproof_create_file does.
+                missing += 1
+                if missing > 100:
+                    raise
+                _makedirs(os.path.dirname(lock))
+            except FileExistsError:
+                now = time.monotonic()
+                if deadline is None:
+                    if self._known_stale(lock):
+                        raise self._locked_error(lock, what, 0.0) from None
+                    deadline = now + self.lock_timeout
+                elif now > deadline:
+                    self._remember_stale(lock)
+                    raise self._locked_error(lock, what, self.lock_timeout) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # `gitexp doctor` probing this very moment: it lets go at once
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # a file system without flock: doctor then relies on the age rule alone
+        return fd
+
+    def _known_stale(self, lock: str) -> bool:
+        seen = self._stale.get(lock)
+        if seen is None:
+            return False
+        try:
+            st = os.stat(lock)
+        except FileNotFoundError:
+            return False
+        if (st.st_ino, st.st_mtime_ns) == seen:
+            return True
+        self._stale.pop(lock, None)
+        return False
+
+    def _remember_stale(self, lock: str) -> None:
+        try:
+            st = os.stat(lock)
+        except FileNotFoundError:
+            return
+        self._stale[lock] = (st.st_ino, st.st_mtime_ns)
+
+    def _locked_error(self, lock: str, what: str, waited: float) -> RefLocked:
+        from .protection import describe_lock
+
+        held = describe_lock(lock)
+        waited_text = f"was not released within {waited:g} s" if waited else "is still the one that timed out before"
+        return RefLocked(
+            f"Cannot update {what}: its lock file {lock} {waited_text} ({held}). A git or gitexp "
+            "process was probably killed while updating it. Run `gitexp doctor`, which removes the "
+            "lock when its owner is provably dead, or delete the file yourself once no git command "
+            "is running in this repository. Nothing logged is lost: changes not yet committed stay "
+            "in the journal (.git/gitexp/journal) until the ref can be updated.",
+            lock=lock, ref=what)
+
+    def wait_unlocked(self, ref: str) -> None:
+        """Return once `ref` is not locked (at once, usually); RefLocked after the bounded wait.
+        For failing fast before accepting a write whose commit could not land."""
         if not self.files_backend:
+            return
+        lock = os.path.join(self.git_dir, ref) + ".lock"
+        if not os.path.exists(lock):
+            return
+        if self._known_stale(lock):
+            raise self._locked_error(lock, ref, 0.0)
+        deadline = time.monotonic() + self.lock_timeout
+        while os.path.exists(lock):
+            if time.monotonic() > deadline:
+                self._remember_stale(lock)
+                raise self._locked_error(lock, ref, self.lock_timeout)
+            time.sleep(0.002)
+
+    # -- updates ---------------------------------------------------------------
+    def compare_and_swap(self, ref: str, new: str, old: str | None, message: str, ident: str,
+                         reflog: bool = True, check: Callable[[], None] | None = None) -> bool:
+        """Point `ref` at `new` if it still points at `old`.  False if it moved.
+
+        `check` runs while the ref is locked, right before the update; whatever it
+        raises cancels the update.  RefLocked if the lock stays taken.
+        """
+        if not self.files_backend:
+            if check is not None:
+                check()
             zero = "0" * len(new)
             result = subprocess.run(
                 ["git", f"--git-dir={self.git_dir}", "update-ref", "-m", message, ref, new, old or zero],
@@ -676,27 +955,24 @@ class RefStore:
             return result.returncode == 0
         path = os.path.join(self.git_dir, ref)
         lock = path + ".lock"
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                break
-            except FileExistsError:
-                if time.monotonic() > deadline:
-                    raise GitexpError(
-                        f"The ref lock {lock} has been held for 30 s. If no git or gitexp "
-                        "process is running, delete that file and try again."
-                    ) from None
-                time.sleep(0.0005)
+        fd = self._acquire(lock, ref)
         try:
             current = self.read(ref)
             if current != old:
                 return False
             os.write(fd, new.encode() + b"\n")
+            if check is not None:
+                # As late as possible, right before the rename: a checkout that begins after
+                # it (git worktree add sets HEAD, then runs `git reset --hard`) reads the new
+                # value; one that finished before it is seen.
+                check()
             os.close(fd)
             fd = -1
-            os.replace(lock, path)
+            try:
+                os.replace(lock, path)
+            except OSError:
+                os.unlink(lock)
+                raise
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -706,27 +982,49 @@ class RefStore:
         return True
 
     def delete(self, ref: str, old: str) -> bool:
-        """Delete `ref` if it still points at `old`.  False if it moved or is gone."""
-        if self.files_backend and os.path.isfile(os.path.join(self.git_dir, ref)) \
-                and self._read_packed(ref) is None:
-            path = os.path.join(self.git_dir, ref)
-            lock = path + ".lock"
-            try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
+        """Delete `ref` if it still points at `old`.  False if it moved or is gone; RefLocked
+        if its lock stays taken."""
+        if not self.files_backend:
+            return self._git_delete(ref, old)
+        path = os.path.join(self.git_dir, ref)
+        lock = path + ".lock"
+        if not os.path.isfile(path):
+            return self._git_delete(ref, old) if self._read_packed(ref) == old else False
+        fd = self._acquire(lock, ref)
+        packed_fd = -1
+        try:
+            if self.read(ref) != old:
                 return False
-            try:
-                if self.read(ref) != old:
-                    return False
+            # `git pack-refs` copies loose refs into packed-refs without taking their locks:
+            # only under packed-refs.lock is "not packed" still true when the file goes (git
+            # takes it for every deletion too).
+            packed_fd = self._acquire(os.path.join(self.git_dir, "packed-refs.lock"), "packed-refs")
+            packed = self._read_packed(ref) is not None
+            if not packed:
                 os.unlink(path)
                 return True
-            finally:
-                os.close(fd)
-                os.unlink(lock)
-        # Packed (after `git pack-refs`) or another ref backend: git knows how.
-        result = subprocess.run(["git", f"--git-dir={self.git_dir}", "update-ref", "-d", ref, old],
-                                capture_output=True, env=self._env)
-        return result.returncode == 0
+        finally:
+            if packed_fd >= 0:
+                os.close(packed_fd)
+                os.unlink(os.path.join(self.git_dir, "packed-refs.lock"))
+            os.close(fd)
+            os.unlink(lock)
+        return self._git_delete(ref, old)  # also packed: git rewrites packed-refs
+
+    def _git_delete(self, ref: str, old: str) -> bool:
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            result = subprocess.run(["git", f"--git-dir={self.git_dir}", "update-ref", "-d", ref, old],
+                                    capture_output=True, env=self._env)
+            if result.returncode == 0:
+                return True
+            if self.read(ref) != old:
+                return False  # moved or gone
+            if time.monotonic() > deadline:  # still there: a lock git could not take
+                raise RefLocked(f"Cannot delete {ref}: `git update-ref -d` failed: "
+                                f"{result.stderr.decode(errors='replace').strip()}. Run `gitexp doctor`.",
+                                ref=ref)
+            time.sleep(0.01)
 
     def list_refs(self, prefix: str) -> dict[str, str]:
         """ref name -> object id of every ref under `prefix` (e.g. "refs/gitexp/live/")."""
@@ -736,20 +1034,13 @@ class RefStore:
                                     capture_output=True, text=True, env=self._env)
             return dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)  # type: ignore[misc]
         out: dict[str, str] = {}
-        try:
-            with open(os.path.join(self.git_dir, "packed-refs"), "rb") as fh:
-                target = prefix.encode()
-                for line in fh:
-                    sha, _, name = line.rstrip(b"\n").partition(b" ")
-                    if name.startswith(target) and line[:1] not in (b"#", b"^"):
-                        out[name.decode()] = sha.decode()
-        except FileNotFoundError:
-            pass
+        # Loose refs first, packed-refs second: `git pack-refs` writes packed-refs before it
+        # deletes the loose files, so a ref being packed meanwhile is seen in one or the other.
         directory = os.path.join(self.git_dir, prefix)
         try:
             names = os.listdir(directory)
         except (FileNotFoundError, NotADirectoryError):
-            return out
+            names = []
         for name in names:
             if name.endswith(".lock"):
                 continue
@@ -760,6 +1051,15 @@ class RefStore:
                 continue
             if value:
                 out[prefix + name] = value
+        try:
+            with open(os.path.join(self.git_dir, "packed-refs"), "rb") as fh:
+                target = prefix.encode()
+                for line in fh:
+                    sha, _, name = line.rstrip(b"\n").partition(b" ")
+                    if name.startswith(target) and line[:1] not in (b"#", b"^"):
+                        out.setdefault(name.decode(), sha.decode())
+        except FileNotFoundError:
+            pass
         return out
 
     def _append_reflog(self, ref: str, old: str | None, new: str, message: str, ident: str) -> None:

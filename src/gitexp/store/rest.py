@@ -41,7 +41,7 @@ GITEXP_API = "/api/2.0/gitexp"
 # MLflow's log-batch limits: bigger batches are split into requests that respect them.
 _BATCH_METRICS, _BATCH_PARAMS_TAGS, _BATCH_TOTAL = 1000, 100, 1000
 _ERRORS = {"RESOURCE_DOES_NOT_EXIST": ResourceDoesNotExist, "INVALID_PARAMETER_VALUE": InvalidParameterValue,
-           "RESOURCE_ALREADY_EXISTS": ResourceAlreadyExists}
+           "RESOURCE_ALREADY_EXISTS": ResourceAlreadyExists, "RESOURCE_CONFLICT": StoreError}
 _VIEW = {ViewType.ACTIVE_ONLY: "ACTIVE_ONLY", ViewType.DELETED_ONLY: "DELETED_ONLY", ViewType.ALL: "ALL"}
 
 

@@ -295,8 +295,14 @@ def merge_into_local(store: "GitStore", other: str, label: str) -> tuple[str, st
 
     action is "up to date", "created", "fast-forward" or "merged".
     """
+    with store.branch.odb.protected():  # the merge's objects are kept until the ref has them
+        return _merge_into_local(store, other, label)
+
+
+def _merge_into_local(store: "GitStore", other: str, label: str) -> tuple[str, str | None, str]:
     branch = store.branch
     ref = branch.ref
+    check = branch.refuse_if_checked_out
     before: str | None = None
     for attempt in range(MERGE_ATTEMPTS):
         local = branch.refs.read(ref)
@@ -304,19 +310,21 @@ def merge_into_local(store: "GitStore", other: str, label: str) -> tuple[str, st
             before = local
         ident = branch._ident()
         if local is None:
-            if branch.refs.compare_and_swap(ref, other, None, f"gitexp: pull {label}", ident):
+            if branch.refs.compare_and_swap(ref, other, None, f"gitexp: pull {label}", ident, check=check):
                 return "created", None, other
             continue
         if local == other or is_ancestor(store.repo, other, local):
             return "up to date", before, local
         if is_ancestor(store.repo, local, other):
-            if branch.refs.compare_and_swap(ref, other, local, f"gitexp: fast-forward to {label}", ident):
+            if branch.refs.compare_and_swap(ref, other, local, f"gitexp: fast-forward to {label}", ident,
+                                            check=check):
                 return "fast-forward", before, other
             continue
         tree = merge_trees(store, local, other, label)
         message = f"gitexp: merge {label}\n\nMerged {other} into {ref}.\n"
         commit = branch.odb.write_commit(tree, [local, other], message, ident, ident)
-        if branch.refs.compare_and_swap(ref, commit, local, f"gitexp: merge {label}", ident):
+        branch.odb.flush()
+        if branch.refs.compare_and_swap(ref, commit, local, f"gitexp: merge {label}", ident, check=check):
             return "merged", before, commit
         time.sleep(random.uniform(0, min(0.002 * (attempt + 1), 0.05)))  # a local run committed: redo
     raise SyncError(f"Could not merge {label}: local writers kept moving {ref} for {MERGE_ATTEMPTS} attempts")

@@ -29,7 +29,9 @@ from ..entities import (
     ViewType,
 )
 from ..exceptions import (
+    BranchCheckedOut,
     InvalidParameterValue,
+    RefLocked,
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
@@ -47,6 +49,7 @@ from .journal import (
     publish_dead_owner,
     recover_journal,
 )
+from .protection import sweep
 from .repo import Repository
 from .state import TERMINAL, ExperimentState, RunState
 
@@ -93,7 +96,9 @@ class _Sessions:
                     try:
                         finish_session(session)
                     except Exception as exc:  # keep the journal; try again next time
-                        _log.warning("gitexp: checkpoint of run %s failed (%s); will retry", session.run_id, exc)
+                        if type(exc) is not getattr(session, "last_failure", None):  # say it once, not every second
+                            _log.warning("gitexp: checkpoint of run %s failed (%s); will retry", session.run_id, exc)
+                        session.last_failure = type(exc)
 
     def flush_all(self) -> None:
         for session in list(self.by_run.values()):
@@ -155,6 +160,7 @@ class GitStore:
         self.branch = TrackingBranch(repo)
         self.journal_dir = os.path.join(repo.state_dir, "journal")
         self._recovery_checked = 0.0
+        self.last_sweep = None  # what the last recovery removed (store/protection.py)
         SESSIONS.stores.add(self)
 
     @property
@@ -174,10 +180,21 @@ class GitStore:
             return []
         self._recovery_checked = now
         recovered = []
+        odb = self.branch.odb
         dead = find_dead_journals(self.journal_dir, SESSIONS.live_paths(), include_unknown=include_unknown)
         for path in progress(dead):
             try:
-                run_id = recover_journal(self.branch, path)
+                with odb.protected():
+                    run_id = recover_journal(self.branch, path)
+            except (RefLocked, BranchCheckedOut) as exc:
+                # The branch cannot be updated now: hand the journal back (nothing of it was
+                # committed) and stop instead of waiting on the same lock once per journal.
+                # A stale lock is the caller's problem too (fail fast); a checked-out branch
+                # only delays recovery (the caller's own changes wait in its journal).
+                _unclaim(path)
+                if isinstance(exc, RefLocked):
+                    raise
+                return recovered
             except Exception as exc:
                 _log.warning("gitexp: could not recover journal %s (%s)", path, exc)
                 continue
@@ -187,11 +204,21 @@ class GitStore:
             if self._session(run_id) is not None:
                 continue
             try:
-                publish_dead_owner(self.branch, run_id, [], layout.now_ms(), "live checkpoint of a dead process")
+                with odb.protected():
+                    publish_dead_owner(self.branch, run_id, [], layout.now_ms(), "live checkpoint of a dead process")
+            except RefLocked:
+                raise
+            except BranchCheckedOut:
+                return recovered
             except Exception as exc:
                 _log.warning("gitexp: could not recover the live checkpoint of run %s (%s)", run_id, exc)
                 continue
             recovered.append(run_id)
+        # Only now: what dead sessions kept from `git gc` is on the branch (or was garbage).
+        try:
+            self.last_sweep = sweep(self.branch, self.journal_dir)
+        except OSError as exc:  # a leftover stays until the next sweep; never fail the caller for it
+            _log.warning("gitexp: could not remove what dead processes left (%s)", exc)
         return recovered
 
     def live_journals(self) -> list[tuple[str, int]]:
@@ -518,6 +545,7 @@ class GitStore:
         run_id = uuid.uuid4().hex
         user_id = user_id or tag_dict.get("mlflow.user") or self.repo.identity()[0]
         start_time = int(start_time if start_time is not None else layout.now_ms())
+        self.branch.check_writable()  # refuse before anything is accepted, not at the first commit
         self.recover_dead_journals()
         state = RunState(run_id)
         session = Session(self.branch, run_id, OWNER, self.journal_dir, state)
@@ -667,6 +695,15 @@ class GitStore:
         self.run_state(run_id)
         self.flush(run_id)
         return self.branch.code_patch(run_id) or b""
+
+
+def _unclaim(path: str) -> None:
+    """Rename a journal this process claimed for recovery (journal.recover_journal) back."""
+    claimed = f"{path.split('.recovering.')[0]}.recovering.{os.getpid()}"
+    try:
+        os.rename(claimed, path if ".recovering." not in path else path.split(".recovering.")[0])
+    except FileNotFoundError:
+        pass
 
 
 def _as_dict(tags: dict | list | None) -> dict[str, str]:
