@@ -50,8 +50,8 @@ def doctor(ctx) -> None:
 
     A process killed mid-run leaves a journal; doctor commits what it holds and
     marks the run KILLED. (Any gitexp write in the repository does this too.)
-    It also removes what killed processes left: ref lock files whose owner is
-    provably dead, keep files of packs and pending refs (refs/gitexp/pending/).
+    It also removes what killed processes left (ref lock files whose owner is
+    provably dead, keep files of packs) and live refs of ended runs.
 
     \b
     Example:
@@ -93,23 +93,28 @@ def doctor(ctx) -> None:
                    f"{len([e for e in store.branch.experiments().values() if e.name])} experiments")
         click.echo(f"  storage format {store.branch.format_version(store.branch.tree_of(tip))} "
                    "(format 1 runs are read alongside format 2)")
+    # A live ref outlives the publish that made it redundant by a few seconds, in case a git
+    # gc is reading refs right then; with no git process running in the repository there is
+    # nobody to wait for.
+    idle = protection.git_processes(protection.repository_paths(repo)) == []
     try:
         recovered = store.recover_dead_journals(
-            force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5))
+            force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5),
+            sweep_grace=0.0 if idle else protection.REF_GRACE)
     except RefLocked as exc:
         click.echo(f"journals:        not recovered: {exc.message}")
         raise click.exceptions.Exit(1)
     for run_id in recovered:
         click.echo(f"recovered run {run_id} from the journal of a process that died (status KILLED if it was running)")
     swept = store.last_sweep
-    if swept is not None and (swept.keeps or swept.pending_refs):
-        click.echo(f"removed what killed processes left: {len(swept.keeps)} pack keep file(s), "
-                   f"{len(swept.pending_refs)} pending ref(s) of artifacts")
+    if swept is not None and swept.keeps:
+        click.echo(f"removed what killed processes left: {len(swept.keeps)} pack keep file(s)")
     live = store.live_journals()
     if live:
         click.echo(f"{len(live)} run(s) are being written by live processes: "
                    + ", ".join(f"{run_id[:8]} (pid {pid})" for run_id, pid in live))
-    checkpoints = store.branch.live_commits()
+    checkpoints = [run_id for run_id in store.branch.live_commits()
+                   if not protection.live_is_published(store.branch, run_id)]
     if checkpoints:
         click.echo(f"{len(checkpoints)} run(s) in progress have checkpoints not yet on the branch "
                    f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")

@@ -45,7 +45,7 @@ from .journal import (
     publish_dead_owner,
     recover_journal,
 )
-from .protection import sweep
+from .protection import REF_GRACE, live_is_published, sweep
 from .repo import Repository
 from .state import TERMINAL, ExperimentState, RunState
 
@@ -160,7 +160,8 @@ class GitStore:
 
     # -- recovery -----------------------------------------------------------------------------
     def recover_dead_journals(self, force: bool = False,
-                              progress: Callable[[list[str]], Iterable[str]] = iter) -> list[str]:
+                              progress: Callable[[list[str]], Iterable[str]] = iter,
+                              sweep_grace: float = REF_GRACE) -> list[str]:
         """Commit journals whose process died (status KILLED for runs they were running)."""
         now = time.monotonic()
         if not force and now - self._recovery_checked < 2.0:
@@ -187,8 +188,8 @@ class GitStore:
             if run_id:
                 recovered.append(run_id)
         for run_id in orphaned_live_runs(self.branch, self.journal_dir):
-            if self._session(run_id) is not None:
-                continue
+            if self._session(run_id) is not None or live_is_published(self.branch, run_id):
+                continue  # (a live ref outlives its publish for a while: the sweep deletes it)
             try:
                 with odb.protected():
                     publish_dead_owner(self.branch, run_id, [], layout.now_ms(), "live checkpoint of a dead process")
@@ -202,7 +203,7 @@ class GitStore:
             recovered.append(run_id)
         # Only now: what dead sessions kept from `git gc` is on the branch (or was garbage).
         try:
-            self.last_sweep = sweep(self.branch, self.journal_dir)
+            self.last_sweep = sweep(self.branch, self.journal_dir, sweep_grace)
         except OSError as exc:  # a leftover stays until the next sweep; never fail the caller for it
             _log.warning("gitexp: could not remove what dead processes left (%s)", exc)
         return recovered
