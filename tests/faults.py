@@ -15,7 +15,7 @@ One trial, in a fresh repository:
 Then every process stops, `gitexp doctor` recovers, and the trial checks: `gitexp doctor`
 succeeds, `git fsck --strict` is clean, every acknowledged write is on the branch (runs,
 params, metric points, artifact bytes, end status), no run is left RUNNING, the user's
-commits are in the branch's history, and no journal, live ref or keep file is
+commits are in the branch's history, and no journal, live or pending ref or keep file is
 left.  Used by tests/test_faults.py (short trials) and benchmarks/soak_faults.py (a soak).
 """
 
@@ -351,14 +351,6 @@ class FaultTrial:
             then = time.time() - 60
             os.utime(lock, (then, then))
             report.counts["stale locks aged for doctor"] += 1
-        # A writer killed between creating its journal and writing its header leaves an empty
-        # file, which recovery leaves alone for 60 s (it may be a writer starting): let them pass.
-        journal = self.repo / ".git" / "gitexp" / "journal"
-        for path in journal.glob("*.jsonl") if journal.exists() else []:
-            if path.stat().st_size == 0:
-                then = time.time() - 120
-                os.utime(path, (then, then))
-                report.counts["headerless journals aged for doctor"] += 1
         doctor = subprocess.run([sys.executable, "-m", "gitexp", "doctor"], cwd=self.repo, env=env,
                                 capture_output=True, text=True, timeout=300)
         if doctor.returncode != 0:

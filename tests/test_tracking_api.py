@@ -285,9 +285,9 @@ def test_checkpoints_commit_a_running_run(repo, monkeypatch):
         gitexp.log_metric("progress", 0.75, step=1)
         wait_for(f"gitexp:{run_dir}", "progress: [1, ")
         assert git("show", f"gitexp:{run_dir}/metrics/progress/0000/000001.jsonl", cwd=repo).startswith("[1, ")
-    # The end of the run lands on the branch; the live ref, pointed at it, goes at a later sweep.
+        assert git("for-each-ref", live, cwd=repo).strip() == ""
+    # The end of the run lands on the branch.
     assert "status: FINISHED" in git("show", f"gitexp:{run_dir}/run.yaml", cwd=repo)
-    gitexp.Client()._store.recover_dead_journals(force=True, sweep_grace=0)
     assert git("for-each-ref", "refs/gitexp/live/", cwd=repo).strip() == ""
 
 

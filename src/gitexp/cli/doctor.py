@@ -58,8 +58,8 @@ def doctor(ctx, recover_all: bool) -> None:
     machines are listed; --recover-all recovers them too (never one whose lock
     is held). Doctor also lists runs and experiments with files that cannot be
     read (file and line), which searches tag gitexp.damaged.
-    It also removes what killed processes left (ref lock files whose owner is
-    provably dead, keep files of packs) and live refs of ended runs.
+    It also removes what killed processes left: ref lock files whose owner is
+    provably dead, keep files of packs and pending refs (refs/gitexp/pending/).
 
     \b
     Example:
@@ -105,28 +105,24 @@ def doctor(ctx, recover_all: bool) -> None:
     if recover_all:
         click.echo("warning: --recover-all recovers journals whose process may still be running on another "
                    "machine; such a run is marked KILLED and what that process logs afterwards is lost.", err=True)
-    # A live ref outlives the publish that made it redundant by a few seconds, in case a git
-    # gc is reading refs right then; with no git process running in the repository there is
-    # nobody to wait for.
-    idle = protection.git_processes(protection.repository_paths(repo)) == []
     try:
         recovered = store.recover_dead_journals(
             force=True, progress=lambda paths: progress(paths, "Recovering journals", min_items=5),
-            include_unknown=recover_all, sweep_grace=0.0 if idle else protection.REF_GRACE)
+            include_unknown=recover_all)
     except RefLocked as exc:
         click.echo(f"journals:        not recovered: {exc.message}")
         raise click.exceptions.Exit(1)
     for run_id in recovered:
         click.echo(f"recovered run {run_id} from the journal of a process that died (status KILLED if it was running)")
     swept = store.last_sweep
-    if swept is not None and swept.keeps:
-        click.echo(f"removed what killed processes left: {len(swept.keeps)} pack keep file(s)")
+    if swept is not None and (swept.keeps or swept.pending_refs):
+        click.echo(f"removed what killed processes left: {len(swept.keeps)} pack keep file(s), "
+                   f"{len(swept.pending_refs)} pending ref(s) of artifacts")
     live = store.live_journals()
     if live:
         click.echo(f"{len(live)} run(s) are being written by live processes: "
                    + ", ".join(f"{run_id[:8]} (pid {pid})" for run_id, pid in live))
-    checkpoints = [run_id for run_id in store.branch.live_commits()
-                   if not protection.live_is_published(store.branch, run_id)]
+    checkpoints = store.branch.live_commits()
     if checkpoints:
         click.echo(f"{len(checkpoints)} run(s) in progress have checkpoints not yet on the branch "
                    f"(refs/gitexp/live/): {', '.join(r[:8] for r in sorted(checkpoints))}")

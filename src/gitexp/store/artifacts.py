@@ -2,8 +2,8 @@
 
 A logged file becomes a git blob at once (so a crash before the next commit
 loses nothing: the journal names the blob, recovery links it into a tree).
-Until a commit links it, the pack holding it keeps its ``.keep`` file, owned by the
-session, so `git gc` leaves it alone (store/protection.py).
+Until a commit links it, the session's pending ref (``refs/gitexp/pending/<session>``)
+keeps it from `git gc` (store/protection.py).
 The run's own session puts its files at ``<run>/artifacts/<path>``; any other
 session (a resumed run, a second process, a finished run) puts them at
 ``<run>/events/<event>.artifacts/<path>`` next to the event that lists them,
@@ -40,6 +40,7 @@ from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
 from .objects import MODE_BLOB, MODE_EXEC, TreeEntry, _LRU
+from .protection import hold_pending, prepare_pending
 
 if TYPE_CHECKING:
     from .tracking import GitStore
@@ -634,36 +635,27 @@ class RunArtifacts:
     def _staging(self, run_id: str) -> Iterator[Callable[[list[dict]], None]]:
         """Write artifact blobs and journal their ops, losing nothing to `git gc` in between.
 
-        Inside the block the blobs go into one pack with a ``.keep`` file naming the
-        session; the session takes that keep over together with journaling the ops (under
-        its lock) and removes it right after the commit that links the blobs (or recovery
-        does, after committing the session's journal: store/protection.py)."""
+        Inside the block, blobs go into one pack kept (``.keep``) until the block ends;
+        `stage(ops)` adds to that pack a tree reaching them, then the session's pending
+        ref is pointed at it (store/protection.py) and the ops are journaled, together
+        under the session lock.  From then on the ref keeps the blobs until the
+        session's next commit links them."""
         ops: list[dict] = []
         session = self.store._writable_session(run_id)  # (may recover journals: not inside the batch)
-        with self.odb.protected(note=f"session {session.id}"):
-            mark = self.odb.keep_mark()
+        with self.odb.protected():
             with self.odb.batch():
                 yield ops.extend
-            keeps = self.odb.take_keeps(mark)
-            try:
-                if ops:
-                    self._record(run_id, ops, keeps)
-                    keeps = []
-            finally:
-                self.odb.release_keeps(keeps)  # not recorded: garbage
+                prepared = prepare_pending(self.branch, session, [op["sha"] for op in ops]) if ops else None
+            if prepared is not None:
+                self._record(run_id, ops, prepared)
 
-    def _record(self, run_id: str, ops: list[dict], keeps: list[str]) -> None:
+    def _record(self, run_id: str, ops: list[dict], prepared) -> None:
         # A session closed meanwhile (another thread ended the run) is replaced by a fresh one
-        # (_with_session), which takes the keeps over.
+        # (_with_session), and hold_pending re-links the blobs from that session's pending ref.
         def write(session) -> None:  # under the session's lock: no other thread slips a conflict in
             self._check_conflicts(run_id, ops)
-            session.hold_keeps(keeps)
-            try:
-                session.record(ops)
-            except BaseException:  # not journaled: the caller removes the keeps
-                for keep in keeps:
-                    session.held_keeps.remove(keep)
-                raise
+            hold_pending(self.branch, session, prepared)
+            session.record(ops)
 
         self.store._with_session(run_id, write)
 

@@ -32,6 +32,7 @@ from ..exceptions import BranchCheckedOut, RefLocked, StoreError
 from . import histories, layout
 from .branch import LIVE_PREFIX
 from .objects import MODE_BLOB
+from .protection import release_pending
 from .state import DAMAGED_TAG, TERMINAL, RunState
 
 if TYPE_CHECKING:
@@ -155,9 +156,9 @@ class Session:
         self.live_commit: str | None = None
         self.next_chunk: dict[str, int] = {}
         self.checkpoints = 0
-        # Keep files of the packs holding artifact blobs logged since the last commit: they
-        # keep the blobs from `git gc` until a commit links them (store/protection.py).
-        self.held_keeps: list[str] = []
+        # refs/gitexp/pending/<id> -> the tree reaching the artifact blobs logged since the
+        # last commit (store/protection.py); dropped right after the commit that links them.
+        self.held: str | None = None
         self._deferred = False  # warned that publishing waits for the branch
         os.makedirs(journal_dir, exist_ok=True)
         self.path = os.path.join(journal_dir, f"{run_id}.{self.id}.jsonl")
@@ -258,13 +259,6 @@ class Session:
                     os.close(fd)  # another open file: our flock stays
             self.keep_open = True
 
-    def hold_keeps(self, keeps: list[str]) -> None:
-        """Own the keep files of packs holding blobs that ops about to be recorded name (with
-        self.lock held); they go once a commit has linked them."""
-        if self.closed:
-            raise SessionClosed(f"session for run {self.run_id} is closed")
-        self.held_keeps.extend(keeps)
-
     def wait_for(self, thread: threading.Thread) -> None:
         """Commit only after `thread` (e.g. code capture) has recorded its ops."""
         self._waiters.append(thread)
@@ -319,9 +313,7 @@ class Session:
             os.ftruncate(self.fd, self.header_len)
             self.size = self.header_len
             self._torn = False
-            if self.held_keeps:  # the artifacts are linked by a ref now
-                self.branch.odb.release_keeps(self.held_keeps)
-                self.held_keeps = []
+            release_pending(self.branch, self)  # the artifacts are linked by a ref now
             return commit
 
     def _commit(self, ops: list[dict], publish: bool) -> str:
@@ -356,21 +348,27 @@ class Session:
         if self.mode == OWNER:
             self._committed(new_own, next_chunk)
             self.published_tree = new_own
-            if self.live_commit is not None and new_own is not None:
-                self._point_live_at(new_own)
+            if self.live_commit is not None:
+                self._drop_live(new_own)
         return commit
 
-    def _point_live_at(self, published: str) -> None:
-        """After a publish, point the live ref at what the branch now has instead of deleting
-        it: a `git gc` reading refs one directory at a time could read the branch before this
-        commit and the live ref after its deletion, and drop what only the live ref reached.
-        It is deleted later, when no walk can straddle (protection.sweep)."""
+    def _drop_live(self, published: str | None) -> None:
+        """Delete the live ref after a publish.  If a lock prevents that, point it at what was
+        just published instead, so a live ref left behind never holds an older checkpoint."""
+        ref = LIVE_PREFIX + self.run_id
+        refs = self.branch.refs
         try:
-            if self.branch.refs.compare_and_swap(LIVE_PREFIX + self.run_id, published, self.live_commit,
-                                                 "gitexp: published", self.branch._ident(), reflog=False):
+            refs.delete(ref, self.live_commit)  # type: ignore[arg-type]
+            self.live_commit = None
+            return
+        except RefLocked as exc:
+            _log.warning("gitexp: could not drop the live ref of run %s: %s", self.run_id, exc)
+        try:
+            if published and refs.compare_and_swap(ref, published, self.live_commit, "gitexp: published",
+                                                   self.branch._ident(), reflog=False):
                 self.live_commit = published
-        except RefLocked as exc:  # the next checkpoint moves it on from self.live_commit
-            _log.warning("gitexp: could not move the live ref of run %s: %s", self.run_id, exc)
+        except RefLocked:
+            pass  # the next checkpoint moves it on from self.live_commit
 
     def _committed(self, new_own: str | None, next_chunk: dict[str, int]) -> None:
         self.own_tree = new_own
@@ -383,9 +381,6 @@ class Session:
             if self.closed:
                 return
             self.closed = True
-            if self.held_keeps:  # (closed without the commit that would link them)
-                self.branch.odb.release_keeps(self.held_keeps)
-                self.held_keeps = []
             os.close(self.fd)
             try:
                 os.unlink(self.path)
@@ -725,20 +720,15 @@ def _other_writers(branch: "TrackingBranch", run_id: str, claimed: str) -> bool:
 
 def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], end_time: int, what: str) -> None:
     """Put a dead owner's last state on the branch: its live checkpoint, then `ops`, and
-    KILLED if it was still running.  Its live ref is then pointed at what was published
-    (protection.sweep deletes it a little later)."""
+    KILLED if it was still running.  Deletes its live ref."""
     odb = branch.odb
     live = branch.live_commit(run_id)
     run_tree = branch.run_tree(run_id)
     published = odb.edit_tree(run_tree, {"events": None}) if run_tree else None
-    if live and published and not ops and (branch.tree_of(live) == published
-                                           or branch.read_own_files(run_id, published).status in TERMINAL):
-        # What the branch has already (live refs outlive their publish: protection.sweep
-        # deletes them), or an older checkpoint of a run the branch shows ended: grafting it
-        # would undo the run's end.  Nothing to publish.
-        if branch.tree_of(live) != published:
-            branch.refs.compare_and_swap(LIVE_PREFIX + run_id, published, live, "gitexp: published",
-                                         branch._ident(), reflog=False)
+    if live and published and not ops and branch.read_own_files(run_id, published).status in TERMINAL:
+        # The owner ended the run on the branch and only failed to drop its live ref (a lock):
+        # that checkpoint is older than the branch, and grafting it would undo the run's end.
+        branch.refs.delete(LIVE_PREFIX + run_id, live)
         return
     base = branch.tree_of(live) if live else published
     if base is None and not ops:
@@ -750,7 +740,6 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
         kill = {"op": "status", "status": "KILLED", "end_time": end_time}
         state.apply(kill)
         ops = ops + [kill]
-    new_own = base
     if ops or base != published:
         damaged = {path.rsplit("/", 1)[-1] for path, _line, _what in state.damaged}
         if damaged:  # never rewrite a damaged file from what could be read of it
@@ -767,10 +756,8 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
         events.update(status_event)
         branch.commit(_once(lambda: {**graft, **events}),
                       f"run {run_id[:8]}: recover {what}\n\nrun_id: {run_id}\n")
-    if live and new_own is not None:
-        # Point it at what was published rather than deleting it now (see Session._point_live_at).
-        branch.refs.compare_and_swap(LIVE_PREFIX + run_id, new_own, live, "gitexp: published",
-                                     branch._ident(), reflog=False)
+    if live:
+        branch.refs.delete(LIVE_PREFIX + run_id, live)
 
 
 def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[dict]

@@ -203,15 +203,13 @@ class _LRU(OrderedDict):
 
 
 class _Hold:
-    """The packs one `ObjectDB.protected()` block keeps, the objects in them, and what its
-    keep files say besides the process (``session <id>`` for a session's artifacts)."""
+    """The packs one `ObjectDB.protected()` block keeps, and the objects in them."""
 
-    __slots__ = ("keeps", "written", "note")
+    __slots__ = ("keeps", "written")
 
-    def __init__(self, note: str = "") -> None:
+    def __init__(self) -> None:
         self.keeps: list[str] = []
         self.written: set[str] = set()
-        self.note = note
 
 
 class ObjectDB:
@@ -543,20 +541,19 @@ class ObjectDB:
                     continue
 
     @contextlib.contextmanager
-    def protected(self, note: str = "") -> Iterator[None]:
+    def protected(self) -> Iterator[None]:
         """Keep every object this thread writes inside the block from being pruned until it ends.
 
         Wrap everything from writing the objects to the ref update that makes them
         reachable.  Objects go into packs whose ``.keep`` file exists before the pack
         is visible to git and is removed when the block ends (also on error: then the
-        objects are garbage), unless `take_keeps` handed it to someone else first.
-        Within the block an object is written once; nested blocks join the outer one.
-        `note` goes into the keep files (after the process), e.g. ``session <id>``.
+        objects are garbage).  Within the block an object is written once; nested
+        blocks join the outer one.
         """
         if getattr(self._local, "hold", None) is not None:
             yield
             return
-        hold = self._local.hold = _Hold(note)
+        hold = self._local.hold = _Hold()
         try:
             yield
         finally:
@@ -584,30 +581,6 @@ class ObjectDB:
             self._flush_batch()
         finally:
             self._local.batch = None
-
-    def keep_mark(self) -> int:
-        """A position in this thread's protected block, for `take_keeps`."""
-        hold = getattr(self._local, "hold", None)
-        return len(hold.keeps) if hold is not None else 0
-
-    def take_keeps(self, since: int = 0) -> list[str]:
-        """Hand the keep files written in this thread's protected block since `since` to the
-        caller, who removes them (`release_keeps`) once a ref reaches their objects."""
-        self.flush()
-        hold = getattr(self._local, "hold", None)
-        if hold is None:
-            return []
-        taken = hold.keeps[since:]
-        del hold.keeps[since:]
-        return taken
-
-    @staticmethod
-    def release_keeps(keeps: Iterable[str]) -> None:
-        for keep in keeps:
-            try:
-                os.unlink(keep)
-            except FileNotFoundError:
-                pass
 
     def flush(self) -> None:
         """Write now what this thread's open batch holds.  Before any ref update: a batch
@@ -674,7 +647,7 @@ class ObjectDB:
         while True:
             pack, idx, checksum = self._encode_pack(objects, variant)
             base = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-            if hold is None or (base not in self._pack_names and self._claim_keep(base, hold.note)):
+            if hold is None or (base not in self._pack_names and self._claim_keep(base)):
                 break
             # Never write a pack under a name used before: a retry with the same objects
             # (a refused commit tried again) gives the same pack, and the earlier one --
@@ -697,7 +670,7 @@ class ObjectDB:
             self.maybe_repack()
 
     @staticmethod
-    def _claim_keep(base: str, note: str = "") -> bool:
+    def _claim_keep(base: str) -> bool:
         """Create `base`.keep, naming this process, for a pack not yet written; False if that
         pack or keep exists.  The keep appears with its content (link(2) of a finished
         temporary file), so a kill never leaves an empty keep -- which is how users pin packs
@@ -706,7 +679,7 @@ class ObjectDB:
         for _ in range(10):
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                os.write(fd, (owner_note().rstrip("\n") + (f" {note}" if note else "") + "\n").encode())
+                os.write(fd, owner_note().encode())
             finally:
                 os.close(fd)
             try:
@@ -945,18 +918,6 @@ class RefStore:
             "is running in this repository. Nothing logged is lost: changes not yet committed stay "
             "in the journal (.git/gitexp/journal) until the ref can be updated.",
             lock=lock, ref=what)
-
-    def age(self, ref: str) -> float | None:
-        """Seconds since a ref was last written, at least: its loose file's age, or if it is
-        only packed, packed-refs' age (rewritten when it was packed).  None: unknown."""
-        if not self.files_backend:
-            return None
-        for path in (os.path.join(self.git_dir, ref), os.path.join(self.git_dir, "packed-refs")):
-            try:
-                return max(0.0, time.time() - os.stat(path).st_mtime)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-        return None
 
     def wait_unlocked(self, ref: str) -> None:
         """Return once `ref` is not locked (at once, usually); RefLocked after the bounded wait.

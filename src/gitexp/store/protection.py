@@ -1,24 +1,22 @@
 """Keeping what gitexp wrote safe from git's own housekeeping, and cleaning up after the dead.
 
-Mechanisms (docs/ARCHITECTURE.md, "Protecting objects" and "Stale ref locks"):
+Three mechanisms (docs/ARCHITECTURE.md, "Protecting objects" and "Ref locks"):
 
 * **Kept packs** (`ObjectDB.protected`): objects of a commit in progress sit in packs
   with a ``.keep`` file until the ref update that makes them reachable.
-* **Session-held keeps**: artifact blobs are written when logged and linked only by the
-  session's next commit; the keeps of their packs (``... session <id>``) are handed to
-  the session and removed right after that commit moved its ref.  Not a ref per session:
-  git's reachability walk reads refs one directory at a time, in directory order, so
-  objects moved from one ref to another (update one, delete the other) can be read in
-  neither -- the fault soak lost artifacts that way.  A kept pack is never deleted.
-* **Live refs are never deleted right after a publish**: they are pointed at the
-  published tree, and deleted later (`sweep`) once nothing can be mid-walk: when the ref
-  is older than REF_GRACE seconds, or no git process runs in the repository.
+* **Pending refs**: artifact blobs are written when logged and linked only by the
+  session's next commit.  Meanwhile ``refs/gitexp/pending/<session>`` reaches them:
+  a chain of trees, one per logging call, each holding that call's blobs (entries
+  named by blob id) and the previous tree as ``prev``.  The session deletes the ref
+  right after the commit that links them; `git gc --prune=now` never prunes what a
+  ref reaches.
 * **Ref locks** carry an flock while gitexp holds them; `lock_status` decides whether
   a lock's owner is provably dead (`gitexp doctor` then removes it).
 
-`sweep` removes what is left: keep files of dead processes of this host (a session's
-only once its journal, which names the blobs, has been committed), and live refs that
-only repeat what the branch has.  It runs after journal recovery.
+`sweep` removes what dead processes left: keep files naming a dead process on this
+host, and pending refs of sessions whose journal is gone (recovered or closed).  It
+runs after journal recovery, so a dead session's blobs stay reachable until its
+journal is committed.
 """
 
 from __future__ import annotations
@@ -30,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..exceptions import RefLocked
-from .objects import KEEP_MAGIC, encode_tree
+from ..exceptions import RefLocked, StoreError
+from .objects import KEEP_MAGIC, MODE_BLOB, MODE_TREE, TreeEntry
 
 try:
     import fcntl
@@ -40,17 +38,67 @@ except ImportError:  # pragma: no cover - not POSIX
 
 if TYPE_CHECKING:
     from .branch import TrackingBranch
+    from .journal import Session
     from .repo import Repository
 
+PENDING_PREFIX = "refs/gitexp/pending/"
 # gitexp holds a ref lock for microseconds and git for well under a second (git gives up
 # waiting for one after 100 ms): a lock this old that no live gitexp holds is abandoned,
 # unless a git process is running in the repository.
 LOCK_MIN_AGE = 10.0
-# How long a live ref outlives the publish that made it redundant: longer than any git
-# process takes to read the refs it walks (milliseconds), so no walk can have read the
-# branch before that publish and the live ref after its deletion.
-REF_GRACE = 10.0
 _log = logging.getLogger("gitexp")
+
+
+# -- pending artifact blobs ---------------------------------------------------------------------
+def prepare_pending(branch: "TrackingBranch", session: "Session", shas: list[str]
+                    ) -> tuple[str, str | None, list[str], str]:
+    """Write (inside the caller's `protected()` and `batch()`) the tree that makes `shas`
+    reachable from the session's pending ref; returns (session id, parent, shas, tree)."""
+    parent = session.held
+    return session.id, parent, shas, _pending_tree(branch, session, shas, parent)
+
+
+def _pending_tree(branch: "TrackingBranch", session: "Session", shas: list[str], parent: str | None) -> str:
+    """A tree of the blobs (named by id), the previous pending tree as `prev`, and an empty
+    file naming the session (so two sessions never write the same tree, hence the same pack).
+    Trees, not commits: see branch.LIVE_PREFIX on commit-graphs."""
+    odb = branch.odb
+    entries = [TreeEntry(MODE_BLOB, sha, sha) for sha in sorted(set(shas))]
+    entries.append(TreeEntry(MODE_BLOB, f"session-{session.id}", odb.write_blob(b"")))
+    if parent:
+        entries.append(TreeEntry(MODE_TREE, "prev", parent))
+    return odb.write_tree(entries)
+
+
+def hold_pending(branch: "TrackingBranch", session: "Session",
+                 prepared: tuple[str, str | None, list[str], str]) -> None:
+    """Point the session's pending ref at a prepared tree (with `session.lock` held, inside
+    the `protected()` block that wrote it)."""
+    if session.closed:
+        raise RuntimeError(f"session for run {session.run_id} is closed")
+    session_id, parent, shas, tree = prepared
+    if session_id != session.id or parent != session.held:  # the ref moved (a commit, another thread)
+        with branch.odb.batch():
+            tree = _pending_tree(branch, session, shas, session.held)
+    ref = PENDING_PREFIX + session.id
+    branch.odb.flush()
+    if not branch.refs.compare_and_swap(ref, tree, session.held, "gitexp: pending artifacts",
+                                        branch._ident(), reflog=False):
+        raise StoreError(f"{ref} was moved by another process; the artifact was not logged. "
+                         "Log it again.")
+    session.held = tree
+
+
+def release_pending(branch: "TrackingBranch", session: "Session") -> None:
+    """Drop the session's pending ref once a commit links everything it held."""
+    if session.held is None:
+        return
+    try:
+        branch.refs.delete(PENDING_PREFIX + session.id, session.held)
+    except RefLocked as exc:  # kept: the next commit tries again, the sweep after the session ends
+        _log.warning("gitexp: %s", exc)
+        return
+    session.held = None
 
 
 # -- what dead processes left behind ----------------------------------------------------------------
@@ -60,20 +108,20 @@ def _process_alive(pid: int, start: str | None) -> bool:
     return process_alive(pid, start)
 
 
-def keep_owner(text: str) -> dict[str, str] | None:
-    """{pid, start, host[, session]} of a keep file gitexp wrote, else None."""
+def keep_owner(text: str) -> tuple[int, str | None, str] | None:
+    """(pid, start, host) of a keep file gitexp wrote, else None."""
     if not text.startswith(KEEP_MAGIC):
         return None
     fields = text.split()
-    info = dict(zip(fields[1::2], fields[2::2]))
-    if not info.get("pid", "").isdigit():
+    try:
+        info = dict(zip(fields[1::2], fields[2::2]))
+        return int(info["pid"]), (None if info.get("start", "-") == "-" else info["start"]), info.get("host", "")
+    except (KeyError, ValueError):
         return None
-    return info
 
 
-def dead_keeps(objects_dir: str, sessions: set[str] | None = None) -> list[str]:
-    """Keep files written by gitexp processes of this host that are no longer running, except
-    those of a session whose journal is still in `sessions` (its blobs wait for recovery)."""
+def dead_keeps(objects_dir: str) -> list[str]:
+    """Keep files written by gitexp processes of this host that are no longer running."""
     pack_dir = os.path.join(objects_dir, "pack")
     try:
         names = os.listdir(pack_dir)
@@ -87,84 +135,56 @@ def dead_keeps(objects_dir: str, sessions: set[str] | None = None) -> list[str]:
         path = os.path.join(pack_dir, name)
         try:
             with open(path, "rb") as fh:
-                owner = keep_owner(fh.read(512).decode("utf-8", "replace"))
+                owner = keep_owner(fh.read(256).decode("utf-8", "replace"))
         except OSError:
             continue
-        if owner is None or owner.get("host") != host:
+        if owner is None or owner[2] != host:
             continue  # git's own, a user's, or another machine's (not ours to judge)
-        if sessions is not None and owner.get("session") in sessions:
-            continue
-        start = owner.get("start")
-        if not _process_alive(int(owner["pid"]), None if start in (None, "-") else start):
+        if not _process_alive(owner[0], owner[1]):
             dead.append(path)
     return dead
 
 
-def journal_names(journal_dir: str) -> list[str]:
+def journal_sessions(journal_dir: str) -> set[str]:
+    """Session ids of every journal on disk (live, dead or being recovered)."""
     try:
-        return os.listdir(journal_dir)
+        names = os.listdir(journal_dir)
     except FileNotFoundError:
-        return []
-
-
-def published_own_tree(branch: "TrackingBranch", run_id: str) -> str | None:
-    """The id of the run's own directory as the branch has it (its tree without events/);
-    computed, not written."""
-    run_tree = branch.run_tree(run_id)
-    if run_tree is None:
-        return None
-    entries = [e for e in branch.odb.read_tree(run_tree) if e.name != "events"]
-    return branch.odb.hash_object("tree", encode_tree(entries)) if entries else None
-
-
-def live_is_published(branch: "TrackingBranch", run_id: str, live: str | None = None) -> bool:
-    """Whether a run's live ref holds exactly what the branch has of the run's own files."""
-    live = live or branch.live_commit(run_id)
-    if live is None:
-        return False
-    try:
-        return branch.tree_of(live) == published_own_tree(branch, run_id)
-    except Exception:
-        return False
+        return set()
+    return {parts[1] for parts in (name.split(".") for name in names) if len(parts) > 2}
 
 
 @dataclass
 class Swept:
+    pending_refs: list[str] = field(default_factory=list)
     keeps: list[str] = field(default_factory=list)
-    live_refs: list[str] = field(default_factory=list)
 
 
-def sweep(branch: "TrackingBranch", journal_dir: str, grace: float = REF_GRACE) -> Swept:
-    """Remove keep files of dead processes and live refs that only repeat the branch.
+def sweep(branch: "TrackingBranch", journal_dir: str) -> Swept:
+    """Remove keep files of dead processes and pending refs of sessions without a journal.
 
-    Run after journal recovery: a dead session's kept blobs stay until its journal is
-    committed.  A live ref goes only when no journal (live or dead) has its run, its tree
-    is what the branch has of the run, and it was last moved over `grace` seconds ago."""
-    from .branch import LIVE_PREFIX
-
+    Run after journal recovery: a dead session's pending ref keeps its blobs reachable
+    until its journal (which names them) is committed and removed."""
     swept = Swept()
-    names = journal_names(journal_dir)
-    sessions = {parts[1] for parts in (n.split(".") for n in names) if len(parts) > 2}
-    journaled_runs = {n.split(".", 1)[0] for n in names}
-    for keep in dead_keeps(branch.odb.objects_dir, sessions):
+    refs = branch.refs.list_refs(PENDING_PREFIX)  # before listing journals: see below
+    if refs:
+        # A session creates its journal before its first pending ref and deletes the ref
+        # before its journal, so a ref listed first whose journal is gone afterwards is orphaned.
+        sessions = journal_sessions(journal_dir)
+        for ref, sha in refs.items():
+            if ref[len(PENDING_PREFIX):] in sessions:
+                continue
+            try:
+                if branch.refs.delete(ref, sha):
+                    swept.pending_refs.append(ref)
+            except RefLocked as exc:
+                _log.warning("gitexp: %s", exc)
+    for keep in dead_keeps(branch.odb.objects_dir):
         try:
             os.unlink(keep)
             swept.keeps.append(keep)
         except FileNotFoundError:
             pass
-    for run_id, live in branch.live_commits().items():
-        if run_id in journaled_runs:
-            continue
-        age = branch.refs.age(LIVE_PREFIX + run_id)
-        if grace > 0 and age is not None and age < grace:
-            continue
-        if not live_is_published(branch, run_id, live):
-            continue  # not on the branch yet: journal recovery publishes it
-        try:
-            if branch.refs.delete(LIVE_PREFIX + run_id, live):
-                swept.live_refs.append(LIVE_PREFIX + run_id)
-        except RefLocked as exc:
-            _log.warning("gitexp: %s", exc)
     return swept
 
 

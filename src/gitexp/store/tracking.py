@@ -49,7 +49,7 @@ from .journal import (
     publish_dead_owner,
     recover_journal,
 )
-from .protection import REF_GRACE, live_is_published, sweep
+from .protection import sweep
 from .repo import Repository
 from .state import TERMINAL, ExperimentState, RunState
 
@@ -170,7 +170,7 @@ class GitStore:
     # -- recovery -----------------------------------------------------------------------------
     def recover_dead_journals(self, force: bool = False,
                               progress: Callable[[list[str]], Iterable[str]] = iter,
-                              include_unknown: bool = False, sweep_grace: float = REF_GRACE) -> list[str]:
+                              include_unknown: bool = False) -> list[str]:
         """Commit journals whose process died (status KILLED for runs they were running).
 
         include_unknown also takes journals whose writer cannot be proven dead (another
@@ -201,8 +201,8 @@ class GitStore:
             if run_id:
                 recovered.append(run_id)
         for run_id in orphaned_live_runs(self.branch, self.journal_dir):
-            if self._session(run_id) is not None or live_is_published(self.branch, run_id):
-                continue  # (a live ref outlives its publish for a while: the sweep deletes it)
+            if self._session(run_id) is not None:
+                continue
             try:
                 with odb.protected():
                     publish_dead_owner(self.branch, run_id, [], layout.now_ms(), "live checkpoint of a dead process")
@@ -216,7 +216,7 @@ class GitStore:
             recovered.append(run_id)
         # Only now: what dead sessions kept from `git gc` is on the branch (or was garbage).
         try:
-            self.last_sweep = sweep(self.branch, self.journal_dir, sweep_grace)
+            self.last_sweep = sweep(self.branch, self.journal_dir)
         except OSError as exc:  # a leftover stays until the next sweep; never fail the caller for it
             _log.warning("gitexp: could not remove what dead processes left (%s)", exc)
         return recovered
