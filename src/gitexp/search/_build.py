@@ -63,7 +63,7 @@ def fold_slice(branch: "TrackingBranch", items: list[Item]) -> tuple[list[tuple]
     keyed: dict[str, dict[str, tuple[array, list]]] = {METRIC: {}, PARAM: {}, TAG: {}, DATASET: {}}
     metrics, params, tags, datasets = keyed[METRIC], keyed[PARAM], keyed[TAG], keyed[DATASET]
     states = dict(branch.read_run_trees({run_id: tree for _rid, run_id, _bucket, tree in items},
-                                        chunk=min(len(items), 1000) or 1))
+                                        chunk=250))
     for rid, run_id, bucket, tree in items:  # row id order
         record = record_of(states.pop(run_id))
         rows.append((rid, run_id, bucket, tree) + record[1:8] + (doc_of(record),))

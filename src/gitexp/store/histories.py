@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from . import layout
@@ -274,10 +275,27 @@ def dump_latest(latest: dict[str, Point]) -> bytes:
                    for k, (s, t, v) in sorted(latest.items())).encode()
 
 
+# dump_latest's lines, checked for a whole file in one scan (anything else is read line by line).
+_FAST_LATEST = re.compile(
+    f"(?:{layout.FAST_KEY}: \\[-?[0-9]+, -?[0-9]+, (?:-?[0-9][0-9.eE+-]*|\"(?:NaN|Infinity|-Infinity)\")\\]\n)*")
+_FAST_POINT = re.compile(
+    f"({layout.FAST_KEY}): \\[(-?[0-9]+), (-?[0-9]+), (-?[0-9][0-9.eE+-]*|\"(?:NaN|Infinity|-Infinity)\")\\]\n")
+_QUOTED = {'"NaN"': math.nan, '"Infinity"': math.inf, '"-Infinity"': -math.inf}
+
+
 def load_latest(data: bytes) -> dict[str, Point]:
     out: dict[str, Point] = {}
     try:
         text = data.decode()
+        if _FAST_LATEST.fullmatch(text):
+            quoted, words = _QUOTED, layout.YAML_WORDS
+            for key, step, ts, value in _FAST_POINT.findall(text):
+                if key[0] == '"':
+                    key = key[1:-1]
+                elif key in words:
+                    raise ValueError(key)
+                out[key] = (int(step), int(ts), quoted[value] if value[0] == '"' else float(value))
+            return out
         for line in text.splitlines():
             if not line.strip():
                 continue

@@ -162,10 +162,51 @@ def dump_flat(doc: dict[str, Any]) -> bytes:
     return "".join(f"{_scalar(k)}: {_scalar(v)}\n" for k, v in doc.items()).encode()
 
 
+# dump_flat's commonest lines, checked for a whole file in one scan: a plain or JSON-quoted key
+# without escapes, then a JSON-quoted string without escapes, a plain string, an int or null.
+FAST_KEY = r'(?:[A-Za-z_][A-Za-z0-9_.\-/]*|"[^"\\\x00-\x1f]*")'
+_FAST_VALUE = r'(?:"[^"\\\x00-\x1f]*"|[A-Za-z_][A-Za-z0-9_.\-/]*|-?(?:0|[1-9][0-9]*))'
+_FAST_FLAT = re.compile(f"(?:{FAST_KEY}: {_FAST_VALUE}\n)*")
+_FAST_PAIR = re.compile(f"({FAST_KEY}): ({_FAST_VALUE})\n")
+# The plain scalars of _PLAIN's form that YAML 1.1 does not read as strings (its bool and null
+# words: its other implicit types start with a digit, a sign, a dot or '~'); a test checks this
+# against the resolver.
+YAML_WORDS = frozenset("yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF "
+                       "null Null NULL".split())
+
+
+def _load_flat_fast(text: str) -> dict[str, Any] | None:
+    """load_flat of a file in the fast form, else None."""
+    if not _FAST_FLAT.fullmatch(text):
+        return None
+    out: dict[str, Any] = {}
+    words = YAML_WORDS
+    for key, value in _FAST_PAIR.findall(text):
+        if key[0] == '"':
+            key = key[1:-1]
+        elif key in words:
+            return None
+        first = value[0]
+        if first == '"':
+            out[key] = value[1:-1]
+        elif first == "-" or first.isdigit():
+            out[key] = int(value)
+        elif value in words:
+            if value != "null":
+                return None
+            out[key] = None
+        else:
+            out[key] = value
+    return out
+
+
 def load_flat(data: bytes) -> dict[str, Any]:
     """Read a flat YAML map; files not in dump_flat's form go through libyaml."""
     out: dict[str, Any] = {}
     try:
+        fast = _load_flat_fast(data.decode())
+        if fast is not None:
+            return fast
         for line in data.decode().splitlines():
             if line.startswith('"'):
                 end = _json_string_end(line)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -27,8 +28,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from ..exceptions import GitexpError, RefLocked
 
@@ -146,8 +146,9 @@ class ObjectMissing(GitexpError):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
+    # A named tuple: a cold index build decodes millions of these, and a tuple is built
+    # several times faster than a frozen dataclass.
     mode: bytes
     name: str
     sha: str
@@ -170,7 +171,17 @@ def encode_tree(entries: Iterable[TreeEntry]) -> bytes:
     return b"".join(parts)
 
 
+_TREE_ENTRY = {20: re.compile(rb"([0-7]+) ([^\0]*)\0(.{20})", re.DOTALL),
+               32: re.compile(rb"([0-7]+) ([^\0]*)\0(.{32})", re.DOTALL)}
+
+
 def decode_tree(data: bytes, hash_len: int) -> list[TreeEntry]:
+    pattern = _TREE_ENTRY.get(hash_len)
+    if pattern is not None:
+        found = pattern.findall(data)
+        # Every byte accounted for (else a damaged tree: decoded entry by entry to fail where it is).
+        if sum(len(mode) + len(name) + 2 + hash_len for mode, name, _ in found) == len(data):
+            return [TreeEntry(mode, name.decode("utf-8", "surrogateescape"), sha.hex()) for mode, name, sha in found]
     entries = []
     pos, end = 0, len(data)
     while pos < end:
