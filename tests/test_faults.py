@@ -160,6 +160,53 @@ def test_gitexps_own_repack_drops_nothing(repo):
         assert git("cat-file", "-t", sha, cwd=repo).strip() == "blob"
 
 
+def test_roll_up_leaves_large_and_kept_packs_and_loses_nothing(repo):
+    """gitexp's own roll-up is geometric over the small unkept packs only: a pack that reached
+    REPACK_SEALED_BYTES and a kept pack stay as they are, and every object stays readable."""
+    import random
+
+    from gitexp.store import objects
+
+    odb = gitexp.Client()._store.branch.odb
+    pack_dir = repo / ".git" / "objects" / "pack"
+    rng = random.Random(5)
+    with odb.batch():  # one large pack of incompressible blobs (never rolled)
+        large = [odb.write_blob(rng.randbytes(1 << 16)) for _ in range(objects.REPACK_SEALED_BYTES // (1 << 16) + 2)]
+    large_pack = max(pack_dir.glob("*.pack"), key=lambda p: p.stat().st_size)
+    assert large_pack.stat().st_size >= objects.REPACK_SEALED_BYTES
+    small = []
+    for i in range(10):
+        with odb.batch():
+            small.append(odb.write_blob(b"small %d" % i))
+    with odb.protected():
+        kept = odb.write_blob(b"kept while rolling")
+        kept_packs = {p.name for p in pack_dir.glob("*.keep")}
+        before = {p.name for p in pack_dir.glob("*.pack")}
+        assert odb.maybe_repack(threshold=4)
+        after = {p.name for p in pack_dir.glob("*.pack")}
+        assert large_pack.name in after  # sealed: left to git's own gc
+        assert {k[:-5] + ".pack" for k in kept_packs} <= after  # kept: never rolled
+        assert len(after) < len(before) - 5  # the small ones became one
+        assert not [p for p in pack_dir.iterdir() if p.suffix == ".idx" and not p.with_suffix(".pack").exists()]
+    for sha in large + small + [kept]:
+        assert git("cat-file", "-t", sha, cwd=repo).strip() == "blob"
+        assert odb.read_blob(sha)
+    assert fsck(repo) == ""
+
+
+@pytest.mark.parametrize("sizes, rolled", [
+    ([30, 30, 30], [0, 1, 2]),                 # equal small packs: all roll
+    ([1000, 30, 31], [1, 2]),                  # a progression above stays
+    ([1000, 400, 30], []),                     # already a progression: nothing to do
+    ([1000, 100, 30, 31], [1, 2, 3]),          # 100 < 2 x (30 + 31): rolls with them
+])
+def test_geometric_roll_keeps_a_factor_two_progression(sizes, rolled):
+    from gitexp.store.objects import geometric_roll
+
+    packs = [(size, f"p{i}") for i, size in enumerate(sizes)]
+    assert sorted(geometric_roll(packs, 2)) == sorted(f"p{i}" for i in rolled)
+
+
 def test_the_same_objects_written_again_never_reuse_a_pack_name(repo):
     """A refused commit retried with the same objects makes the same pack; the earlier one,
     unkept and unreachable, may be being deleted by `git repack -a -d` (.idx, .pack, then

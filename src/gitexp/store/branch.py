@@ -458,8 +458,8 @@ class TrackingBranch:
 
     def _own_history(self, own_tree: str | None, key: str) -> "tuple":
         entry = self.odb.lookup(own_tree, "metrics") if own_tree else None
-        blobs = histories.history_blobs(self.odb, entry.sha if entry is not None and entry.is_tree else None)
-        shas = blobs.get(key, [])
+        shas = [sha for _path, sha in histories.history_paths(
+            self.odb, entry.sha if entry is not None and entry.is_tree else None, key)]
         if len(shas) <= 32:
             return histories.parse_many([self.odb.read_blob(sha) for sha in shas])
         # A long run: one pipelined read of its chunks, parsed a few MB at a time, so

@@ -77,29 +77,6 @@ def next_chunk_index(odb: "ObjectDB", metrics_tree: str | None, key: str) -> int
     return (max(chunks) + 1) if chunks else int(last.name) * CHUNKS_PER_GROUP
 
 
-def history_blobs(odb: "ObjectDB", metrics_tree: str | None) -> dict[str, list[str]]:
-    """key -> blob ids of its history in order: a format-1 file first, then chunks by number."""
-    out: dict[str, list[str]] = {}
-    if metrics_tree is None:
-        return out
-    for entry in odb.read_tree(metrics_tree):
-        if entry.is_tree:
-            key = layout.decode_key(entry.name)
-            blobs: list[tuple[int, str]] = []
-            for group in odb.read_tree(entry.sha):
-                if group.is_tree:
-                    for chunk in odb.read_tree(group.sha):
-                        stem = chunk.name.split(".")[0]
-                        if not chunk.is_tree and stem.isdigit():
-                            blobs.append((int(stem), chunk.sha))
-            blobs.sort()
-            out.setdefault(key, []).extend(sha for _, sha in blobs)
-        elif entry.name.endswith(".jsonl"):
-            key = layout.decode_key(entry.name[: -len(".jsonl")])
-            out.setdefault(key, []).insert(0, entry.sha)
-    return out
-
-
 def history_paths(odb: "ObjectDB", metrics_tree: str | None, key: str) -> list[tuple[str, str]]:
     """(path relative to the run directory, blob id) of each file of `key`'s history, in order."""
     if metrics_tree is None:

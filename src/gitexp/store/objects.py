@@ -45,6 +45,8 @@ MODE_LINK = b"120000"
 LOOSE_OBJECT_BYTES = 4 << 20    # outside protected(), larger objects are written loose
 MAX_PACK_BYTES = 256 << 20      # a batch past this is flushed as a pack early
 REPACK_PACK_COUNT = 32          # roll small packs up once this many exist
+REPACK_SEALED_BYTES = 2 << 20   # packs this large are left to git's own gc (ObjectDB.maybe_repack)
+_PINNED = (".keep", ".promisor", ".mtimes")
 REF_LOCK_TIMEOUT = 2.0          # seconds to wait for another process's ref lock (git itself waits 0.1 s)
 _PACK_TYPES = {"commit": 1, "tree": 2, "blob": 3, "tag": 4}
 _KINDS = {b"blob": "blob", b"tree": "tree", b"commit": "commit", b"tag": "tag"}
@@ -193,6 +195,23 @@ def decode_tree(data: bytes, hash_len: int) -> list[TreeEntry]:
         entries.append(TreeEntry(mode, name, sha))
         pos = nul + 1 + hash_len
     return entries
+
+
+def geometric_roll(packs: list[tuple[int, str]], factor: int) -> list[str]:
+    """The packs a geometric repack rolls into one, as `git repack --geometric` picks them:
+    by size, the smallest ones up to where the rest already grow by `factor` each, plus any
+    above that are smaller than `factor` times what is rolled."""
+    ordered = sorted(packs)
+    split = 0
+    for i in range(len(ordered) - 1, 0, -1):
+        if ordered[i][0] < factor * ordered[i - 1][0]:
+            split = i + 1  # the pair that breaks the progression rolls, both of it
+            break
+    rolled_bytes = sum(size for size, _ in ordered[:split])
+    while split < len(ordered) and ordered[split][0] < factor * rolled_bytes:
+        rolled_bytes += ordered[split][0]
+        split += 1
+    return [stem for _, stem in ordered[:split]]
 
 
 class _LRU(OrderedDict):
@@ -713,17 +732,24 @@ class ObjectDB:
         return True
 
     def maybe_repack(self, threshold: int = REPACK_PACK_COUNT) -> bool:
-        """Roll small packs up (git repack --geometric) once there are many of them.
+        """Roll small packs up once there are many of them: a geometric roll-up (factor 2, as
+        `git repack --geometric=2 -d`) of the unkept packs under REPACK_SEALED_BYTES only.
 
-        Inline, in the commit that found many packs: a repack in the background would leave
-        a user's `git fsck` meanwhile reporting packs it could not open (measured: a run of
-        2,000,000 points spends ~15 of 25 s of checkpoint time here; docs/benchmarks.md)."""
+        A geometric repack of every pack rewrites each object about log2(packs) times, so
+        the bytes a long run writes per point grew with its length (docs/benchmarks.md,
+        "Long runs").  Packs that reached REPACK_SEALED_BYTES are left alone (git's own gc
+        still consolidates them), which bounds how often an object is rewritten: writes
+        stay linear in the data.  The roll-up is `git pack-objects --stdin-packs` (every
+        object of the rolled packs, reachable or not, so nothing pending is lost), then the
+        rolled packs are removed, .idx first, as `git repack -d` does.  Kept packs are
+        never rolled.  Inline, in the commit that found many packs: in the background it
+        would leave a user's `git fsck` meanwhile reporting packs it could not open."""
         pack_dir = os.path.join(self.objects_dir, "pack")
         try:
-            count = sum(1 for name in os.listdir(pack_dir) if name.endswith(".idx"))
+            names = os.listdir(pack_dir)
         except FileNotFoundError:
             return False
-        if count < threshold:
+        if sum(1 for name in names if name.endswith(".idx")) < threshold:
             return False
         lock = os.path.join(self.git_dir, "gitexp", "repack.lock")
         os.makedirs(os.path.dirname(lock), exist_ok=True)
@@ -737,13 +763,49 @@ class ObjectDB:
                 pass
             return False
         try:
-            subprocess.run(
-                ["git", f"--git-dir={self.git_dir}", "repack", "--geometric=2", "-d", "-q"],
-                capture_output=True, env=self._env,
-            )
+            return self._roll_up(pack_dir, threshold)
         finally:
             os.close(fd)
             os.unlink(lock)
+
+    def _roll_up(self, pack_dir: str, threshold: int) -> bool:
+        packs: list[tuple[int, str]] = []   # (bytes, "pack-<hash>") of the packs that may roll
+        others: list[str] = []
+        for name in os.listdir(pack_dir):
+            if not name.endswith(".idx"):
+                continue
+            stem = name[:-4]
+            base = os.path.join(pack_dir, stem)
+            try:
+                size = os.path.getsize(base + ".pack")
+            except OSError:
+                continue  # being written or removed
+            if size >= REPACK_SEALED_BYTES or any(os.path.exists(base + ext) for ext in _PINNED):
+                others.append(stem)
+            else:
+                packs.append((size, stem))
+        if len(packs) < min(threshold, 2):
+            return False
+        rolled = [stem for stem in geometric_roll(packs, 2)]
+        if len(rolled) < 2:
+            return False
+        keep = [stem for _, stem in packs if stem not in set(rolled)] + others
+        request = "".join(f"{stem}.pack\n" for stem in rolled) + "".join(f"^{stem}.pack\n" for stem in keep)
+        result = subprocess.run(
+            ["git", f"--git-dir={self.git_dir}", "pack-objects", "--stdin-packs", "-q",
+             os.path.join(pack_dir, "pack")],
+            input=request.encode(), capture_output=True, env=self._env)
+        written = result.stdout.decode().strip()
+        if result.returncode != 0 or not written:
+            return False  # a pack vanished under it (a user's `git gc`): nothing removed
+        for stem in rolled:
+            if stem == f"pack-{written}":
+                continue
+            for ext in (".idx", ".pack", ".rev", ".bitmap"):
+                try:
+                    os.unlink(os.path.join(pack_dir, stem + ext))
+                except FileNotFoundError:
+                    pass
         return True
 
     def write_blob(self, data: bytes) -> str:
