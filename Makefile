@@ -13,13 +13,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# What the demo needs (scikit-learn, the web UI): ~450 MB, against ~1.5 GB for .[all].
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[sklearn,server]'
+	touch $@
+
 $(VENV)/.all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[all]'
-	touch $@
+	touch $@ $(VENV)/.demo
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $@ $(VENV)/.all
+	touch $@ $(VENV)/.all $(VENV)/.demo
 
 # Debian's chromium for the UI tests (Playwright drives /usr/bin/chromium; no browser download).
 # As root with apt-get (CI) it is installed; elsewhere with passwordless sudo too; otherwise this
@@ -40,7 +45,7 @@ browser:
 
 setup: $(VENV)/.dev browser
 
-demo: $(VENV)/.all
+demo: $(VENV)/.demo
 	$(BIN)/gitexp demo --port $(PORT)
 
 test: setup
