@@ -35,7 +35,9 @@ def main(ctx: click.Context, repo: str | None) -> None:
     """Experiment tracking and a model registry inside your git repository.
 
     Runs live on the branch `gitexp` as YAML/JSONL files; `git push origin gitexp`
-    shares them. Every command has --help with an example.
+    shares them. Every command has --help with an example. The repository is
+    --repo PATH (or -C PATH), given before or after the command's name, else
+    GITEXP_TRACKING_URI, else the one around the current directory.
 
     \b
     Example:
