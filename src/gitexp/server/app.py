@@ -263,18 +263,21 @@ def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: b
 
 
 # -- serving --------------------------------------------------------------------------------------
-class PortInUse(GitexpError):
+class CannotListen(GitexpError):
+    """The server cannot open its port (in use, not allowed, no such address)."""
+
     error_code = "RESOURCE_CONFLICT"
 
 
 def bind(host: str, port: int, option: str = "--port") -> socket.socket:
     """The listening socket for `host`:`port` (as uvicorn would open it), bound now so that a
     busy port is one clear error before anything else happens, not uvicorn's [Errno 98]."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as exc:
-        raise PortInUse(f"Cannot listen on {host!r}: {exc.strerror}. Give an address of this machine "
+        raise CannotListen(f"Cannot listen on {host!r}: {exc.strerror}. Give an address of this machine "
                         "with --host (127.0.0.1 for this machine only, 0.0.0.0 for every network)") from exc
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -285,13 +288,13 @@ def bind(host: str, port: int, option: str = "--port") -> socket.socket:
         sock.close()
         shown = f"[{host}]" if ":" in host else host
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(f"Port {port} on {shown} is already in use (another gitexp ui or server, or "
+            raise CannotListen(f"Port {port} on {shown} is already in use (another gitexp ui or server, or "
                             f"another program, is listening there). Choose another port with {option}, "
                             "or stop that program") from exc
         if exc.errno == errno.EACCES:
-            raise PortInUse(f"Not allowed to listen on port {port} of {shown} (ports below 1024 need "
+            raise CannotListen(f"Not allowed to listen on port {port} of {shown} (ports below 1024 need "
                             f"root): choose another port with {option}") from exc
-        raise PortInUse(f"Cannot listen on {shown}:{port}: {exc.strerror}") from exc
+        raise CannotListen(f"Cannot listen on {shown}:{port}: {exc.strerror}") from exc
     sock.setblocking(False)
     return sock
 
@@ -311,7 +314,7 @@ def serve(repo: str | os.PathLike | None = None, host: str = "127.0.0.1", port: 
 
     allowed_hosts: extra Host names to answer besides localhost, the bind address and
     loopback/private IP addresses ("*" for any).
-    sock: a socket from :func:`bind` (else one is bound here; a busy port raises PortInUse).
+    sock: a socket from :func:`bind` (else one is bound here; a busy port raises CannotListen, naming it).
     """
     import uvicorn
 
