@@ -56,7 +56,8 @@ def demo(directory: str | None, serve: bool, port: int) -> None:
     try:
         import sklearn  # noqa: F401
     except ImportError as exc:
-        raise click.ClickException("the demo trains scikit-learn models: pip install 'gitexp[all]'") from exc
+        raise click.ClickException("the demo trains scikit-learn models: pip install -e '.[sklearn,server]' "
+                                   "(in a checkout of gitexp)") from exc
     if directory and os.path.exists(directory) and os.listdir(directory):
         raise click.ClickException(f"{os.path.abspath(directory)} is not empty; give a new or empty directory")
     sock = _bind(port) if serve else None  # a busy port fails now, not after the training

@@ -278,7 +278,7 @@ def bind(host: str, port: int, option: str = "--port") -> socket.socket:
                                                              flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as exc:
         raise CannotListen(f"Cannot listen on {host!r}: {exc.strerror}. Give an address of this machine "
-                        "with --host (127.0.0.1 for this machine only, 0.0.0.0 for every network)") from exc
+                           "with --host (127.0.0.1 for this machine only, 0.0.0.0 for every network)") from exc
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -289,11 +289,11 @@ def bind(host: str, port: int, option: str = "--port") -> socket.socket:
         shown = f"[{host}]" if ":" in host else host
         if exc.errno == errno.EADDRINUSE:
             raise CannotListen(f"Port {port} on {shown} is already in use (another gitexp ui or server, or "
-                            f"another program, is listening there). Choose another port with {option}, "
-                            "or stop that program") from exc
+                               f"another program, is listening there). Choose another port with {option}, "
+                               "or stop that program") from exc
         if exc.errno == errno.EACCES:
             raise CannotListen(f"Not allowed to listen on port {port} of {shown} (ports below 1024 need "
-                            f"root): choose another port with {option}") from exc
+                               f"root): choose another port with {option}") from exc
         raise CannotListen(f"Cannot listen on {shown}:{port}: {exc.strerror}") from exc
     sock.setblocking(False)
     return sock
