@@ -167,10 +167,24 @@ def test_console_scripts_run_as_processes(logged):
 
 def test_demo_tracks_real_runs_into_a_scratch_repo(tmp_path):
     target = tmp_path / "demo"
-    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "gitexp"), "demo", str(target),
-                             "--no-serve"], capture_output=True, text=True, timeout=300)
+    # As after `make demo`: gitexp is in the venv's bin, which is not on PATH.
+    bindir = os.path.dirname(sys.executable)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if p and os.path.realpath(p) != os.path.realpath(bindir))
+    env = {**os.environ, "PATH": path}
+    result = subprocess.run([os.path.join(bindir, "gitexp"), "demo", str(target), "--no-serve"],
+                            capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert "12 runs in experiment wine-quality, best first" in result.stdout
+    # Every command under "Try:" works as printed, in one shell (the first one is `cd`).
+    tries = result.stdout.split("Try:", 1)[1].splitlines()
+    commands = [line.strip() for line in tries if line.startswith("  ")]
+    assert commands[0].startswith("cd ") and len(commands) == 7, commands
+    assert all(c.startswith(("cd ", "git ", os.path.join(bindir, "gitexp"))) for c in commands), commands
+    for command in commands[1:]:
+        ran = subprocess.run(["sh", "-ec", f"{commands[0]}\n{command}"], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert ran.returncode == 0 and ran.stdout.strip(), (command, ran.stderr)
     client = gitexp.Client(str(target))
     experiment = client.get_experiment_by_name("wine-quality")
     runs = client.search_runs([experiment.experiment_id])

@@ -100,7 +100,7 @@ def test_redirects_after_actions_stay_on_this_server(ui_server, http):
 def test_other_host_names_are_refused(ui_server, http):
     # DNS rebinding: a page of evil.example that resolves to 127.0.0.1 sends Host: evil.example.
     response = http.get("/", headers={"Host": f"evil.example:{ui_server.port}"})
-    assert response.status_code == 400
+    assert response.status_code == 403  # the web app's one Host policy: PERMISSION_DENIED, as the API's
     assert http.get("/", headers={"Host": f"localhost:{ui_server.port}"}).status_code == 200
 
 

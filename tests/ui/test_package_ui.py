@@ -41,7 +41,11 @@ def test_gitexp_ui_outside_a_repository_is_one_clear_error(tmp_path):
 def test_allowed_hosts_follow_the_bind_address():
     from gitexp.ui import allowed_hosts
 
+    from gitexp.server.app import host_allowed
+
     assert set(allowed_hosts("127.0.0.1")) >= {"127.0.0.1", "localhost"}
     assert "evil.example" not in allowed_hosts("127.0.0.1")
-    assert allowed_hosts("0.0.0.0") == ["*"]
-    assert allowed_hosts("192.168.1.5", ["box.lan"]) == ["192.168.1.5", "box.lan"]
+    # A wildcard bind is no name: it still refuses names it was not given (DNS rebinding).
+    assert "*" not in allowed_hosts("0.0.0.0") and not host_allowed("evil.example", allowed_hosts("0.0.0.0"))
+    assert {"192.168.1.5", "box.lan"} <= set(allowed_hosts("192.168.1.5", ["box.lan"]))
+    assert "*" in allowed_hosts("0.0.0.0", ["*"])

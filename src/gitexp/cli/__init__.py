@@ -27,14 +27,17 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--repo", "-C", "repo", envvar="GITEXP_TRACKING_URI", metavar="PATH",
-              help="Repository to track into (default: the one around the current directory).")
+              help="Repository to work in (default: GITEXP_TRACKING_URI, else the one around the current "
+                   "directory). Every command also takes --repo/-C after its name.")
 @click.version_option(package_name="gitexp")
 @click.pass_context
 def main(ctx: click.Context, repo: str | None) -> None:
     """Experiment tracking and a model registry inside your git repository.
 
     Runs live on the branch `gitexp` as YAML/JSONL files; `git push origin gitexp`
-    shares them. Every command has --help with an example.
+    shares them. Every command has --help with an example. The repository is
+    --repo PATH (or -C PATH), given before or after the command's name, else
+    GITEXP_TRACKING_URI, else the one around the current directory.
 
     \b
     Example:
@@ -45,11 +48,36 @@ def main(ctx: click.Context, repo: str | None) -> None:
     ctx.obj = Context(repo)
 
 
+def _set_repo(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        context = ctx.find_object(Context)
+        context.repo = value
+        context._client = None
+
+
+def _repo_option() -> click.Option:
+    """`--repo/-C PATH` after a command's name: the same as `gitexp --repo PATH` before it (the
+    later one wins), so `gitexp --repo X cmd` and `gitexp cmd --repo X` are one thing everywhere."""
+    return click.Option(["--repo", "-C"], metavar="PATH", expose_value=False, is_eager=True,
+                        callback=_set_repo,
+                        help="Repository to work in (the same as `gitexp --repo PATH` before the command).")
+
+
+def _add_repo_option(command: click.Command) -> None:
+    if not any("--repo" in p.opts for p in command.params):
+        command.params.append(_repo_option())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_repo_option(sub)
+
+
 def _register() -> None:
     from . import artifacts, code, demo, doctor, experiments, hooks, metrics, models, runs, server, sync, ui
 
     for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, hooks, server, ui, demo):
         for command in module.COMMANDS:
+            if module is not demo:  # demo makes its own scratch repository (its DIRECTORY argument)
+                _add_repo_option(command)
             main.add_command(command)
 
 

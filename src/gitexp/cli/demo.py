@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -36,7 +37,8 @@ def _train(path: str, note: str) -> None:
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--serve/--no-serve", default=True, show_default=True,
               help="Open the web UI on the demo repository afterwards (needs gitexp[server]).")
-@click.option("--port", default=5000, show_default=True, help="Port for the web UI.")
+@click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port for the web UI (checked before training: a busy port is an error naming it).")
 def demo(directory: str | None, serve: bool, port: int) -> None:
     """Track real runs into a scratch repository and show them.
 
@@ -49,14 +51,45 @@ def demo(directory: str | None, serve: bool, port: int) -> None:
     Example:
         gitexp demo                 # scratch repo in a temporary directory
         gitexp demo ./gitexp-demo --no-serve
+        gitexp demo --port 8080      # make demo PORT=8080
     """
     try:
         import sklearn  # noqa: F401
     except ImportError as exc:
-        raise click.ClickException("the demo trains scikit-learn models: pip install 'gitexp[all]'") from exc
+        raise click.ClickException("the demo trains scikit-learn models: pip install -e '.[sklearn,server]' "
+                                   "(in a checkout of gitexp)") from exc
+    if directory and os.path.exists(directory) and os.listdir(directory):
+        raise click.ClickException(f"{os.path.abspath(directory)} is not empty; give a new or empty directory")
+    sock = _bind(port) if serve else None  # a busy port fails now, not after the training
+    try:
+        _demo(directory, serve, sock)
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _bind(port: int):
+    try:
+        from ..server.app import bind
+    except ImportError:
+        return None  # no gitexp[server]: _serve says so at the end
+    return bind("127.0.0.1", port, option="--port (make demo PORT=...)")
+
+
+def gitexp_command() -> str:
+    """How to run this gitexp from a shell: `gitexp` when that is what PATH finds, else the full
+    path of the script installed beside this Python (e.g. a virtualenv that is not activated)."""
+    script = os.path.join(os.path.dirname(sys.executable), "gitexp")
+    found = shutil.which("gitexp")
+    if found and os.path.exists(script) and os.path.samefile(found, script):
+        return "gitexp"
+    if os.path.exists(script):
+        return shlex.quote(script)
+    return f"{shlex.quote(sys.executable)} -m gitexp"
+
+
+def _demo(directory: str | None, serve: bool, sock) -> None:
     path = os.path.abspath(directory) if directory else tempfile.mkdtemp(prefix="gitexp-demo-")
-    if os.path.exists(path) and os.listdir(path):
-        raise click.ClickException(f"{path} is not empty; give a new or empty directory")
     os.makedirs(path, exist_ok=True)
     click.secho(f"Scratch repository: {path}", bold=True)
     subprocess.run(["git", "init", "-q", "-b", "main", path], check=True)
@@ -90,28 +123,31 @@ def demo(directory: str | None, serve: bool, port: int) -> None:
                                           run_id=best.info.run_id)
     client.set_registered_model_alias("wine-classifier", "champion", version.version)
     dirty = next(r for r in runs if r.data.tags.get("mlflow.source.git.dirty") == "true")
+    gx = gitexp_command()
+    activate = os.path.join(os.path.dirname(sys.executable), "activate")
+    where = (f"\n(`{gx}` is this gitexp, which is not on your PATH: `source {shlex.quote(activate)}` "
+             "lets you type `gitexp`.)" if gx != "gitexp" and os.path.exists(activate) else "")
     click.echo(f"""
 The runs are commits on the branch `gitexp` of {path}; your working tree was not touched.
-Try:
-  cd {path}
+Try:{where}
+  cd {shlex.quote(path)}
   git log --oneline gitexp | head -3
-  gitexp runs list --filter "params.max_depth = '8' and metrics.test_accuracy > 0.9" --order-by "metrics.test_f1 DESC"
-  gitexp runs compare {runs[0].info.run_id[:8]} {runs[-1].info.run_id[:8]}
-  gitexp runs code {dirty.info.run_id[:8]}       # the uncommitted edit that run ran with
-  gitexp metrics history {runs[0].info.run_id[:8]} test_accuracy
-  gitexp models show wine-classifier      # the best run's model, registered with alias champion""")
-    if serve:
-        _serve(path, port)
-
-
-def _serve(path: str, port: int) -> None:
-    try:
-        from ..server import serve  # the web UI at /, and MLflow's REST API
-    except ImportError:
+  {gx} runs list --filter "params.max_depth = '8' and metrics.test_accuracy > 0.9" --order-by "metrics.test_f1 DESC"
+  {gx} runs compare {runs[0].info.run_id[:8]} {runs[-1].info.run_id[:8]}
+  {gx} runs code {dirty.info.run_id[:8]}       # the uncommitted edit that run ran with
+  {gx} metrics history {runs[0].info.run_id[:8]} test_accuracy
+  {gx} models show wine-classifier      # the best run's model, registered with alias champion""")
+    if sock is not None:
+        _serve(path, sock)
+    elif serve:
         click.echo("\n(The web UI needs gitexp[server]: pip install 'gitexp[server]', then `gitexp ui`.)")
-        return
-    click.secho(f"\nWeb UI: http://127.0.0.1:{port}/  (Ctrl-C to stop)", bold=True)
-    serve(path, host="127.0.0.1", port=port)
+
+
+def _serve(path: str, sock) -> None:
+    from ..server.app import serve, url_of  # the web UI at /, and MLflow's REST API
+
+    click.secho(f"\nWeb UI: {url_of('127.0.0.1', sock.getsockname()[1])}  (Ctrl-C to stop)", bold=True)
+    serve(path, host="127.0.0.1", port=sock.getsockname()[1], sock=sock)
 
 
 COMMANDS = [demo]

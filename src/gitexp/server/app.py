@@ -1,27 +1,32 @@
-"""The FastAPI application: MLflow's REST API 2.0 over one repository's Client.
+"""The one web app of gitexp: MLflow's REST API 2.0 and the web UI over one repository's Client.
 
-    create_app(repo)   the app (routes under /api/2.0/mlflow and /ajax-api/2.0/mlflow,
-                       the artifact proxy under /api/2.0/mlflow-artifacts, gitexp's
-                       additions under /api/2.0/gitexp, /health,
-                       /api/3.0/mlflow/server-info, /openapi.json)
-    serve(repo, ...)   run it with uvicorn (one process: the store's sessions live here)
+    create_app(repo, api=True, ui=None)   the app: the API (routes under /api/2.0/mlflow and
+                       /ajax-api/2.0/mlflow, the artifact proxy under /api/2.0/mlflow-artifacts,
+                       gitexp's additions under /api/2.0/gitexp, /api/3.0/mlflow/server-info,
+                       /openapi.json) and/or the web UI's pages at /, plus /health and /version
+    bind(host, port)   the listening socket, or a clear error naming a busy port
+    serve(repo, ...)   run it with uvicorn (one process: the store's sessions live here);
+                       what both `gitexp server` and `gitexp ui` run
 
-Errors are MLflow's: ``{"error_code": ..., "message": ...}`` with the HTTP
-status MLflow maps the code to (404 RESOURCE_DOES_NOT_EXIST, 400
-INVALID_PARAMETER_VALUE and RESOURCE_ALREADY_EXISTS, 500 only for a failure of
-the server itself).
+One Host policy (against DNS rebinding), one map from error codes to statuses and one
+JSON helper (``_responses``) serve the API and the UI alike. Errors are MLflow's:
+``{"error_code": ..., "message": ...}`` with the HTTP status MLflow maps the code to
+(404 RESOURCE_DOES_NOT_EXIST, 400 INVALID_PARAMETER_VALUE and RESOURCE_ALREADY_EXISTS,
+500 only for a failure of the server itself).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import importlib.util
 import ipaddress
 import logging
 import os
+import socket
 import traceback
-from typing import Any
+from typing import Any, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,26 +37,13 @@ from ..client import Client
 from ..exceptions import GitexpError
 from . import _artifacts, _gitexp, _registry, _tracking
 from . import _schemas as s
-from ._responses import JSON
+from ._responses import HTTP_STATUS, JSON, error, status_for  # noqa: F401  (HTTP_STATUS: public name)
 
 _log = logging.getLogger("gitexp.server")
 
-# MLflow's mapping from error code to HTTP status (mlflow/exceptions.py).
-HTTP_STATUS = {
-    "INTERNAL_ERROR": 500, "INVALID_STATE": 500, "DATA_LOSS": 500, "NOT_IMPLEMENTED": 501,
-    "TEMPORARILY_UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504, "REQUEST_LIMIT_EXCEEDED": 429,
-    "CANCELLED": 499, "RESOURCE_EXHAUSTED": 429, "ABORTED": 409, "RESOURCE_CONFLICT": 409,
-    "ALREADY_EXISTS": 409, "NOT_FOUND": 404, "ENDPOINT_NOT_FOUND": 404, "RESOURCE_DOES_NOT_EXIST": 404,
-    "PERMISSION_DENIED": 403, "CUSTOMER_UNAUTHORIZED": 401, "UNAUTHENTICATED": 401, "BAD_REQUEST": 400,
-    "RESOURCE_ALREADY_EXISTS": 400, "INVALID_PARAMETER_VALUE": 400,
-}
 API_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
 GITEXP_PREFIX = "/api/2.0/gitexp"
-
-
-def error(code: str, message: str, status: int | None = None) -> JSON:
-    return JSON({"error_code": code, "message": message}, status_code=status or HTTP_STATUS.get(code, 500))
 
 
 _TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none"}
@@ -84,16 +76,21 @@ def _validation_message(exc: RequestValidationError) -> str:
 def _ui_module(ui: bool | None) -> Any:
     if ui is False:
         return None
-    if importlib.util.find_spec("gitexp.ui") is None:
+    if importlib.util.find_spec("gitexp.ui") is None or importlib.util.find_spec("jinja2") is None:
         if ui:
-            raise ImportError("The web UI (gitexp.ui) is not installed with this gitexp")
+            raise ImportError("The web UI (gitexp.ui) needs jinja2 and plotly: pip install 'gitexp[server]'")
         return None
     return importlib.import_module("gitexp.ui")
 
 
-def host_allowed(host_header: str, allowed: list[str]) -> bool:
+# -- one Host policy ------------------------------------------------------------------------------
+WILDCARD_BINDS = ("0.0.0.0", "::", "")
+
+
+def host_allowed(host_header: str, allowed: Iterable[str]) -> bool:
     """Whether a Host header names this server (against DNS rebinding): a listed name, or an IP
-    address that is loopback or private."""
+    address that is loopback or private. A rebinding page reaches the server under its own
+    name (evil.example), never under an IP address, so IP addresses need no list."""
     host = host_header.strip().lower()
     if host.startswith("["):
         host = host[1:].split("]", 1)[0]
@@ -119,34 +116,61 @@ class _HostCheck:
         if scope["type"] == "http":
             host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
             if not host_allowed(host, self.allowed):
+                name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
                 response = error("PERMISSION_DENIED", f"Host header {host!r} is not allowed. If you reach this "
-                                 f"server by that name, start it with --allowed-hosts {host.split(':')[0]}", 403)
+                                 f"server by that name, start it with --allowed-hosts {name}", 403)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-def default_allowed_hosts(host: str) -> list[str]:
-    return sorted({"localhost", "127.0.0.1", "::1", host.strip("[]").lower()})
+def default_allowed_hosts(host: str, extra: Iterable[str] = ()) -> list[str]:
+    """The Host names a server bound to `host` answers: localhost, the bind address (unless it
+    is a wildcard such as 0.0.0.0, which is no name a client uses) and `extra` (names given
+    with --allowed-hosts; "*" allows any). IP addresses that are loopback or private are
+    always answered (see :func:`host_allowed`)."""
+    names = {"localhost", "127.0.0.1", "::1"}
+    bind = host.strip().strip("[]").lower()
+    if bind not in WILDCARD_BINDS:
+        names.add(bind)
+    names.update(h.strip().lower().strip("[]") for h in extra if h and h.strip())
+    return sorted(names)
 
 
-def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
+def _no_root(app: FastAPI, client: Client) -> None:
+    @app.get("/", tags=["server"], response_model=dict)
+    def index():
+        return JSON({"server": "gitexp", "version": __version__, "repository": client._store.uri,
+                     "branch": client._store.repo.branch, "api": "/api/2.0/mlflow/",
+                     "openapi": "/openapi.json"})
+
+
+def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: bool | None = None,
                push_to: str | None = None, push_interval: float = 60.0,
-               allowed_hosts: list[str] | None = None) -> FastAPI:
-    """The server app for the repository at `repo` (default: the current directory's).
+               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+    """The web app for the repository at `repo` (default: the current directory's).
 
-    ui: mount the web UI (``gitexp.ui``) at / -- None mounts it when it is installed.
+    api: serve MLflow's REST API (and gitexp's additions, /openapi.json).
+    ui: serve the web UI (``gitexp.ui``) at / -- None serves it when it is installed
+        (jinja2 and plotly present), True fails without it, False never.
     push_to: a git remote to push the tracking branch to every `push_interval` seconds.
-    allowed_hosts: Host header values to answer (others get 403, against DNS rebinding);
-        IP addresses that are loopback or private are always allowed, "*" allows any.
-        None (the default for create_app) checks nothing; `serve` always checks.
+    allowed_hosts: Host header values to answer (others get 403 PERMISSION_DENIED, against DNS
+        rebinding); IP addresses that are loopback or private are always allowed, "*" allows
+        any. None (the default for create_app) checks nothing; `serve` always checks, with
+        :func:`default_allowed_hosts`.
+    /health and /version are always served.
     """
+    ui_module = _ui_module(ui)
+    if not api and ui_module is None:
+        from ..exceptions import InvalidParameterValue
+
+        raise InvalidParameterValue("Nothing to serve: both the API and the web UI are turned off")
     client = Client(os.fspath(repo) if repo is not None else None)
     if client._remote:  # opening the store also checks the path: a bad one fails now, not at a request
         from ..exceptions import InvalidParameterValue
 
         raise InvalidParameterValue(
-            f"gitexp server serves a git repository, but the tracking URI is the server {client.tracking_uri}; "
+            f"gitexp serves a git repository, but the tracking URI is the server {client.tracking_uri}; "
             "pass --repo PATH (and check GITEXP_TRACKING_URI)")
     pusher = None
     if push_to:
@@ -167,13 +191,15 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
             if pusher is not None:
                 await run_in_threadpool(pusher.stop)
 
+    docs = {} if api else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
-        title="gitexp tracking server",
+        title="gitexp tracking server" if api else "gitexp",
         version=__version__,
         description="MLflow's REST API 2.0 over a git repository: everything logged lands on the "
                     "repository's tracking branch. Point MLFLOW_TRACKING_URI at this server.",
         lifespan=lifespan,
         responses={400: {"model": s.Error}, 404: {"model": s.Error}},
+        **docs,
     )
     app.state.client = client
     app.state.pusher = pusher
@@ -193,7 +219,7 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
             return error("ENDPOINT_NOT_FOUND", f"No endpoint {request.method} {request.url.path} on this "
-                         "gitexp server; see /openapi.json for the API", 404)
+                         "gitexp server" + ("; see /openapi.json for the API" if api else ""), 404)
         return error("BAD_REQUEST", f"{request.method} {request.url.path}: {exc.detail}", exc.status_code)
 
     @app.exception_handler(Exception)
@@ -203,15 +229,23 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
         return error("INTERNAL_ERROR", f"The gitexp server failed on {request.method} {request.url.path}: "
                      f"{type(exc).__name__}: {exc}. This is a bug; please report it with the server log.")
 
-    tracking = _tracking.router(client)
-    registry = _registry.router(client)
-    artifacts = _artifacts.router(client)
-    for i, prefix in enumerate(API_PREFIXES):
-        app.include_router(tracking, prefix=prefix, include_in_schema=i == 0)
-        app.include_router(registry, prefix=prefix, include_in_schema=i == 0)
-    for i, prefix in enumerate(ARTIFACT_PREFIXES):
-        app.include_router(artifacts, prefix=prefix, include_in_schema=i == 0)
-    app.include_router(_gitexp.router(client), prefix=GITEXP_PREFIX)
+    if api:
+        tracking = _tracking.router(client)
+        registry = _registry.router(client)
+        artifacts = _artifacts.router(client)
+        for i, prefix in enumerate(API_PREFIXES):
+            app.include_router(tracking, prefix=prefix, include_in_schema=i == 0)
+            app.include_router(registry, prefix=prefix, include_in_schema=i == 0)
+        for i, prefix in enumerate(ARTIFACT_PREFIXES):
+            app.include_router(artifacts, prefix=prefix, include_in_schema=i == 0)
+        app.include_router(_gitexp.router(client), prefix=GITEXP_PREFIX)
+
+        @app.get("/api/3.0/mlflow/server-info", tags=["server"], response_model=s.ServerInfo)
+        def server_info():
+            # No multipart uploads: the client then PUTs each file through the artifact proxy.
+            return JSON({"store_type": "gitexp", "workspaces_enabled": False, "trace_archival_enabled": False,
+                         "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
+                         "features_enabled": {"gateway": False}})
 
     @app.get("/health", tags=["server"], response_model=str)
     def health():
@@ -221,38 +255,72 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
     def version():
         return JSON(__version__)
 
-    @app.get("/api/3.0/mlflow/server-info", tags=["server"], response_model=s.ServerInfo)
-    def server_info():
-        # No multipart uploads: the client then PUTs each file through the artifact proxy.
-        return JSON({"store_type": "gitexp", "workspaces_enabled": False, "trace_archival_enabled": False,
-                     "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
-                     "features_enabled": {"gateway": False}})
-
-    ui_module = _ui_module(ui)
-    if ui_module is not None and hasattr(ui_module, "router"):
-        app.include_router(ui_module.router(os.fspath(repo) if repo is not None else None))
-    elif ui_module is not None and hasattr(ui_module, "create_ui_app"):
-        app.mount("/", ui_module.create_ui_app(os.fspath(repo) if repo is not None else None))
+    if ui_module is not None:
+        app.include_router(ui_module.router(client=client))
     else:
-        @app.get("/", tags=["server"], response_model=dict)
-        def index():
-            return JSON({"server": "gitexp", "version": __version__, "repository": client._store.uri,
-                         "branch": client._store.repo.branch, "api": "/api/2.0/mlflow/",
-                         "openapi": "/openapi.json"})
-
+        _no_root(app, client)
     return app
 
 
+# -- serving --------------------------------------------------------------------------------------
+class CannotListen(GitexpError):
+    """The server cannot open its port (in use, not allowed, no such address)."""
+
+    error_code = "RESOURCE_CONFLICT"
+
+
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
+    """The listening socket for `host`:`port` (as uvicorn would open it), bound now so that a
+    busy port is one clear error before anything else happens, not uvicorn's [Errno 98]."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise CannotListen(f"Cannot listen on {host!r}: {exc.strerror}. Give an address of this machine "
+                           "with --host (127.0.0.1 for this machine only, 0.0.0.0 for every network)") from exc
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotListen(f"Port {port} on {shown} is already in use (another gitexp ui or server, or "
+                               f"another program, is listening there). Choose another port with {option}, "
+                               "or stop that program") from exc
+        if exc.errno == errno.EACCES:
+            raise CannotListen(f"Not allowed to listen on port {port} of {shown} (ports below 1024 need "
+                               f"root): choose another port with {option}") from exc
+        raise CannotListen(f"Cannot listen on {shown}:{port}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(host: str, port: int) -> str:
+    """The URL to open for a server bound to host:port (a wildcard bind is reached at 127.0.0.1)."""
+    if host in WILDCARD_BINDS:
+        host = "127.0.0.1" if host != "::" else "::1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+
 def serve(repo: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 5000, *,
-          ui: bool | None = None, push_to: str | None = None, push_interval: float = 60.0,
-          log_level: str = "info", allowed_hosts: list[str] | None = None) -> None:
+          api: bool = True, ui: bool | None = None, push_to: str | None = None, push_interval: float = 60.0,
+          log_level: str = "info", allowed_hosts: Iterable[str] | None = None,
+          sock: socket.socket | None = None) -> None:
     """Serve the repository over HTTP until interrupted (one process; loopback by default).
 
     allowed_hosts: extra Host names to answer besides localhost, the bind address and
     loopback/private IP addresses ("*" for any).
+    sock: a socket from :func:`bind` (else one is bound here; a busy port raises CannotListen, naming it).
     """
     import uvicorn
 
-    hosts = default_allowed_hosts(host) + list(allowed_hosts or [])
-    app = create_app(repo, ui=ui, push_to=push_to, push_interval=push_interval, allowed_hosts=hosts)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+    app = create_app(repo, api=api, ui=ui, push_to=push_to, push_interval=push_interval,
+                     allowed_hosts=default_allowed_hosts(host, allowed_hosts or ()))
+    if sock is None:
+        sock = bind(host, port)
+    config = uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level=log_level, workers=1)
+    uvicorn.Server(config).run(sockets=[sock])

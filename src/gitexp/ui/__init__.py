@@ -32,7 +32,7 @@ def router(repo_path: str | os.PathLike | None = None, client: Client | None = N
 
     Mount it with ``app.include_router(gitexp.ui.router(repo))``.  Actions refuse
     cross-site requests on their own; a host allow-list (see :func:`allowed_hosts`)
-    is the mounting app's job.
+    is the mounting app's job (``gitexp.server.app.create_app`` has it).
     """
     from ._web import Renderer
     from .actions import Actions
@@ -49,29 +49,29 @@ def router(repo_path: str | os.PathLike | None = None, client: Client | None = N
 
 
 def allowed_hosts(host: str, extra: Iterable[str] = ()) -> list[str]:
-    """Host headers to accept when bound to `host`: loopback names for a loopback bind (so a
-    DNS-rebinding page cannot reach the UI), anything for a wildcard bind, plus `extra`."""
-    extra = [h for h in extra if h]
-    if host in ("0.0.0.0", "::", ""):
-        return ["*"]
-    hosts = list(LOOPBACK_HOSTS) if host in LOOPBACK_HOSTS or host.startswith("127.") else []
-    return sorted({host, *hosts, *extra})
+    """Host headers to accept when bound to `host`: the web app's one policy
+    (:func:`gitexp.server.app.default_allowed_hosts`): localhost, the bind address unless it
+    is a wildcard, and `extra`; loopback and private IP addresses are always accepted."""
+    from ..server.app import default_allowed_hosts
+
+    return default_allowed_hosts(host, extra)
 
 
 def create_ui_app(repo_path: str | os.PathLike | None = None, host: str = DEFAULT_HOST,
                   extra_hosts: Iterable[str] = ()) -> FastAPI:
-    """A FastAPI app serving the UI of the repository at `repo_path` (default: the current one)."""
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    """A FastAPI app serving the UI of the repository at `repo_path` (default: the current one),
+    with the Host check for a server bound to `host`: the web app of `gitexp ui`
+    (:func:`gitexp.server.app.create_app` with ``api=False, ui=True``)."""
+    from ..server.app import create_app
 
-    app = FastAPI(title="gitexp", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(router(repo_path))
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, extra_hosts))
-    return app
+    return create_app(repo_path, api=False, ui=True, allowed_hosts=allowed_hosts(host, extra_hosts))
 
 
 def serve(repo_path: str | os.PathLike | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          extra_hosts: Iterable[str] = ()) -> None:
-    """Serve the UI until interrupted (what `gitexp ui` runs)."""
-    import uvicorn
+          extra_hosts: Iterable[str] = (), **options) -> None:
+    """Serve the UI until interrupted (what `gitexp ui` runs; `options` as gitexp.server.serve's)."""
+    from ..server.app import serve as serve_app
 
-    uvicorn.run(create_ui_app(repo_path, host, extra_hosts), host=host, port=port, log_level="warning")
+    options.setdefault("api", False)
+    options.setdefault("log_level", "warning")
+    serve_app(repo_path, host, port, ui=True, allowed_hosts=extra_hosts, **options)

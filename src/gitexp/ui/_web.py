@@ -10,14 +10,13 @@ Security, in one place:
 * Every state-changing request is a POST whose ``Origin`` (or, without one,
   ``Referer``) must be this server's own origin: a page on another site cannot
   make the browser act here (CSRF).  Combined with the Host check of
-  :func:`gitexp.ui.create_ui_app` this also defeats DNS rebinding.
+  the web app (:func:`gitexp.server.app.create_app`) this also defeats DNS rebinding.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import math
 import os
 from typing import Any, Callable
@@ -27,7 +26,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..exceptions import GitexpError, InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from ..exceptions import GitexpError
+from ..server._responses import JSON, status_for
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
@@ -48,13 +48,8 @@ class Forbidden(GitexpError):
 
 
 def _status_for(exc: GitexpError) -> int:
-    if isinstance(exc, ResourceDoesNotExist):
-        return 404
-    if isinstance(exc, Forbidden):
-        return 403
-    if isinstance(exc, (InvalidParameterValue, ResourceAlreadyExists)):
-        return 400
-    return 500
+    """The web app's one map from error codes to HTTP statuses (the API's, MLflow's)."""
+    return status_for(exc.error_code)
 
 
 # -- formatting (template filters) ---------------------------------------------------------------
@@ -237,6 +232,6 @@ def raw_headers(content_type: str, inline: bool, filename: str, sandbox: str = "
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:
-    body = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    return Response(body, status_code=status_code, media_type="application/json",
-                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    """The web app's one JSON response (the API's), never cached."""
+    return JSON(data, status_code=status_code, headers={"X-Content-Type-Options": "nosniff",
+                                                        "Cache-Control": "no-store"})
