@@ -171,6 +171,28 @@ def test_lifecycle_changes_are_reflected(repo, client):
     assert len(client.search_runs(exp)) == 3
 
 
+def test_an_experiment_deleted_elsewhere_is_deleted_in_the_next_search(repo, client):
+    """The index keeps the deleted experiments with the commit they are of: a new process
+    on a current index, and this one after another process deleted an experiment, agree
+    with the branch."""
+    a, b = client.create_experiment("a"), client.create_experiment("b")
+    _log_runs(client, a, 2, prefix="a")
+    _log_runs(client, b, 1, prefix="b")
+    assert len(client.search_runs([a, b])) == 3
+    result = run_python(f"import gitexp\ngitexp.Client().delete_experiment('{b}')\n", cwd=repo, env=SRC_ENV)
+    assert result.returncode == 0, result.stderr
+    assert sorted(_names(client.search_runs([a, b]))) == ["a-0", "a-1"]
+    code = ("import gitexp, json\n"
+            f"c = gitexp.Client()\nprint(json.dumps([[r.info.run_name, r.info.lifecycle_stage] for r in "
+            f"c.search_runs(['{a}', '{b}'], run_view_type=3)]))\n")
+    result = run_python(code, cwd=repo, env=SRC_ENV)
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(result.stdout)) == [["a-0", "active"], ["a-1", "active"], ["b-0", "deleted"]]
+    client.restore_experiment(b)
+    result = run_python(code, cwd=repo, env=SRC_ENV)
+    assert sorted(json.loads(result.stdout)) == [["a-0", "active"], ["a-1", "active"], ["b-0", "active"]]
+
+
 def test_concurrent_cold_builds_in_several_processes(repo, client):
     exp = client.create_experiment("e")
     _log_runs(client, exp, 40)

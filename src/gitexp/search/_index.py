@@ -153,7 +153,18 @@ def refresh_to(conn: sqlite3.Connection, store: "GitStore", commit: str | None) 
         runs_tree = branch.subtree(root, layout.RUNS) if root else None
         if meta.get("runs_tree", "") != (runs_tree or ""):
             _sync_runs(conn, store, runs_tree, meta)
+        # The deleted experiments, kept with the commit they are of, so that a search in a new
+        # process on a current index reads nothing from git (no `git cat-file` to start).
+        experiments_tree = branch.subtree(root, layout.EXPERIMENTS) if root else None
+        if meta.get("experiments_tree") != (experiments_tree or "") or "deleted_experiments" not in meta:
+            _set_meta(conn, experiments_tree=experiments_tree or "",
+                      deleted_experiments=json.dumps(deleted_experiments(store, root)))
         _set_meta(conn, commit=commit or "", runs_tree=runs_tree or "")
+
+
+def deleted_experiments(store: "GitStore", root: str | None) -> list[str]:
+    experiments = store.branch.experiments(root) if root else {}
+    return sorted(e for e, s in experiments.items() if s.lifecycle_stage == LifecycleStage.DELETED)
 
 
 def _sync_runs(conn: sqlite3.Connection, store: "GitStore", runs_tree: str | None, meta: dict[str, str]) -> None:
@@ -481,7 +492,9 @@ class RunIndex:
                     self.close()  # a damaged index is rebuilt, never trusted
                     self._remove_files()
             try:
-                yield IndexView(self.store, conn, commit, Columns(conn, self._cache, records), records)
+                deleted = (json.loads(meta["deleted_experiments"])
+                           if meta.get("commit", "") == (commit or "") and "deleted_experiments" in meta else None)
+                yield IndexView(self.store, conn, commit, Columns(conn, self._cache, records), records, deleted)
             finally:
                 if began:
                     conn.execute("COMMIT")
@@ -620,16 +633,15 @@ class IndexView:
     """One search's view of the index: filters and orders on columns, entities from documents."""
 
     def __init__(self, store: "GitStore", conn: sqlite3.Connection, commit: str | None, columns: Columns,
-                 overlay: dict[int, Record]):
+                 overlay: dict[int, Record], deleted: list[str] | None = None):
         self.store = store
         self.conn = conn
         self.commit = commit
         self.cols = columns
         self.overlay = overlay
-        root = store.branch.tree_of(commit) if commit else None
-        experiments = store.branch.experiments(root) if root else {}
-        self.deleted_experiments = sorted(e for e, s in experiments.items()
-                                          if s.lifecycle_stage == LifecycleStage.DELETED)
+        if deleted is None:
+            deleted = deleted_experiments(store, store.branch.tree_of(commit) if commit else None)
+        self.deleted_experiments = deleted
 
     def select(self, experiment_ids: list[str], clauses: list[Clause], order: list[OrderKey],
                view_type: int, offset: int, limit: int | None) -> list[int]:
