@@ -6,6 +6,7 @@
     │   └── SearchError      a malformed filter or order_by
     ├── ResourceDoesNotExist                        RESOURCE_DOES_NOT_EXIST
     ├── ResourceAlreadyExists                       RESOURCE_ALREADY_EXISTS
+    ├── MissingDependency    an optional library is not installed (names the extra)
     └── StoreError           the repository refused a read or write
         ├── RefLocked        a ref's lock file outlived the bounded wait   RESOURCE_CONFLICT
         ├── BranchCheckedOut the tracking branch is checked out in a worktree  RESOURCE_CONFLICT
@@ -68,6 +69,13 @@ class ResourceAlreadyExists(GitexpError):
     error_code = "RESOURCE_ALREADY_EXISTS"
 
 
+class MissingDependency(GitexpError):
+    """An optional library that a part of gitexp needs is not installed; the message names the
+    extra that brings it (``pip install 'gitexp[sklearn]'``).  Attributes: library, extra."""
+
+    error_code = "INVALID_STATE"
+
+
 class StoreError(GitexpError):
     error_code = "INTERNAL_ERROR"
 
@@ -109,6 +117,7 @@ __all__ = [
     "SearchError",
     "ResourceDoesNotExist",
     "ResourceAlreadyExists",
+    "MissingDependency",
     "StoreError",
     "RefLocked",
     "BranchCheckedOut",
