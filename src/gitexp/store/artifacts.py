@@ -29,13 +29,13 @@ import posixpath
 import re
 import secrets
 import shutil
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlparse
 
+from .. import _git as git
 from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
@@ -387,8 +387,8 @@ def _blob_sizes(git_dir: str, shas: list[str]) -> dict[str, int]:
         else:
             out[sha] = size
     if missing:
-        result = subprocess.run(["git", f"--git-dir={git_dir}", "cat-file", "--batch-check"],
-                                input="".join(s + "\n" for s in missing).encode(), capture_output=True)
+        result = git.run(["cat-file", "--batch-check"], git_dir=git_dir,
+                         input="".join(s + "\n" for s in missing).encode())
         for line in result.stdout.decode().splitlines():
             fields = line.split()
             if len(fields) == 3 and fields[2].isdigit():

@@ -30,7 +30,8 @@ import zlib
 from collections import OrderedDict
 from typing import Callable, Iterable, Iterator, NamedTuple
 
-from ..exceptions import GitexpError, RefLocked
+from .. import _git as git
+from ..exceptions import GitexpError, GitNotFound, RefLocked
 
 try:
     import fcntl
@@ -127,10 +128,10 @@ def _batch_command_supported() -> bool:
     """git >= 2.36 (cat-file --batch-command)."""
     if not _GIT_VERSION:
         try:
-            out = subprocess.run(["git", "version"], capture_output=True, text=True).stdout
+            out = git.run(["version"], text=True).stdout
             numbers = out.split()[2].split(".")
             _GIT_VERSION.append(tuple(int(n) for n in numbers[:2] if n.isdigit()))
-        except (OSError, IndexError, ValueError):
+        except (OSError, IndexError, ValueError, GitNotFound):
             _GIT_VERSION.append((0,))
     return _GIT_VERSION[0] >= (2, 36)
 
@@ -249,12 +250,18 @@ class ObjectDB:
     # -- reading -------------------------------------------------------
     def _reader(self) -> subprocess.Popen:
         if self._proc is None or self._proc_pid != os.getpid() or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=self._env,
-            )
+            # Not through gitexp._git: one process kept for every read of this process's life.
+            try:
+                self._proc = subprocess.Popen(
+                    ["git", f"--git-dir={self.git_dir}", "cat-file", "--batch"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=self._env,
+                )
+            except FileNotFoundError as exc:
+                if exc.filename not in (None, "git"):
+                    raise
+                raise GitNotFound() from None
             self._proc_pid = os.getpid()
         return self._proc
 
@@ -737,10 +744,7 @@ class ObjectDB:
                 pass
             return False
         try:
-            subprocess.run(
-                ["git", f"--git-dir={self.git_dir}", "repack", "--geometric=2", "-d", "-q"],
-                capture_output=True, env=self._env,
-            )
+            git.run(["repack", "--geometric=2", "-d", "-q"], git_dir=self.git_dir, env=self._env)
         finally:
             os.close(fd)
             os.unlink(lock)
@@ -829,10 +833,7 @@ class RefStore:
 
     def read(self, ref: str) -> str | None:
         if not self.files_backend:
-            result = subprocess.run(
-                ["git", f"--git-dir={self.git_dir}", "rev-parse", "--verify", "-q", ref],
-                capture_output=True, text=True, env=self._env,
-            )
+            result = git.run(["rev-parse", "--verify", "-q", ref], git_dir=self.git_dir, env=self._env, text=True)
             return result.stdout.strip() or None
         path = os.path.join(self.git_dir, ref)
         try:
@@ -959,10 +960,8 @@ class RefStore:
             if check is not None:
                 check()
             zero = "0" * len(new)
-            result = subprocess.run(
-                ["git", f"--git-dir={self.git_dir}", "update-ref", "-m", message, ref, new, old or zero],
-                capture_output=True, text=True, env=self._env,
-            )
+            result = git.run(["update-ref", "-m", message, ref, new, old or zero], git_dir=self.git_dir,
+                             env=self._env, text=True)
             return result.returncode == 0
         path = os.path.join(self.git_dir, ref)
         lock = path + ".lock"
@@ -1033,8 +1032,7 @@ class RefStore:
     def _git_delete(self, ref: str, old: str) -> bool:
         deadline = time.monotonic() + self.lock_timeout
         while True:
-            result = subprocess.run(["git", f"--git-dir={self.git_dir}", "update-ref", "-d", ref, old],
-                                    capture_output=True, env=self._env)
+            result = git.run(["update-ref", "-d", ref, old], git_dir=self.git_dir, env=self._env)
             if result.returncode == 0:
                 return True
             if self.read(ref) != old:
@@ -1048,9 +1046,8 @@ class RefStore:
     def list_refs(self, prefix: str) -> dict[str, str]:
         """ref name -> object id of every ref under `prefix` (e.g. "refs/gitexp/live/")."""
         if not self.files_backend:
-            result = subprocess.run(["git", f"--git-dir={self.git_dir}", "for-each-ref",
-                                     "--format=%(refname) %(objectname)", prefix],
-                                    capture_output=True, text=True, env=self._env)
+            result = git.run(["for-each-ref", "--format=%(refname) %(objectname)", prefix], git_dir=self.git_dir,
+                             env=self._env, text=True)
             return dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)  # type: ignore[misc]
         out: dict[str, str] = {}
         # Loose refs first, packed-refs second: `git pack-refs` writes packed-refs before it
