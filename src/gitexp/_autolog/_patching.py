@@ -54,7 +54,6 @@ def integration(flavor: str) -> Callable[[Callable[..., None]], Callable[..., No
                         _configs[flavor] = {**config, "disable": True}
                         raise
 
-        autolog.integration_name = flavor  # type: ignore[attr-defined]
         return autolog
 
     return decorate

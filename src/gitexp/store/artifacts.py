@@ -303,11 +303,6 @@ class ExternalStore:
     def _remote_path(self, sha256: str) -> str:
         return f"{self.root}/{self.key(sha256)}"
 
-    def has(self, sha256: str) -> bool:
-        if self.local:
-            return os.path.isfile(self.location(sha256))
-        return bool(self.fs.exists(self._remote_path(sha256)))
-
     def put(self, source: BinaryIO) -> tuple[str, int]:
         """Store the bytes read from `source`; returns (sha256, size)."""
         if self.local:

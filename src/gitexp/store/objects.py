@@ -506,11 +506,6 @@ class ObjectDB:
         return entry
 
     # -- writing -------------------------------------------------------
-    def hash_object(self, kind: str, data: bytes) -> str:
-        h = self._hash(b"%s %d\0" % (kind.encode(), len(data)))
-        h.update(data)
-        return h.hexdigest()
-
     def write(self, kind: str, data: bytes) -> str:
         """Store an object and return its id.
 

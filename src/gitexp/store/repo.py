@@ -90,9 +90,6 @@ class Repository:
             email = f"{_login_name()}@{socket.gethostname()}"
         return name, email
 
-    def reload_config(self) -> None:
-        self.config = read_config(self.git_dir)
-
 
 def _login_name() -> str:
     import getpass
