@@ -196,3 +196,12 @@ def test_logged_model_filters_agree_with_mlflow(filter_string):
 def test_where_gitexp_is_stricter_than_mlflow(schema, filter_string):
     with pytest.raises(SearchError):
         parse_filter(filter_string, schema)
+
+
+def test_backslashes_in_values_per_entity_kind():
+    # Registry values: a backslash escapes any character (how gitexp's CLI quotes model names).
+    # Run values keep their backslashes but for \' (MLflow compares them as written: LIKE '50\% off').
+    registry = "name = 'it\\'s a \\\\model' AND tags.t = 'say ''hi'''"
+    assert [c.value for c in parse_filter(registry, REGISTERED_MODELS)] == ["it's a \\model", "say 'hi'"]
+    runs = "params.p = 'C:\\\\dir\\'s' AND params.q LIKE '50\\% off'"
+    assert [c.value for c in parse_filter(runs, RUNS)] == ["C:\\\\dir's", "50\\% off"]

@@ -62,6 +62,7 @@ class Schema:
     implicit_entity: str = "attribute"
     example: str = "name"                       # an identifier for "expected an identifier such as ..."
     quoted_numbers: bool = False                # numbers may be quoted: version_number = '3' (MLflow int()s it)
+    backslash_escapes: bool = False             # in values, \x is x ('C:\\dir' is C:\dir); else only \' and ''
     prefixed_attributes: bool = False           # messages name attributes with their prefix (runs)
 
     @property
@@ -126,6 +127,7 @@ REGISTERED_MODELS = Schema(
     orderable={"attribute": ("name", "timestamp", "last_updated_timestamp", "creation_timestamp")},
     hints={},
     quoted_numbers=True,
+    backslash_escapes=True,
 )
 
 MODEL_VERSIONS = Schema(
@@ -138,6 +140,7 @@ MODEL_VERSIONS = Schema(
     hints={"stage": "Stages cannot be searched; get the versions of a model and look at current_stage, "
                     "or use get_latest_versions(name, stages)."},
     quoted_numbers=True,
+    backslash_escapes=True,
 )
 
 _LOGGED_MODEL_KEYS = {"name": "list", "model_id": "list", "model_type": "list", "status": "list",
@@ -151,6 +154,7 @@ LOGGED_MODELS = Schema(
     key_aliases={"attribute": {"creation_time": "creation_timestamp"}},
     orderable={"attribute": tuple(_LOGGED_MODEL_KEYS)},
     hints={},
+    backslash_escapes=True,
 )
 
 _PREFIX = {"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes", "dataset": "datasets"}
@@ -218,11 +222,15 @@ class _Token:
         return self.text.upper() if self.kind == "word" else ""
 
 
-def _unquote(token: _Token) -> str:
+def _unquote(token: _Token, backslash_escapes: bool = False) -> str:
     quote = token.text[0]
     body = token.text[1:-1]
     if quote == "`":
         return body
+    if backslash_escapes:
+        # The registry's rule (gitexp's CLI quotes names this way): a backslash escapes any character.
+        return re.sub(r"\\(.)|" + quote * 2, lambda m: quote if m.group(1) is None else m.group(1), body,
+                      flags=re.DOTALL)
     # A quote inside a quoted string is written twice ('it''s') or escaped (\').
     return body.replace(quote * 2, quote).replace("\\" + quote, quote)
 
@@ -393,7 +401,7 @@ class _Parser:
                 continue
             if token.upper == "OR":
                 raise self.error("OR is not supported", token,
-                                 "Filters combine conditions with AND only (as in MLflow); "
+                                 "Filters join conditions with only AND (as in MLflow); "
                                  "run one search per alternative and combine the results.")
             raise self.error("expected AND between conditions", token)
 
@@ -430,7 +438,7 @@ class _Parser:
             example = f"{_written(entity, key, self.schema)} {op} '{token.text}'"
             raise self.error(f"{_describe(entity, key, self.schema)} is compared with quoted strings, "
                              f"got {token.text!r}", token, f"Quote the value, e.g. {example}.")
-        return Clause(entity, key, op, _unquote(token), first.start)
+        return Clause(entity, key, op, self._text(token), first.start)
 
     def _number(self, token: _Token, value_type: str, key: str) -> int | float:
         text = token.text
@@ -443,11 +451,15 @@ class _Parser:
             raise self.error(f"expected a whole number{unit}", token)
         return float(text)
 
+    def _text(self, token: _Token) -> str:
+        """A quoted value's text."""
+        return _unquote(token, self.schema.backslash_escapes)
+
     def _quoted_int(self, token: _Token, entity: str, key: str) -> int:
-        text = _unquote(token).strip()
+        text = self._text(token).strip()
         if re.fullmatch(r"[-+]?\d+", text) is None:
             raise self.error(f"{_describe(entity, key, self.schema)} is compared with whole numbers, "
-                             f"got the string {_unquote(token)!r}", token,
+                             f"got the string {self._text(token)!r}", token,
                              f"e.g. {quote_key(key)} = 3")
         return int(text)
 
@@ -504,7 +516,7 @@ class _Parser:
             if token.kind not in ("squote", "dquote"):
                 raise self.error("list items must be quoted strings", token,
                                  "e.g. ('a1b2c3', 'd4e5f6')")
-            items.append(_unquote(self.take()))
+            items.append(self._text(self.take()))
             sep = self.peek()
             if sep is not None and sep.kind == "comma":
                 self.take()
