@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gitexp import _git
-from gitexp.exceptions import GitCommandFailed, GitNotFound, StoreError
+from gitexp.exceptions import GitCommandFailed, StoreError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gitexp"
 

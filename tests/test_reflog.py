@@ -25,7 +25,8 @@ _RACER = textwrap.dedent("""
     for new in ids:
         while True:  # retry on a lost race, as every gitexp writer does
             old = refs.read(ref)
-            if refs.compare_and_swap(ref, new, old, f"racer {new[:7]}", f"Racer <r@example.com> {int(time.time())} +0000"):
+            ident = f"Racer <r@example.com> {int(time.time())} +0000"
+            if refs.compare_and_swap(ref, new, old, f"racer {new[:7]}", ident):
                 break
 """)
 

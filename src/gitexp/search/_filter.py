@@ -596,9 +596,9 @@ def parse_order_by(order_by: list[str] | tuple[str, ...] | str | None, schema: S
         key = _Parser(text, schema, "order_by").parse_order_key()
         ident = (key.entity, key.key)
         if ident in seen:
-            raise SearchError(
-                f"order_by names {key.name} twice ({seen[ident]!r} and {text!r}); give each key once",
-                order_by=text, position=0, token=text)
+            name = _written(key.entity, key.key, schema)
+            raise SearchError(f"order_by names {name} twice ({seen[ident]!r} and {text!r}); give each key once",
+                              order_by=text, position=0, token=text)
         seen[ident] = text
         keys.append(key)
     return keys
