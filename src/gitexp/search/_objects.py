@@ -87,7 +87,7 @@ def _sort(items: list, keys: list[tuple[str, bool]]) -> list:
     return sorted(items, key=key)
 
 
-def check_max_results(max_results: Any, threshold: int, what: str) -> int:
+def _max_results(max_results: Any, threshold: int, what: str) -> int:
     if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
         raise SearchError(f"Invalid value for max_results: it must be a positive integer, got {max_results!r}")
     if max_results > threshold:
@@ -111,7 +111,7 @@ def _page(items: list, max_results: int, page_token: str | None) -> PagedList:
 
 def search_registered_models(models: list, filter_string: str | None, max_results: Any,
                              order_by: Sequence[str] | None, page_token: str | None) -> PagedList:
-    max_results = check_max_results(max_results, MODELS_MAX_RESULTS_THRESHOLD, "registered models")
+    max_results = _max_results(max_results, MODELS_MAX_RESULTS_THRESHOLD, "registered models")
     clauses = parse_filter(filter_string, REGISTERED_MODELS)
     keys = _order(order_by, REGISTERED_MODELS)
     if not any(a == "name" for a, _ in keys):
@@ -122,7 +122,7 @@ def search_registered_models(models: list, filter_string: str | None, max_result
 
 def search_model_versions(versions: list, filter_string: str | None, max_results: Any,
                           order_by: Sequence[str] | None, page_token: str | None) -> PagedList:
-    max_results = check_max_results(max_results, VERSIONS_MAX_RESULTS_THRESHOLD, "model versions")
+    max_results = _max_results(max_results, VERSIONS_MAX_RESULTS_THRESHOLD, "model versions")
     clauses = parse_filter(filter_string, MODEL_VERSIONS)
     keys = _order(order_by or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"], MODEL_VERSIONS)
     if not any(a == "name" for a, _ in keys):
@@ -137,7 +137,7 @@ def search_logged_models(models: list, filter_string: str | None, max_results: A
                          order_by: Sequence[Any] | None, page_token: str | None) -> PagedList:
     """MLflow's search_logged_models over folded models; order_by items are field names or
     ``{"field_name": ..., "ascending": ...}`` dicts (MLflow's form)."""
-    max_results = check_max_results(LOGGED_MODELS_MAX_RESULTS_DEFAULT if max_results is None else max_results,
+    max_results = _max_results(LOGGED_MODELS_MAX_RESULTS_DEFAULT if max_results is None else max_results,
                                     LOGGED_MODELS_MAX_RESULTS_THRESHOLD, "logged models")
     clauses = parse_filter(filter_string, LOGGED_MODELS)
     keys: list[tuple[str, bool]] = []
