@@ -317,7 +317,3 @@ def dataset_input(dataset: dict, tags: dict) -> tuple[dict, dict]:
         text("Dataset input tag key", str(key), key=key)
         text(f"Dataset input tag value for {key!r}", str(value), key=key)
     return dataset, tags
-
-
-def is_finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))

@@ -378,7 +378,7 @@ class Client:
 
     def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
                                  order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
-        from .registry_search import search_registered_models
+        from .search._objects import search_registered_models
 
         return search_registered_models(self._registry.list_registered_models(), filter_string, max_results,
                                         order_by, page_token)
@@ -432,7 +432,7 @@ class Client:
 
     def search_model_versions(self, filter_string: str | None = None, max_results: int = 10_000,
                               order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
-        from .registry_search import search_model_versions
+        from .search._objects import search_model_versions
 
         return search_model_versions(self._registry.list_model_versions(), filter_string, max_results,
                                      order_by, page_token)

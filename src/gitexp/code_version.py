@@ -16,6 +16,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from . import _git as git
+
 MAX_DIFF_BYTES = 10 * 1024 * 1024
 UNTRACKED_HASH_BYTES = 1 << 20      # untracked files up to this size get their blob id recorded
 UNTRACKED_HASH_TOTAL = 8 << 20
@@ -27,13 +29,12 @@ _EMPTY_TREE = {"sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
                "sha256": "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
 
 
-def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True)
+def _git(args: list[str], cwd: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+    return git.run(["--no-optional-locks", *args], cwd=cwd, input=input)
 
 
 def _start(args: list[str], cwd: str) -> subprocess.Popen:
-    return subprocess.Popen(["git", "--no-optional-locks", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return git.start(["--no-optional-locks", *args], cwd=cwd, stderr=git.DEVNULL)
 
 
 def source_dir() -> str:
@@ -159,9 +160,8 @@ def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:
     if not paths:
         return {}
     # hash-object applies the same clean filters (eol, attributes) `git add` would.
-    result = subprocess.run(["git", "--no-optional-locks", "hash-object", "--stdin-paths"], cwd=top,
-                            input="\n".join(paths).encode("utf-8", "surrogateescape") + b"\n",
-                            capture_output=True)
+    result = _git(["hash-object", "--stdin-paths"], top,
+                  input="\n".join(paths).encode("utf-8", "surrogateescape") + b"\n")
     shas = result.stdout.decode().split()
     if result.returncode != 0 or len(shas) != len(paths):
         return {}
@@ -218,8 +218,8 @@ def _plumbing(git_dir: str, args: list[str], index: str | None = None, input: by
     env.pop("GIT_WORK_TREE", None)
     if index is not None:
         env["GIT_INDEX_FILE"] = index
-    cmd = ["git", f"--git-dir={git_dir}"] + ([f"--work-tree={work_tree}"] if work_tree else []) + args
-    return subprocess.run(cmd, input=input, capture_output=True, env=env)
+    return git.run(([f"--work-tree={work_tree}"] if work_tree else []) + args, git_dir=git_dir, input=input,
+                   env=env)
 
 
 def _patch_bytes(patch: bytes | str | None) -> bytes:
@@ -357,8 +357,7 @@ def diff_runs(repo, first: tuple[str, dict | None, bytes | str | None],
     options = ["-c", "core.quotePath=false", "diff-tree", "-r", "-M", "--no-color", "--no-ext-diff"]
     stat = _plumbing(git_dir, [*options[:2], *options[2:], "--stat=120", tree_a, tree_b])
     result.stat = stat.stdout.decode("utf-8", "replace")
-    proc = subprocess.Popen(["git", f"--git-dir={git_dir}", *options, "-p", tree_a, tree_b],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = git.start([*options, "-p", tree_a, tree_b], git_dir=git_dir, stderr=git.DEVNULL)
     assert proc.stdout is not None
     data = proc.stdout.read(max_bytes + 1)
     if len(data) > max_bytes:

@@ -6,7 +6,10 @@
     │   └── SearchError      a malformed filter or order_by
     ├── ResourceDoesNotExist                        RESOURCE_DOES_NOT_EXIST
     ├── ResourceAlreadyExists                       RESOURCE_ALREADY_EXISTS
+    ├── MissingDependency    an optional library is not installed (names the extra)
     └── StoreError           the repository refused a read or write
+        ├── GitNotFound      the git executable cannot be started
+        ├── GitCommandFailed a git command exited non-zero (command, exit code, git's message)
         ├── RefLocked        a ref's lock file outlived the bounded wait   RESOURCE_CONFLICT
         ├── BranchCheckedOut the tracking branch is checked out in a worktree  RESOURCE_CONFLICT
         └── SyncError        a fetch or push of the tracking branch failed
@@ -68,8 +71,32 @@ class ResourceAlreadyExists(GitexpError):
     error_code = "RESOURCE_ALREADY_EXISTS"
 
 
+class MissingDependency(GitexpError):
+    """An optional library that a part of gitexp needs is not installed; the message names the
+    extra that brings it (``pip install 'gitexp[sklearn]'``).  Attributes: library, extra."""
+
+    error_code = "INVALID_STATE"
+
+
 class StoreError(GitexpError):
     error_code = "INTERNAL_ERROR"
+
+
+class GitNotFound(StoreError):
+    """The ``git`` executable is not installed or not on PATH."""
+
+    def __init__(self) -> None:
+        super().__init__("git is not installed or not on PATH; gitexp needs git 2.31 or later "
+                         "(https://git-scm.com/downloads). Install it, or add its directory to PATH.")
+
+
+class GitCommandFailed(StoreError):
+    """A git command gitexp ran exited non-zero.  Attributes: command, returncode, stderr."""
+
+    def __init__(self, command: list[str], returncode: int, stderr: str):
+        message = stderr.strip() or f"exit code {returncode}"
+        super().__init__(f"`git {' '.join(command)}` failed: {message}", command=command,
+                         returncode=returncode, stderr=stderr)
 
 
 class DamagedData(StoreError):
@@ -109,7 +136,10 @@ __all__ = [
     "SearchError",
     "ResourceDoesNotExist",
     "ResourceAlreadyExists",
+    "MissingDependency",
     "StoreError",
+    "GitNotFound",
+    "GitCommandFailed",
     "RefLocked",
     "BranchCheckedOut",
     "SyncError",

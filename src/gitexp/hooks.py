@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 
+from . import _git as git
 from .exceptions import GitexpError, InvalidParameterValue, NotAGitRepository
 
 HOOK_NAMES = ("pre-commit", "post-commit", "pre-push")
@@ -47,8 +48,7 @@ class HookExists(InvalidParameterValue):
 
 
 def _git_out(args: list[str], cwd: str | None = None) -> str:
-    env = dict(os.environ)
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=env)
+    result = git.run(args, cwd=cwd)
     if result.returncode != 0:
         return ""
     return result.stdout.decode(errors="surrogateescape").strip()
@@ -235,8 +235,7 @@ def refuse_tracking_files() -> int:
     current = _git_out(["symbolic-ref", "-q", "--short", "HEAD"])
     if current == tracking:
         return 0  # committing on the tracking branch itself (a merge in a worktree, say)
-    staged = subprocess.run(["git", "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMRT"],
-                            capture_output=True).stdout
+    staged = git.run(["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMRT"]).stdout
     bad = [p.decode(errors="replace") for p in staged.split(b"\0")
            if p == b".tracking" or p.startswith(b".tracking/")]
     if not bad:
@@ -299,7 +298,7 @@ def push_tracking_branch(args: list[str], stdin: bytes) -> int:
         return 0  # only deleting remote branches
     if store.branch.refs.read(tracking_ref) is None:
         return 0  # nothing tracked in this repository yet
-    configured = subprocess.run(["git", "config", "--get", f"remote.{name}.url"], capture_output=True).returncode == 0
+    configured = git.run(["config", "--get", f"remote.{name}.url"]).returncode == 0
     target = name if configured else (url or name)
     try:
         result = sync.push(store, target, progress=False, no_verify=True)

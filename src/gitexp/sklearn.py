@@ -14,6 +14,7 @@ from whoever saved it: only load models from people you trust.
 from __future__ import annotations
 
 import os
+import sys
 import pickle
 from typing import Any
 
@@ -192,6 +193,11 @@ __all__ = ["FLAVOR_NAME", "SERIALIZATION_FORMAT_CLOUDPICKLE", "SERIALIZATION_FOR
            "load_model", "log_model", "save_model"]
 
 
-from ._autolog.sklearn import autolog  # noqa: E402  (autologging lives with the other integrations)
+# Autologging lives with the other integrations; it logs models through this module, which
+# hands itself over (the integration never imports it: no import cycle).
+from ._autolog import sklearn as _integration  # noqa: E402
+
+_integration.use_flavor(sys.modules[__name__])
+autolog = _integration.autolog
 
 __all__ += ["autolog"]

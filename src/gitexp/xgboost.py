@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
 from typing import Any
 
 from .exceptions import InvalidParameterValue
@@ -129,6 +130,11 @@ def _load_pyfunc(path: str) -> _XGBModelWrapper:
 __all__ = ["FLAVOR_NAME", "get_default_pip_requirements", "load_model", "log_model", "save_model"]
 
 
-from ._autolog.xgboost import autolog  # noqa: E402  (autologging lives with the other integrations)
+# Autologging lives with the other integrations; it logs models through this module, which
+# hands itself over (the integration never imports it: no import cycle).
+from ._autolog import xgboost as _integration  # noqa: E402
+
+_integration.use_flavor(sys.modules[__name__])
+autolog = _integration.autolog
 
 __all__ += ["autolog"]

@@ -22,27 +22,30 @@ import weakref
 from copy import deepcopy
 from typing import Any, Callable
 
-from . import (
-    INPUT_EXAMPLE_SAMPLE_ROWS,
-    AUTOLOGGING_TAG,
-    TrainingSession,
-    active_run_id,
-    check_extra_tags,
-    dataset_input,
-    get_config,
-    inspect_var_name,
-    integration,
-    is_metric_value,
-    make_dataset,
-    resolve_input_example_and_signature,
-    run_without_autologging,
-    safe_patch,
-    tracking_client,
-    truncated,
-)
-from ..exceptions import InvalidParameterValue
+from ..exceptions import GitexpError, InvalidParameterValue
+from ._config import AUTOLOGGING_TAG, INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
+from ._helpers import active_run_id, dataset_input, inspect_var_name, is_metric_value, make_dataset, \
+    resolve_input_example_and_signature, tracking_client, truncated
+from ._patching import integration, run_without_autologging, safe_patch
+from ._sessions import TrainingSession
 
 _log = logging.getLogger("gitexp.autolog")
+
+# The flavor module that saves the models (gitexp.sklearn: log_model, serialization formats).
+# It hands itself over when it is imported -- that is where autolog() is reached from -- so
+# this integration never imports it and the two modules do not import each other.
+_flavor: Any = None
+
+
+def use_flavor(module: Any) -> None:
+    global _flavor
+    _flavor = module
+
+
+def _the_flavor() -> Any:
+    if _flavor is None:
+        raise GitexpError("scikit-learn autologging is reached through gitexp.sklearn.autolog()")
+    return _flavor
 
 FLAVOR_NAME = "sklearn"
 TRAINING_PREFIX = "training_"
@@ -79,15 +82,13 @@ def autolog(log_input_examples: bool = False, log_model_signatures: bool = True,
     >>> model = RandomForestClassifier().fit(X_train, y_train)   # one run, fully logged
     >>> accuracy_score(y_test, model.predict(X_test))             # + metric accuracy_score_X_test
     """
-    from ..sklearn import SUPPORTED_SERIALIZATION_FORMATS
-
+    formats = _the_flavor().SUPPORTED_SERIALIZATION_FORMATS
     if max_tuning_runs is not None and (not isinstance(max_tuning_runs, int) or max_tuning_runs < 0):
         raise InvalidParameterValue(
             f"max_tuning_runs must be a non-negative integer or None (a child run for every candidate), "
             f"got {max_tuning_runs!r}")
-    if serialization_format not in SUPPORTED_SERIALIZATION_FORMATS:
-        raise InvalidParameterValue(
-            f"Unknown serialization_format {serialization_format!r}; use one of {SUPPORTED_SERIALIZATION_FORMATS}")
+    if serialization_format not in formats:
+        raise InvalidParameterValue(f"Unknown serialization_format {serialization_format!r}; use one of {formats}")
     tags = check_extra_tags(extra_tags)
     patch_sklearn(FLAVOR_NAME, _estimators_to_patch(), _fit_sklearn, allow_children=False,
                   settings=dict(log_input_examples=log_input_examples, log_model_signatures=log_model_signatures,
@@ -323,9 +324,9 @@ def _example_and_signature(estimator: Any, X: Any, settings: dict[str, Any]) -> 
 
 def _log_model(estimator: Any, name: str, example: Any, signature: Any, settings: dict[str, Any],
                register: bool) -> None:
-    from .. import sklearn as flavor
     from ..exceptions import ResourceAlreadyExists
 
+    flavor = _the_flavor()
     registered = get_config(FLAVOR_NAME, "registered_model_name") if register else None
     try:
         flavor.log_model(estimator, name=name, signature=signature, input_example=example,

@@ -18,22 +18,29 @@ import logging
 from copy import deepcopy
 from typing import Any, Callable
 
-from . import (
-    INPUT_EXAMPLE_SAMPLE_ROWS,
-    TrainingSession,
-    active_run_id,
-    check_extra_tags,
-    dataset_input,
-    get_config,
-    integration,
-    make_dataset,
-    resolve_input_example_and_signature,
-    safe_patch,
-    tracking_client,
-)
-from ..exceptions import InvalidParameterValue
+from ..exceptions import GitexpError, InvalidParameterValue
+from ._config import INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
+from ._helpers import active_run_id, dataset_input, make_dataset, resolve_input_example_and_signature, \
+    tracking_client
+from ._patching import integration, safe_patch
+from ._sessions import TrainingSession
 
 _log = logging.getLogger("gitexp.autolog")
+
+# The flavor module that saves the models (gitexp.xgboost), handed over when it is imported
+# (as in ``sklearn.py``), so this integration never imports it.
+_flavor: Any = None
+
+
+def use_flavor(module: Any) -> None:
+    global _flavor
+    _flavor = module
+
+
+def _the_flavor() -> Any:
+    if _flavor is None:
+        raise GitexpError("XGBoost autologging is reached through gitexp.xgboost.autolog()")
+    return _flavor
 
 FLAVOR_NAME = "xgboost"
 IMPORTANCE_TYPES = ("weight", "gain", "cover", "total_gain", "total_cover")
@@ -207,7 +214,6 @@ def _log_datasets(client: Any, run_id: str, dtrain: Any, evals: list) -> None:
 def _log_booster(model: Any, dtrain: Any, settings: dict[str, Any]) -> None:
     import xgboost
 
-    from .. import xgboost as flavor
     from ..models import infer_signature
 
     def get_example() -> Any:
@@ -224,7 +230,7 @@ def _log_booster(model: Any, dtrain: Any, settings: dict[str, Any]) -> None:
 
     example, signature = resolve_input_example_and_signature(
         get_example, infer, settings["log_input_examples"], settings["log_model_signatures"])
-    flavor.log_model(model, name="model", signature=signature, input_example=example,
+    _the_flavor().log_model(model, name="model", signature=signature, input_example=example,
                      model_format=settings["model_format"],
                      registered_model_name=get_config(FLAVOR_NAME, "registered_model_name"))
 
@@ -232,7 +238,6 @@ def _log_booster(model: Any, dtrain: Any, settings: dict[str, Any]) -> None:
 def _fit_sklearn_api(original: Callable[..., Any], estimator: Any, args: tuple, kwargs: dict,
                      settings: dict[str, Any], flavor: str) -> Any:
     """fit() of XGBRegressor & co.: train() (patched) logs the rest; the model is logged here as its class."""
-    from .. import xgboost as xgb_flavor
     from ..models import infer_signature
     from .sklearn import METRICS, fit_data
 
@@ -254,7 +259,7 @@ def _fit_sklearn_api(original: Callable[..., Any], estimator: Any, args: tuple, 
         with METRICS.disabled():
             example, signature = resolve_input_example_and_signature(
                 get_example, infer, settings["log_input_examples"], settings["log_model_signatures"])
-        xgb_flavor.log_model(estimator, name="model", signature=signature, input_example=example,
+        _the_flavor().log_model(estimator, name="model", signature=signature, input_example=example,
                              model_format=settings["model_format"],
                              registered_model_name=get_config(FLAVOR_NAME, "registered_model_name"))
     return result

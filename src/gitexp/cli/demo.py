@@ -12,6 +12,7 @@ from importlib import resources
 
 import click
 
+from .. import _git as git
 from ._common import default_run_columns, emit, run_row
 
 _DIRTY_EDIT = ("test_size=0.3", "test_size=0.25")
@@ -20,9 +21,8 @@ _DIRTY_EDIT = ("test_size=0.3", "test_size=0.25")
 def _git(args: list[str], cwd: str) -> None:
     # A scratch repository must work on machines without a git identity.
     identity = ["-c", "user.name=gitexp demo", "-c", "user.email=demo@gitexp.invalid"]
-    has_identity = subprocess.run(["git", "config", "user.email"], cwd=cwd, capture_output=True).returncode == 0
-    subprocess.run(["git", *([] if has_identity else identity), *args], cwd=cwd, check=True,
-                   capture_output=True)
+    has_identity = git.run(["config", "user.email"], cwd=cwd).returncode == 0
+    git.run([*([] if has_identity else identity), *args], cwd=cwd, check=True)
 
 
 def _train(path: str, note: str) -> None:
@@ -92,7 +92,7 @@ def _demo(directory: str | None, serve: bool, sock) -> None:
     path = os.path.abspath(directory) if directory else tempfile.mkdtemp(prefix="gitexp-demo-")
     os.makedirs(path, exist_ok=True)
     click.secho(f"Scratch repository: {path}", bold=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", path], check=True)
+    git.run(["init", "-q", "-b", "main", path], check=True)
     script = os.path.join(path, "train.py")
     with resources.as_file(resources.files("gitexp") / "demo_data" / "train.py") as source:
         shutil.copyfile(source, script)

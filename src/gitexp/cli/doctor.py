@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..store.repo import git
+from .. import _git
 from ._common import pass_context, progress
 
 
@@ -40,13 +40,13 @@ def init(ctx, path: str | None, branch: str | None) -> None:
     if path is None:
         path = _local_repo_path(ctx.repo) or "."
     os.makedirs(path, exist_ok=True)
-    inside = git(["rev-parse", "--is-inside-work-tree"], cwd=path, check=False).returncode == 0
-    bare = git(["rev-parse", "--is-bare-repository"], cwd=path, check=False).stdout.strip() == b"true"
+    inside = _git.run(["rev-parse", "--is-inside-work-tree"], cwd=path).returncode == 0
+    bare = _git.run(["rev-parse", "--is-bare-repository"], cwd=path).stdout.strip() == b"true"
     if not inside and not bare:
-        git(["init", "-q"], cwd=path)
+        _git.run(["init", "-q"], cwd=path, check=True)
         click.echo(f"Initialized an empty git repository in {os.path.abspath(path)}")
     if branch:
-        git(["config", "gitexp.branch", branch], cwd=path)
+        _git.run(["config", "gitexp.branch", branch], cwd=path, check=True)
     from ..client import Client, forget_stores
 
     forget_stores()
@@ -112,7 +112,7 @@ def doctor(ctx, recover_all: bool) -> None:
     if tip is None:
         click.echo("  no tracking branch yet: it is created by the first run (or `gitexp init`)")
     else:
-        count = git(["rev-list", "--count", tip], cwd=repo.common_dir).stdout.decode().strip()
+        count = _git.run(["rev-list", "--count", tip], cwd=repo.common_dir, check=True).stdout.decode().strip()
         click.echo(f"  tip {tip[:12]}, {count} commits, {len(store.branch.run_trees())} runs, "
                    f"{len([e for e in store.branch.experiments().values() if e.name])} experiments")
         click.echo(f"  storage format {store.branch.format_version(store.branch.tree_of(tip))} "

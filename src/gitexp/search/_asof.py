@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidParameterValue
-from ..store.repo import git
+from .. import _git
 
 if TYPE_CHECKING:
     from ..store.tracking import GitStore
@@ -43,13 +43,13 @@ def resolve_as_of(store: "GitStore", as_of: Any) -> str:
         when = None
     if when is not None:
         return _commit_before(store, when)
-    found = git([f"--git-dir={repo.common_dir}", "rev-parse", "--verify", "-q", f"{text}^{{commit}}"], check=False)
+    found = _git.run(["rev-parse", "--verify", "-q", f"{text}^{{commit}}"], git_dir=repo.common_dir)
     sha = found.stdout.decode().strip()
     if found.returncode == 0 and sha:
         return sha
     # git reads any text as a date, and text it does not understand as "now": tell a
     # typo from a date by asking git which time it means.
-    parsed = git([f"--git-dir={repo.common_dir}", "rev-parse", f"--before={text}"], check=False)
+    parsed = _git.run(["rev-parse", f"--before={text}"], git_dir=repo.common_dir)
     match = re.search(rb"--min-age=(\d+)", parsed.stdout)
     if match is None or (abs(int(match.group(1)) - time.time()) < 5 and text.lower() != "now"):
         raise InvalidParameterValue(
@@ -71,8 +71,7 @@ def _commit_before(store: "GitStore", when: dt.datetime | str) -> str:
     if tip is None:
         raise InvalidParameterValue(
             f"Cannot search as of {shown}: the tracking branch {repo.branch!r} does not exist yet", as_of=shown)
-    result = git([f"--git-dir={repo.common_dir}", "rev-list", "-1", "--first-parent", f"--before={before}", tip],
-                 check=False)
+    result = _git.run(["rev-list", "-1", "--first-parent", f"--before={before}", tip], git_dir=repo.common_dir)
     sha = result.stdout.decode().strip()
     if result.returncode != 0 or not sha:
         raise InvalidParameterValue(

@@ -1,10 +1,15 @@
 """MLflow's search filter and order_by grammar: parsing, typing rules, errors.
 
+One tokenizer and one parser for every search: runs, experiments, registered
+models, model versions and logged models.  What differs between them is data,
+a :class:`Schema` per entity kind.
+
     filter     := clause (AND clause)*
     clause     := identifier comparator value | identifier IS [NOT] NULL
     identifier := [entity "."] key
     entity     := metric(s) | param(s) | parameter(s) | tag(s)
-                | attribute(s) | attr | run | dataset(s)
+                | attribute(s) | attr | run | dataset(s)      (runs; the other
+                  schemas allow a subset, e.g. attribute | tag | tags)
     key        := bare word (letters, digits, _ and .) | `back ticked` | "double quoted"
     value      := number | 'string' | "string" | ( 'string', ... )
     order_by   := identifier [ASC | DESC]
@@ -55,6 +60,14 @@ class Schema:
     orderable: dict[str, tuple[str, ...] | None]  # entity -> orderable keys (None: any)
     hints: dict[str, str]                       # unsupported key -> what to do instead
     implicit_entity: str = "attribute"
+    example: str = "name"                       # an identifier for "expected an identifier such as ..."
+    quoted_numbers: bool = False                # numbers may be quoted: version_number = '3' (MLflow int()s it)
+    backslash_escapes: bool = False             # in values, \x is x ('C:\\dir' is C:\dir); else only \' and ''
+    prefixed_attributes: bool = False           # messages name attributes with their prefix (runs)
+
+    @property
+    def singular(self) -> str:
+        return self.what[:-1]
 
 
 RUNS = Schema(
@@ -80,6 +93,8 @@ RUNS = Schema(
     },
     orderable={"metric": None, "param": None, "tag": None,
                "attribute": ("run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time")},
+    example="metrics.rmse",
+    prefixed_attributes=True,
     hints={
         "lifecycle_stage": "Choose deleted or active runs with run_view_type (ViewType.DELETED_ONLY, ViewType.ALL).",
         "experiment_id": "Choose experiments with the experiment_ids (or experiment_names) argument.",
@@ -98,9 +113,49 @@ EXPERIMENTS = Schema(
     hints={"lifecycle_stage": "Choose deleted or active experiments with view_type."},
 )
 
-# IN lists are allowed only on these keys (MLflow's rule).
-_LIST_KEYS = {("attribute", "run_id"), ("dataset", "name"), ("dataset", "digest"), ("dataset", "context"),
-              ("attribute", "experiment_id")}
+# The registry and logged models (MLflow's SearchModelUtils, SearchModelVersionUtils,
+# SearchLoggedModelsUtils): attributes and tags; tags compare strings without IS NULL;
+# numeric attributes take whole numbers (the registry's also quoted ones, as MLflow).
+_REGISTRY_ENTITIES = {"attribute": "attribute", "tag": "tag", "tags": "tag"}
+
+REGISTERED_MODELS = Schema(
+    what="registered models",
+    entities=_REGISTRY_ENTITIES,
+    free_keys={"tag": "string"},
+    fixed_keys={"attribute": {"name": "list"}},
+    key_aliases={},
+    orderable={"attribute": ("name", "timestamp", "last_updated_timestamp", "creation_timestamp")},
+    hints={},
+    quoted_numbers=True,
+    backslash_escapes=True,
+)
+
+MODEL_VERSIONS = Schema(
+    what="model versions",
+    entities=_REGISTRY_ENTITIES,
+    free_keys={"tag": "string"},
+    fixed_keys={"attribute": {"name": "list", "run_id": "list", "source_path": "string", "version_number": "int"}},
+    key_aliases={},
+    orderable={"attribute": ("name", "version_number", "creation_timestamp", "last_updated_timestamp")},
+    hints={"stage": "Stages cannot be searched; get the versions of a model and look at current_stage, "
+                    "or use get_latest_versions(name, stages)."},
+    quoted_numbers=True,
+    backslash_escapes=True,
+)
+
+_LOGGED_MODEL_KEYS = {"name": "list", "model_id": "list", "model_type": "list", "status": "list",
+                      "source_run_id": "list", "creation_timestamp": "int", "last_updated_timestamp": "int"}
+
+LOGGED_MODELS = Schema(
+    what="logged models",
+    entities=_REGISTRY_ENTITIES,
+    free_keys={"tag": "string"},
+    fixed_keys={"attribute": _LOGGED_MODEL_KEYS},
+    key_aliases={"attribute": {"creation_time": "creation_timestamp"}},
+    orderable={"attribute": tuple(_LOGGED_MODEL_KEYS)},
+    hints={},
+    backslash_escapes=True,
+)
 
 _PREFIX = {"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes", "dataset": "datasets"}
 
@@ -167,11 +222,15 @@ class _Token:
         return self.text.upper() if self.kind == "word" else ""
 
 
-def _unquote(token: _Token) -> str:
+def _unquote(token: _Token, backslash_escapes: bool = False) -> str:
     quote = token.text[0]
     body = token.text[1:-1]
     if quote == "`":
         return body
+    if backslash_escapes:
+        # The registry's rule (gitexp's CLI quotes names this way): a backslash escapes any character.
+        return re.sub(r"\\(.)|" + quote * 2, lambda m: quote if m.group(1) is None else m.group(1), body,
+                      flags=re.DOTALL)
     # A quote inside a quoted string is written twice ('it''s') or escaped (\').
     return body.replace(quote * 2, quote).replace("\\" + quote, quote)
 
@@ -289,7 +348,7 @@ class _Parser:
         return entity, self._check_key(entity, key, head), head
 
     def _example_identifier(self) -> str:
-        return "metrics.rmse" if self.schema is RUNS else "name"
+        return self.schema.example
 
     def _entity(self, text: str, token: _Token) -> str:
         entity = self.schema.entities.get(text)
@@ -306,14 +365,17 @@ class _Parser:
         if fixed is None:
             return key
         key = self.schema.key_aliases.get(entity, {}).get(key, key)
+        if self.kind == "order_by":
+            # Some keys are for ordering only (registered models: timestamp).
+            fixed = {**fixed, **dict.fromkeys(self.schema.orderable.get(entity) or (), "order")}
         if key not in fixed:
             hint = self.schema.hints.get(key)
             what = "attribute" if entity == "attribute" else f"{entity} field"
-            message = f"{key!r} is not a searchable {self.schema.what[:-1]} {what}"
+            message = f"{key!r} is not a searchable {self.schema.singular} {what}"
             if hint is None:
                 names = sorted(fixed) + sorted(self.schema.key_aliases.get(entity, {}))
                 hint = f"Valid {what}s: {', '.join(names)}."
-                if entity == "attribute" and self.schema is RUNS:
+                if entity == "attribute" and self.schema.prefixed_attributes:
                     hint += " Metrics, params and tags need their prefix, e.g. metrics.rmse."
             raise self.error(message, token, hint)
         return key
@@ -339,7 +401,7 @@ class _Parser:
                 continue
             if token.upper == "OR":
                 raise self.error("OR is not supported", token,
-                                 "Filters combine conditions with AND only (as in MLflow); "
+                                 "Filters join conditions with only AND (as in MLflow); "
                                  "run one search per alternative and combine the results.")
             raise self.error("expected AND between conditions", token)
 
@@ -357,43 +419,55 @@ class _Parser:
         if op in ("IS NULL", "IS NOT NULL"):
             return Clause(entity, key, op, None, first.start)
         if op in ("IN", "NOT IN"):
-            if (entity, key) not in _LIST_KEYS:
-                raise self.error(f"{op} is only supported for {', '.join(sorted(_list_names(self.schema)))}",
-                                 op_token)
             return Clause(entity, key, op, self.string_list(), first.start)
         token = self.peek()
         if token is None:
             raise self.error(f"expected a value after {op}", None)
         self.take()
         if value_type in ("number", "int"):
+            if token.kind in ("squote", "dquote") and self.schema.quoted_numbers:
+                return Clause(entity, key, op, self._quoted_int(token, entity, key), first.start)
             if token.kind != "number":
-                example = f"{_PREFIX[entity]}.{quote_key(key)} {op} 0.5" if value_type == "number" \
-                    else f"{quote_key(key)} {op} 1700000000000"
+                example = f"{_written(entity, key, self.schema)} {op} 0.5" if value_type == "number" \
+                    else f"{quote_key(key)} {op} {3 if key == 'version_number' else 1700000000000}"
                 got = f"the string {_unquote(token)!r}" if token.kind in ("squote", "dquote") else repr(token.text)
                 raise self.error(f"{_describe(entity, key, self.schema)} is compared with numbers, got {got}", token,
                                  f"Write the number without quotes, e.g. {example}.")
-            return Clause(entity, key, op, self._number(token, value_type), first.start)
+            return Clause(entity, key, op, self._number(token, value_type, key), first.start)
         if token.kind not in ("squote", "dquote"):
-            example = f"{_PREFIX[entity]}.{quote_key(key)} {op} '{token.text}'"
+            example = f"{_written(entity, key, self.schema)} {op} '{token.text}'"
             raise self.error(f"{_describe(entity, key, self.schema)} is compared with quoted strings, "
                              f"got {token.text!r}", token, f"Quote the value, e.g. {example}.")
-        return Clause(entity, key, op, _unquote(token), first.start)
+        return Clause(entity, key, op, self._text(token), first.start)
 
-    def _number(self, token: _Token, value_type: str) -> int | float:
+    def _number(self, token: _Token, value_type: str, key: str) -> int | float:
         text = token.text
         if re.fullmatch(r"-?\d+", text):
             number = int(text)
             # Beyond 64 bits SQLite has only doubles: compare as one (1e400 is inf, as in MLflow).
             return number if abs(number) < 2**63 else float(text)
         if value_type == "int":
-            raise self.error("expected a whole number (milliseconds since the epoch)", token)
+            unit = "" if key == "version_number" else " (milliseconds since the epoch)"
+            raise self.error(f"expected a whole number{unit}", token)
         return float(text)
+
+    def _text(self, token: _Token) -> str:
+        """A quoted value's text."""
+        return _unquote(token, self.schema.backslash_escapes)
+
+    def _quoted_int(self, token: _Token, entity: str, key: str) -> int:
+        text = self._text(token).strip()
+        if re.fullmatch(r"[-+]?\d+", text) is None:
+            raise self.error(f"{_describe(entity, key, self.schema)} is compared with whole numbers, "
+                             f"got the string {self._text(token)!r}", token,
+                             f"e.g. {quote_key(key)} = 3")
+        return int(text)
 
     def comparator(self, entity: str, key: str) -> tuple[str, _Token]:
         token = self.peek()
         if token is None:
             raise self.error(f"expected a comparator after {_describe(entity, key, self.schema)}", None,
-                             f"e.g. {_PREFIX[entity]}.{quote_key(key)} = ...")
+                             f"e.g. {_written(entity, key, self.schema)} = ...")
         self.take()
         if token.kind == "op":
             if token.text in ("==", "<>"):
@@ -442,7 +516,7 @@ class _Parser:
             if token.kind not in ("squote", "dquote"):
                 raise self.error("list items must be quoted strings", token,
                                  "e.g. ('a1b2c3', 'd4e5f6')")
-            items.append(_unquote(self.take()))
+            items.append(self._text(self.take()))
             sep = self.peek()
             if sep is not None and sep.kind == "comma":
                 self.take()
@@ -479,15 +553,17 @@ class _Parser:
         return OrderKey(entity, key, ascending)
 
 
-def _describe(entity: str, key: str, schema: Schema) -> str:
-    if entity == "attribute" and schema is EXPERIMENTS:
-        return f"the experiment attribute {key!r}"
+def _written(entity: str, key: str, schema: Schema) -> str:
+    """How a user writes this identifier in this schema's filters."""
+    if entity == "attribute" and not schema.prefixed_attributes:
+        return quote_key(key)
     return f"{_PREFIX[entity]}.{quote_key(key)}"
 
 
-def _list_names(schema: Schema) -> list[str]:
-    return [f"{_PREFIX[e]}.{k}" if schema is RUNS else k for e, k in _LIST_KEYS
-            if e in schema.fixed_keys and k in schema.fixed_keys[e]]
+def _describe(entity: str, key: str, schema: Schema) -> str:
+    if entity == "attribute" and not schema.prefixed_attributes:
+        return f"the {schema.singular} attribute {key!r}"
+    return f"{_PREFIX[entity]}.{quote_key(key)}"
 
 
 # -- public entry points -------------------------------------------------------------------------------
@@ -520,9 +596,9 @@ def parse_order_by(order_by: list[str] | tuple[str, ...] | str | None, schema: S
         key = _Parser(text, schema, "order_by").parse_order_key()
         ident = (key.entity, key.key)
         if ident in seen:
-            raise SearchError(
-                f"order_by names {key.name} twice ({seen[ident]!r} and {text!r}); give each key once",
-                order_by=text, position=0, token=text)
+            name = _written(key.entity, key.key, schema)
+            raise SearchError(f"order_by names {name} twice ({seen[ident]!r} and {text!r}); give each key once",
+                              order_by=text, position=0, token=text)
         seen[ident] = text
         keys.append(key)
     return keys

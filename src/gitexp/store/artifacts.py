@@ -29,13 +29,13 @@ import posixpath
 import re
 import secrets
 import shutil
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlparse
 
+from .. import _git as git
 from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
@@ -303,11 +303,6 @@ class ExternalStore:
     def _remote_path(self, sha256: str) -> str:
         return f"{self.root}/{self.key(sha256)}"
 
-    def has(self, sha256: str) -> bool:
-        if self.local:
-            return os.path.isfile(self.location(sha256))
-        return bool(self.fs.exists(self._remote_path(sha256)))
-
     def put(self, source: BinaryIO) -> tuple[str, int]:
         """Store the bytes read from `source`; returns (sha256, size)."""
         if self.local:
@@ -387,8 +382,8 @@ def _blob_sizes(git_dir: str, shas: list[str]) -> dict[str, int]:
         else:
             out[sha] = size
     if missing:
-        result = subprocess.run(["git", f"--git-dir={git_dir}", "cat-file", "--batch-check"],
-                                input="".join(s + "\n" for s in missing).encode(), capture_output=True)
+        result = git.run(["cat-file", "--batch-check"], git_dir=git_dir,
+                         input="".join(s + "\n" for s in missing).encode())
         for line in result.stdout.decode().splitlines():
             fields = line.split()
             if len(fields) == 3 and fields[2].isdigit():

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import threading
 import time
 from typing import Callable, Iterator
 
+from .. import _git as git
 from ..exceptions import BranchCheckedOut, DamagedData, InvalidParameterValue, StoreError
 from . import histories, layout
 from .objects import MODE_BLOB, REF_LOCK_TIMEOUT, ObjectDB, RefStore, _LRU, decode_tree
@@ -89,8 +89,7 @@ def _names_branch(git_dir: str, ref: str) -> bool:
 
 
 def _checked_out_by_git(common_dir: str, ref: str) -> str | None:
-    result = subprocess.run(["git", f"--git-dir={common_dir}", "worktree", "list", "--porcelain"],
-                            capture_output=True, text=True)
+    result = git.run(["worktree", "list", "--porcelain"], git_dir=common_dir, text=True)
     where = None
     for line in result.stdout.splitlines():
         if line.startswith("worktree "):
@@ -205,11 +204,8 @@ class TrackingBranch:
                 worktree=where, branch=self.repo.branch)
 
     def _remote_tip(self) -> str | None:
-        result = subprocess.run(
-            ["git", f"--git-dir={self.repo.common_dir}", "for-each-ref",
-             "--format=%(refname) %(objectname)", "refs/remotes/"],
-            capture_output=True, text=True,
-        )
+        result = git.run(["for-each-ref", "--format=%(refname) %(objectname)", "refs/remotes/"],
+                         git_dir=self.repo.common_dir, text=True)
         found = {}
         for line in result.stdout.splitlines():
             name, _, sha = line.partition(" ")

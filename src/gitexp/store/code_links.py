@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 from typing import TYPE_CHECKING
 
+from .. import _git as git
 from .. import code_version
 from ..entities import LifecycleStage
 from ..exceptions import InvalidParameterValue
@@ -43,7 +44,7 @@ _CACHE_FILE = "code-index.json"
 def _git(git_dir: str, args: list[str], input: bytes | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("GIT_INDEX_FILE", None)
-    return subprocess.run(["git", f"--git-dir={git_dir}", *args], capture_output=True, input=input, env=env)
+    return git.run(args, git_dir=git_dir, input=input, env=env)
 
 
 def _code_index(store: "GitStore") -> dict[str, tuple[str | None, bool]]:
@@ -94,12 +95,10 @@ def commit_contains(git_dir: str, code: dict, patch: bytes, commit: str, object_
                 return False
             base = code.get("commit") or code_version._EMPTY_TREE[object_format]
             env_index = {**os.environ, "GIT_INDEX_FILE": index}
-            touched = _names(subprocess.run(["git", f"--git-dir={git_dir}", "diff-index", "--cached", "-z",
-                                             "--name-only", "--no-renames", base],
-                                            capture_output=True, env=env_index).stdout)
-            differing = set(_names(subprocess.run(["git", f"--git-dir={git_dir}", "diff-index", "--cached", "-z",
-                                                   "--name-only", "--no-renames", commit],
-                                                  capture_output=True, env=env_index).stdout))
+            touched = _names(git.run(["diff-index", "--cached", "-z", "--name-only", "--no-renames", base],
+                                     git_dir=git_dir, env=env_index).stdout)
+            differing = set(_names(git.run(["diff-index", "--cached", "-z", "--name-only", "--no-renames", commit],
+                                           git_dir=git_dir, env=env_index).stdout))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if differing.intersection(touched):

@@ -20,6 +20,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .. import _git as git
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
 from . import layout
 
@@ -88,7 +89,7 @@ class CommitDetail:
 
 
 def _git(store: "GitStore", args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", f"--git-dir={store.repo.common_dir}", *args], capture_output=True)
+    return git.run(args, git_dir=store.repo.common_dir)
 
 
 def _token(skip: int, tip: str) -> str:
@@ -282,10 +283,9 @@ def _patches(store: "GitStore", base: str | None, sha: str, paths: list[str]) ->
     """path -> its hunks ('@@ ...'), or None for a binary file; one git call for all paths."""
     if not paths:
         return {}
-    result = subprocess.run(
-        ["git", f"--git-dir={store.repo.common_dir}", "-c", "core.quotePath=false", "--literal-pathspecs", "diff-tree", "-p", "-r",
-         "--no-renames", "--no-color", "--no-ext-diff", "--full-index",
-         *([base, sha] if base else ["--root", sha]), "--", *paths], capture_output=True)
+    result = _git(store, ["-c", "core.quotePath=false", "--literal-pathspecs", "diff-tree", "-p", "-r",
+                          "--no-renames", "--no-color", "--no-ext-diff", "--full-index",
+                          *([base, sha] if base else ["--root", sha]), "--", *paths])
     text = result.stdout.decode("utf-8", "replace")
     out: dict[str, str | None] = {}
     sections = re.split(r"^diff --git ", text, flags=re.M)[1:]

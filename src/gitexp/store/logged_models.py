@@ -36,8 +36,6 @@ LOGGED_MODELS = f"{layout.ROOT}/logged-models"
 HOLDER_TAG = "gitexp.loggedModelId"
 _MODEL_ID = re.compile(r"m-[0-9a-f]{32}\Z")
 _BAD_NAME_CHARS = ("/", ":", ".", "%", '"', "'")
-SEARCH_MAX_RESULTS_DEFAULT = 50
-SEARCH_MAX_RESULTS_THRESHOLD = 10_000
 
 
 def is_model_id(value: Any) -> bool:
@@ -316,7 +314,7 @@ class LoggedModels:
                datasets: Sequence[dict] | None = None, max_results: int | None = None,
                order_by: Sequence[Any] | None = None, page_token: str | None = None) -> PagedList:
         """MLflow's search_logged_models: attribute and tags.<key> clauses, order_by dicts."""
-        from .. import registry_search as rs
+        from ..search._objects import search_logged_models
 
         if datasets:
             raise InvalidParameterValue(
@@ -324,40 +322,8 @@ class LoggedModels:
                 "(logged models carry no per-dataset metrics); leave datasets out")
         if isinstance(experiment_ids, str) or not all(isinstance(e, str) for e in experiment_ids or []):
             raise InvalidParameterValue(f"experiment_ids must be a list of strings, got {experiment_ids!r}")
-        max_results = rs._max_results(SEARCH_MAX_RESULTS_DEFAULT if max_results is None else max_results,
-                                      SEARCH_MAX_RESULTS_THRESHOLD, "logged models")
-        clauses = rs.parse_filter(filter_string, _KIND)
-        keys = []
-        for item in order_by or []:
-            field, ascending = (item, True) if isinstance(item, str) else (item.get("field_name"),
-                                                                         item.get("ascending", True))
-            if isinstance(field, str) and field.startswith("attribute."):
-                field = field[len("attribute."):]
-            if field not in _KIND.order_keys:
-                raise InvalidParameterValue(
-                    f"Invalid order_by field {field!r} for logged models; valid fields are "
-                    f"{sorted(_KIND.order_keys)}", field_name=field)
-            keys.append((_KIND.order_keys[field], bool(ascending)))
-        if not keys:
-            keys = [("creation_timestamp", False)]
-        keys.append(("model_id", True))
-        found = rs._sort([m for m in self.list(experiment_ids) if rs.matches(m, clauses, _KIND)], keys)
-        return rs._page(found, max_results, page_token)
+        return search_logged_models(self.list(experiment_ids), filter_string, max_results, order_by, page_token)
 
-
-def _kind():
-    from ..registry_search import _Kind
-
-    strings = {"name": "name", "model_id": "model_id", "model_type": "model_type", "status": "status",
-               "source_run_id": "source_run_id"}
-    numeric = {"creation_timestamp": "creation_timestamp", "creation_time": "creation_timestamp",
-               "last_updated_timestamp": "last_updated_timestamp"}
-    return _Kind("logged models", strings, numeric, set(strings),
-                 {**strings, "creation_timestamp": "creation_timestamp", "creation_time": "creation_timestamp",
-                  "last_updated_timestamp": "last_updated_timestamp"})
-
-
-_KIND = _kind()
 
 _instances: "weakref.WeakKeyDictionary[Any, LoggedModels]" = weakref.WeakKeyDictionary()
 _instances_lock = threading.Lock()

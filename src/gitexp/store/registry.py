@@ -36,13 +36,13 @@ import logging
 import posixpath
 import re
 import secrets
-import subprocess
 import threading
 import time
 import weakref
 from typing import Any, Iterable
 from urllib.parse import urlparse
 
+from .. import _git as git
 from .. import _validation as valid
 from ..entities.model_registry import (
     ModelHistoryEntry,
@@ -710,11 +710,8 @@ class ModelRegistry:
         tip = self.branch.tip()
         if tip is None:
             return {}
-        result = subprocess.run(
-            ["git", f"--git-dir={self.branch.repo.common_dir}", "log", "--format=%x00%H", "--name-only",
-             "--diff-filter=A", "--no-renames", tip, "--", *paths],
-            capture_output=True, text=True,
-        )
+        result = git.run(["log", "--format=%x00%H", "--name-only", "--diff-filter=A", "--no-renames", tip, "--",
+                          *paths], git_dir=self.branch.repo.common_dir, text=True)
         out: dict[str, str] = {}
         commit = None
         for line in result.stdout.splitlines():

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import warnings
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
-from ..exceptions import InvalidParameterValue, NotAGitRepository, StoreError
+from .. import _git
+from ..exceptions import InvalidParameterValue, NotAGitRepository
 
 DEFAULT_BRANCH = "gitexp"
 DEFAULT_PUBLISH_EVERY = 12
 DEFAULT_CHECKPOINT_SECONDS = 5.0
-
-
-def git(args: list[str], cwd: str | None = None, check: bool = True, input: bytes | None = None,
-        env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run git, raising StoreError with git's own message on failure."""
-    try:
-        result = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=env)
-    except FileNotFoundError:
-        raise StoreError("git is not installed or not on PATH; gitexp needs git 2.31 or later") from None
-    if check and result.returncode != 0:
-        raise StoreError(
-            f"`git {' '.join(args)}` failed: {result.stderr.decode(errors='replace').strip()}",
-            returncode=result.returncode,
-        )
-    return result
 
 
 @dataclass
@@ -105,9 +90,6 @@ class Repository:
             email = f"{_login_name()}@{socket.gethostname()}"
         return name, email
 
-    def reload_config(self) -> None:
-        self.config = read_config(self.git_dir)
-
 
 def _login_name() -> str:
     import getpass
@@ -119,7 +101,7 @@ def _login_name() -> str:
 
 
 def read_config(git_dir: str) -> dict[str, str]:
-    result = git([f"--git-dir={git_dir}", "config", "-z", "--list"], check=False)
+    result = _git.run(["config", "-z", "--list"], git_dir=git_dir)
     config: dict[str, str] = {}
     for item in result.stdout.split(b"\0"):
         if not item:
@@ -165,17 +147,14 @@ def open_repository(path: str | None = None) -> Repository:
     if not os.path.exists(start):
         raise NotAGitRepository(start)
     cwd = start if os.path.isdir(start) else os.path.dirname(start)
-    result = git(
-        ["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--is-bare-repository"],
-        cwd=cwd,
-        check=False,
-    )
+    result = _git.run(["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--is-bare-repository"],
+                      cwd=cwd)
     if result.returncode != 0:
         raise NotAGitRepository(start)
     git_dir, common_dir, bare = result.stdout.decode().splitlines()[:3]
     work_tree = None
     if bare != "true":
-        top = git(["rev-parse", "--show-toplevel"], cwd=cwd, check=False)
+        top = _git.run(["rev-parse", "--show-toplevel"], cwd=cwd)
         work_tree = top.stdout.decode().strip() or None
     repo = Repository(start, work_tree, git_dir, common_dir, read_config(git_dir))
     with _cache_lock:

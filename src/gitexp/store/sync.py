@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
+from .. import _git as git
 from ..exceptions import MergeConflict, SyncError
 from .objects import MODE_TREE, TreeEntry
 
@@ -54,11 +55,7 @@ class Remote:
 
 
 def _git(repo: "Repository", args: list[str], git_dir: str | None = None) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(["git", f"--git-dir={git_dir or repo.common_dir}", *args], capture_output=True,
-                              cwd=_cwd(repo))
-    except FileNotFoundError:
-        raise SyncError("git is not installed or not on PATH; gitexp needs git") from None
+    return git.run(args, git_dir=git_dir or repo.common_dir, cwd=_cwd(repo))
 
 
 def _cwd(repo: "Repository") -> str:
@@ -128,11 +125,10 @@ def want_progress(progress: bool | None) -> bool:
 
 def _run_transfer(repo: "Repository", args: list[str], progress: bool) -> tuple[int, str, str]:
     """Run a fetch or push; with progress, git's progress lines go to stderr as they come."""
-    cmd = ["git", f"--git-dir={repo.common_dir}", *args]
     if not progress:
-        result = subprocess.run(cmd, capture_output=True, cwd=_cwd(repo))
+        result = git.run(args, git_dir=repo.common_dir, cwd=_cwd(repo))
         return result.returncode, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=_cwd(repo))
+    proc = git.start(args, git_dir=repo.common_dir, cwd=_cwd(repo))
     out: list[bytes] = []
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
     reader.start()
