@@ -665,7 +665,7 @@ class TrackingBranch:
         return out
 
     def code_patch(self, run_id: str) -> bytes | None:
-        tree = self.run_tree(run_id)
+        tree = self.own_tree(run_id)  # a live run's checkpoint has it before the branch does
         if tree is None:
             return None
         entry = self.odb.tree_dict(tree).get("code.patch")
