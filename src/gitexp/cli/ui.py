@@ -34,8 +34,8 @@ def ui(ctx, host: str, port: int, allowed: tuple[str, ...]) -> None:
         raise click.ClickException(f"the web UI needs gitexp[server] ({exc.name} is missing): "
                                    "pip install 'gitexp[server]'") from exc
     client = ctx.client
-    repo = client._store.repo
-    click.secho(f"gitexp UI for {repo.work_tree or repo.common_dir} (branch {repo.branch}): "
+    repo = client.get_repository_info()
+    click.secho(f"gitexp UI for {repo.path} (branch {repo.branch}): "
                 f"http://{'[' + host + ']' if ':' in host else host}:{port}/  (Ctrl-C to stop)", bold=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.secho("Warning: listening beyond this machine; anyone who can reach it can read and change "

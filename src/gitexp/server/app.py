@@ -142,12 +142,14 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
         None (the default for create_app) checks nothing; `serve` always checks.
     """
     client = Client(os.fspath(repo) if repo is not None else None)
-    if client._remote:  # opening the store also checks the path: a bad one fails now, not at a request
-        from ..exceptions import InvalidParameterValue
+    from ..exceptions import InvalidParameterValue, RepositoryRequired
 
+    try:  # opening the store also checks the path: a bad one fails now, not at a request
+        repository = client.get_repository_info()
+    except RepositoryRequired:
         raise InvalidParameterValue(
             f"gitexp server serves a git repository, but the tracking URI is the server {client.tracking_uri}; "
-            "pass --repo PATH (and check GITEXP_TRACKING_URI)")
+            "pass --repo PATH (and check GITEXP_TRACKING_URI)") from None
     pusher = None
     if push_to:
         from .push import PeriodicPush
@@ -236,8 +238,8 @@ def create_app(repo: str | os.PathLike | None = None, *, ui: bool | None = None,
     else:
         @app.get("/", tags=["server"], response_model=dict)
         def index():
-            return JSON({"server": "gitexp", "version": __version__, "repository": client._store.uri,
-                         "branch": client._store.repo.branch, "api": "/api/2.0/mlflow/",
+            return JSON({"server": "gitexp", "version": __version__, "repository": repository.path,
+                         "branch": repository.branch, "api": "/api/2.0/mlflow/",
                          "openapi": "/openapi.json"})
 
     return app

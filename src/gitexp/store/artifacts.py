@@ -761,6 +761,36 @@ class RunArtifacts:
         self.materialize(run_id, files.values(), dst)
         return os.path.join(dst, *path.split("/")) if path else dst
 
+    def local_copy(self, run_id: str, path: str) -> str:
+        """A local directory (or file) holding the artifact at `path`, for reading only.
+
+        A directory is materialized once into a cache keyed by its content
+        (``.git/gitexp/cache/models/<digest>``), so loading the same model again costs
+        nothing.  The cache is derived: delete it any time.
+        """
+        path, files = self.files(run_id, path)
+        if path in files:  # a single file: nothing to cache as a directory
+            return self.download(run_id, path)
+        cache_root = os.path.join(self.repo.state_dir, "cache", "models")
+        target = os.path.join(cache_root, self.digest(files.values(), path))
+        if os.path.isdir(target):
+            return target
+        os.makedirs(cache_root, exist_ok=True)
+        tmp = f"{target}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        prefix = len(path) + 1 if path else 0
+        relative = [ArtifactFile(f.path[prefix:], f.mode, f.sha, f.size) for f in files.values()]
+        try:
+            self.materialize(run_id, relative, tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not os.path.isdir(target):  # not a lost race: a real error
+                    raise
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
     def materialize(self, run_id: str, files: Iterable[ArtifactFile], dst: str) -> None:
         """Write files (paths relative to the artifact root) below `dst`."""
         files = list(files)

@@ -1,8 +1,10 @@
 """GitStore: experiments and runs in a git repository.
 
-This is the storage API the Client sits on; nothing else reads or writes the
-tracking branch.  Reads fold the branch (cached by object id) and overlay this
-process's pending changes, so a value logged a microsecond ago is visible.
+This is the storage API the Client sits on (store/interface.py's TrackingStore);
+nothing above the store reads or writes the tracking branch.  Reads fold the
+branch (cached by object id) and overlay this process's pending changes, so a
+value logged a microsecond ago is visible.  The store owns its registry, logged
+models, artifacts and search index (attributes built on first use).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..exceptions import (
 )
 from . import histories, layout
 from .branch import TrackingBranch
+from .interface import RepositoryInfo, lazy_attribute
 from .journal import (
     EDITOR,
     LIVE,
@@ -166,6 +169,145 @@ class GitStore:
     @property
     def uri(self) -> str:
         return self.repo.work_tree or self.repo.common_dir
+
+    # -- the parts this store owns, built on first use ------------------------------------------------
+    @lazy_attribute
+    def registry(self):
+        """The model registry on this branch (store/registry.py)."""
+        from .registry import ModelRegistry
+
+        return ModelRegistry(self)
+
+    @lazy_attribute
+    def logged_models(self):
+        """MLflow 3's logged models on this branch (store/logged_models.py)."""
+        from .logged_models import LoggedModels
+
+        return LoggedModels(self)
+
+    @lazy_attribute
+    def artifacts(self):
+        """The runs' artifacts (store/artifacts.py)."""
+        from .artifacts import RunArtifacts
+
+        return RunArtifacts(self)
+
+    @lazy_attribute
+    def search_index(self):
+        """The SQLite search index of this branch (search/_index.py), derived from the branch."""
+        from ..search._index import RunIndex
+
+        return RunIndex(self)
+
+    def close(self) -> None:
+        """Let go of the search index's connections (tests, `forget_stores`)."""
+        index = self.__dict__.pop("search_index", None)
+        if index is not None:
+            index.close()
+
+    # -- the repository -----------------------------------------------------------------------------
+    def repository_info(self) -> RepositoryInfo:
+        return RepositoryInfo(self.uri, self.repo.common_dir, self.repo.branch, self.repo.ref)
+
+    def tracking_tip(self) -> str | None:
+        """The tracking branch's commit id (None before the first commit); reading it never
+        creates the branch (from a remote's, as the first write does)."""
+        return self.branch.refs.read(self.branch.ref)
+
+    def ensure_branch(self) -> str:
+        """Create the tracking branch if it does not exist yet; its tip."""
+        return self.branch.ensure()
+
+    def diagnose(self, recover_all: bool = False, progress: Callable | None = None):
+        """What `gitexp doctor` reports, after clearing stale locks and recovering dead journals."""
+        from .diagnosis import diagnose
+
+        return diagnose(self, recover_all, progress)
+
+    def pull(self, remote: str | None, progress: bool | None):
+        from . import sync
+
+        return sync.pull(self, remote, progress)
+
+    def push(self, remote: str | None, progress: bool | None, no_verify: bool = False):
+        from . import sync
+
+        return sync.push(self, remote, progress, no_verify=no_verify)
+
+    def sync(self, remote: str | None, progress: bool | None):
+        from . import sync
+
+        return sync.sync(self, remote, progress)
+
+    def checkout_code(self, run_id: str, directory: str):
+        from .. import code_version
+
+        state = self.run_state(run_id)
+        return code_version.checkout(self.repo, run_id, state.code, self.code_patch(run_id), directory)
+
+    def diff_run_code(self, run_id: str, other_run_id: str):
+        from .. import code_version
+
+        sides = []
+        for rid in (run_id, other_run_id):
+            state = self.run_state(rid)
+            sides.append((rid, state.code, self.code_patch(rid) if state.code else b""))
+        return code_version.diff_runs(self.repo, sides[0], sides[1])
+
+    def link_runs_to_commit(self, commit: str, repository: str | None) -> list[str]:
+        from . import code_links
+
+        return code_links.link_runs_to_commit(self, commit, repository)
+
+    def tracking_history(self, max_results: int, page_token: str | None, path, names: dict[str, str]):
+        from . import history
+
+        return history.log(self, max_results, page_token, path, names)
+
+    def tracking_commit(self, commit: str, names: dict[str, str]):
+        from . import history
+
+        return history.commit_detail(self, commit, names)
+
+    # -- searching (the search package is this store's read side) -------------------------------------
+    def search_runs(self, experiment_ids: Any, filter_string: str | None = "",
+                    run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = 1000,
+                    order_by: list[str] | None = None, page_token: str | None = None, as_of: Any = None):
+        from ..search import search_runs
+
+        return search_runs(self, experiment_ids, filter_string, run_view_type, max_results, order_by,
+                           page_token, as_of)
+
+    def search_runs_frame(self, experiment_ids: Any, filter_string: str | None = "",
+                          run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
+                          order_by: list[str] | None = None, as_of: Any = None):
+        from ..search import search_runs_frame
+
+        return search_runs_frame(self, experiment_ids, filter_string, run_view_type, max_results, order_by, as_of)
+
+    def run_keys(self, experiment_ids: Any, run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, list[str]]:
+        from ..search import run_keys
+
+        return run_keys(self, experiment_ids, run_view_type)
+
+    def metric_histories(self, run_ids: list[str], keys: list[str] | None) -> list[tuple[str, str, int, int, float]]:
+        from ..search import local_metric_histories
+
+        return local_metric_histories(self, run_ids, keys)
+
+    def has_session(self, run_id: str) -> bool:
+        """Whether this process writes the run now (its pending changes overlay the branch)."""
+        return SESSIONS.get(self.repo, run_id) is not None
+
+    def pending_run_ids(self) -> list[str]:
+        """The runs with changes this process has not committed yet."""
+        common = self.repo.common_dir
+        return [run_id for (where, run_id), session in list(SESSIONS.by_run.items())
+                if where == common and session.pending]
+
+    def session_run_ids(self) -> list[str]:
+        """The runs this process writes in this repository now."""
+        return [run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir]
 
     # -- recovery -----------------------------------------------------------------------------
     def recover_dead_journals(self, force: bool = False,
@@ -438,7 +580,7 @@ class GitStore:
             else:
                 yield self.branch.read_run_tree(run_id, tree)
         if root_tree is None:
-            others = [run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir]
+            others = self.session_run_ids()
             for run_id in dict.fromkeys(others + list(live)):
                 if run_id not in seen:
                     try:
@@ -450,7 +592,7 @@ class GitStore:
         """A full run id from itself or a unique prefix of at least 4 characters."""
         ref = ref.strip()
         known = set(self.branch.run_trees())
-        known.update(run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir)
+        known.update(self.session_run_ids())
         known.update(self.branch.live_commits())  # runs whose first checkpoints are not on the branch yet
         if ref in known:
             return ref
@@ -691,6 +833,15 @@ class GitStore:
         if session is not None:
             finish_session(session)
 
+    def capture_code(self, run_id: str, capture: Callable[[], None]) -> None:
+        """Run `capture` (which records the code version) in a thread; the run's session
+        waits for it before it ends, so a short run still gets its code version."""
+        thread = threading.Thread(target=capture, name="gitexp-code-capture", daemon=True)
+        session = self._session(run_id)
+        thread.start()
+        if session is not None:
+            session.wait_for(thread)
+
     def code_patch(self, run_id: str) -> bytes:
         self.run_state(run_id)
         self.flush(run_id)
@@ -713,14 +864,3 @@ def _as_dict(tags: dict | list | None) -> dict[str, str]:
         return dict(tags)
     return {t.key: t.value for t in tags}
 
-
-_stores: dict[str, GitStore] = {}
-_stores_lock = threading.Lock()
-
-
-def get_store(repo: Repository) -> GitStore:
-    with _stores_lock:
-        store = _stores.get(repo.common_dir)
-        if store is None or store.repo.ref != repo.ref:
-            store = _stores[repo.common_dir] = GitStore(repo)
-        return store
