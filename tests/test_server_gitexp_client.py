@@ -134,7 +134,11 @@ def test_client_api_and_registry_over_http(server, remote):
 
 
 def test_operations_that_need_the_repository_say_so(server, remote):
-    for call in (remote.pull, remote.push, lambda: remote.checkout_code("0" * 32, "out")):
+    for call in (remote.pull, remote.push, lambda: remote.checkout_code("0" * 32, "out"),
+                 remote.get_tracking_history, lambda: remote.get_tracking_commit("HEAD"),
+                 lambda: remote.diff_run_code("0" * 32, "1" * 32), lambda: remote.get_run_keys(["0"]),
+                 remote.link_runs_to_commit, remote.diagnose, remote.get_repository_info,
+                 remote.get_tracking_tip, remote.create_tracking_branch):
         with pytest.raises(InvalidParameterValue, match="needs the git repository itself"):
             call()
 

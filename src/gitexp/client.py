@@ -736,29 +736,13 @@ class Client:
 
         Give run_id, experiment_id or model_name to follow one of them.
         """
-        reg = self._registry.state()
-        names = {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()}
-        directory = None
-        if model_name is not None:
-            directory = reg.by_name.get(model_name) or next(
-                (d for d, m in reg.models.items() if m.name == model_name), None)
-            if directory is None:
-                from .exceptions import ResourceDoesNotExist
-
-                raise ResourceDoesNotExist(
-                    f"No registered model named {model_name!r}, now or in the past; see `gitexp models list`",
-                    name=model_name)
-        from .store.history import path_for
-
-        commits, token = self._store.tracking_history(max_results, page_token,
-                                                      path_for(run_id, experiment_id, directory), names)
+        commits, token = self._store.tracking_history(max_results, page_token, run_id, experiment_id, model_name)
         return PagedList(commits, token)
 
     def get_tracking_commit(self, commit: str):
         """One commit of the tracking branch with the runs/experiments/models it changed and its
         file diffs (CommitDetail)."""
-        reg = self._registry.state()
-        return self._store.tracking_commit(commit, {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()})
+        return self._store.tracking_commit(commit)
 
     def diff_run_code(self, run_id: str, other_run_id: str):
         """How the code of two runs differs, uncommitted changes included (CodeDiff: stat, patch,

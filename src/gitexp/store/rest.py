@@ -191,10 +191,11 @@ class RestStore:
     def link_runs_to_commit(self, commit: str, repository: str | None) -> list[str]:
         raise self._needs_repository("Linking runs to a commit")
 
-    def tracking_history(self, max_results: int, page_token: str | None, path: Any, names: dict) -> Any:
+    def tracking_history(self, max_results: int, page_token: str | None, run_id: str | None = None,
+                         experiment_id: str | None = None, model_name: str | None = None) -> Any:
         raise self._needs_repository("Reading the tracking branch's history")
 
-    def tracking_commit(self, commit: str, names: dict) -> Any:
+    def tracking_commit(self, commit: str) -> Any:
         raise self._needs_repository("Reading a commit of the tracking branch")
 
     def run_keys(self, experiment_ids: Any, run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, list[str]]:

@@ -260,15 +260,33 @@ class GitStore:
 
         return code_links.link_runs_to_commit(self, commit, repository)
 
-    def tracking_history(self, max_results: int, page_token: str | None, path, names: dict[str, str]):
+    def tracking_history(self, max_results: int, page_token: str | None, run_id: str | None = None,
+                         experiment_id: str | None = None, model_name: str | None = None):
+        """(commits, next page token) of the branch, newest first, of one run, experiment or
+        registered model (now or formerly so named) if given."""
         from . import history
 
-        return history.log(self, max_results, page_token, path, names)
+        reg = self.registry.state()
+        directory = None
+        if model_name is not None:
+            directory = reg.by_name.get(model_name) or next(
+                (d for d, m in reg.models.items() if m.name == model_name), None)
+            if directory is None:
+                raise ResourceDoesNotExist(
+                    f"No registered model named {model_name!r}, now or in the past; see `gitexp models list`",
+                    name=model_name)
+        return history.log(self, max_results, page_token, history.path_for(run_id, experiment_id, directory),
+                           self._model_names(reg))
 
-    def tracking_commit(self, commit: str, names: dict[str, str]):
+    def tracking_commit(self, commit: str):
         from . import history
 
-        return history.commit_detail(self, commit, names)
+        return history.commit_detail(self, commit, self._model_names(self.registry.state()))
+
+    @staticmethod
+    def _model_names(reg) -> dict[str, str]:
+        """Registered model directory -> the name to show."""
+        return {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()}
 
     # -- searching (the search package is this store's read side) -------------------------------------
     def search_runs(self, experiment_ids: Any, filter_string: str | None = "",
