@@ -698,8 +698,9 @@ class RunArtifacts:
     def view(self, run_id: str) -> ArtifactView:
         # The state (with pending ops) first, then the tree: a checkpoint commit in
         # between moves ops into the tree, so nothing is ever missed (at worst seen twice).
+        # A running run's own files are on its live ref (its last checkpoint) until published.
         state = self.store.run_state(run_id)
-        run_tree = self.branch.run_tree(run_id)
+        run_tree = self.branch.own_tree(run_id)
         own = self.branch.subtree(run_tree, "artifacts") if run_tree else None
         return ArtifactView(self.odb, own, state.artifacts)
 
