@@ -21,7 +21,7 @@ from .entities import (
     ViewType,
 )
 from .exceptions import InvalidParameterValue
-from .store.interface import RepositoryInfo, TrackingStore
+from .store.interface import RepositoryInfo, TrackingStore, lazy_attribute
 from .store.repo import open_repository, path_from_uri
 
 if TYPE_CHECKING:
@@ -96,17 +96,15 @@ class Client:
     methods; the store itself (``_store``) is for this module only.
     """
 
-    _store: TrackingStore  # opened on first use (__getattr__), then a plain attribute: log_metric stays cheap
-
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
         self._tracking_uri = resolve_tracking_uri(tracking_uri)
         self._registry_uri = registry_uri or self._tracking_uri
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "_store":
-            store = self.__dict__["_store"] = store_for_uri(self._tracking_uri)
-            return store
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    @lazy_attribute
+    def _store(self) -> TrackingStore:
+        # Opened on first use, then a plain instance attribute (no property call, no __getattr__
+        # hook slowing every attribute read): log_metric goes Client -> store with nothing between.
+        return store_for_uri(self._tracking_uri)
 
     @property
     def tracking_uri(self) -> str:
