@@ -188,6 +188,28 @@ print(gitexp.artifacts.load_text("runs:/{run.info.run_id}/notes.txt"))
     assert result.stdout.strip() == "draft"
 
 
+def test_artifacts_of_a_running_run_stay_visible_after_a_live_checkpoint(repo):
+    # A checkpoint moves the owner's files to the run's live ref, not to the branch: listing,
+    # reading and downloading must look there (they read the branch's older copy, and the
+    # file vanished until the run was published -- a flaky server test showed it).
+    with gitexp.start_run() as run:
+        run_id = run.info.run_id
+        gitexp.log_text("draft", "notes/a.txt")
+        client = gitexp.Client()
+        client._store.checkpoint(run_id)
+        assert [f.path for f in client.list_artifacts(run_id, "notes")] == ["notes/a.txt"]
+        assert client.read_artifact(run_id, "notes/a.txt") == b"draft"
+        with open(client.download_artifacts(run_id, "notes/a.txt"), "rb") as fh:
+            assert fh.read() == b"draft"
+        code = f"""
+import gitexp
+print(gitexp.artifacts.load_text("runs:/{run_id}/notes/a.txt"))
+"""
+        result = run_python(code, cwd=repo)  # another process: the live ref is all it has
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "draft"
+
+
 def test_a_finished_run_gets_artifacts_as_an_event_layer_that_wins(repo, tmp_path):
     client = gitexp.Client()
     with gitexp.start_run() as run:

@@ -134,7 +134,11 @@ def test_client_api_and_registry_over_http(server, remote):
 
 
 def test_operations_that_need_the_repository_say_so(server, remote):
-    for call in (remote.pull, remote.push, lambda: remote.checkout_code("0" * 32, "out")):
+    for call in (remote.pull, remote.push, lambda: remote.checkout_code("0" * 32, "out"),
+                 remote.get_tracking_history, lambda: remote.get_tracking_commit("HEAD"),
+                 lambda: remote.diff_run_code("0" * 32, "1" * 32), lambda: remote.get_run_keys(["0"]),
+                 remote.link_runs_to_commit, remote.diagnose, remote.get_repository_info,
+                 remote.get_tracking_tip, remote.create_tracking_branch):
         with pytest.raises(InvalidParameterValue, match="needs the git repository itself"):
             call()
 
@@ -144,6 +148,29 @@ def test_an_unreachable_server_is_a_clear_error(repo):
     client = gitexp.Client("http://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(gitexp.exceptions.StoreError, match="Cannot reach the tracking server"):
         client.get_experiment("0")
+
+
+def test_an_unreachable_server_is_one_line_without_a_traceback(repo):
+    import subprocess
+    import sys
+
+    reset_gitexp()
+    with pytest.raises(gitexp.exceptions.StoreError) as raised:
+        gitexp.Client("http://127.0.0.1:9").search_experiments()
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # no socket traceback first
+    assert "\n" not in raised.value.message
+    cli = subprocess.run([sys.executable, "-m", "gitexp", "--repo", "http://127.0.0.1:9", "runs", "list"],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1 and cli.stdout == ""
+    assert cli.stderr.startswith("Error: Cannot reach the tracking server at http://127.0.0.1:9") and \
+        cli.stderr.count("\n") == 1 and "Traceback" not in cli.stderr
+    script = "import gitexp; gitexp.log_metric('rmse', 0.5)"
+    fluent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**__import__("os").environ, "GITEXP_TRACKING_URI": "http://127.0.0.1:9"})
+    assert fluent.returncode == 1
+    assert fluent.stderr.count("Traceback") == 1 and "direct cause" not in fluent.stderr
+    assert fluent.stderr.rstrip().splitlines()[-1].startswith(
+        "gitexp.exceptions.StoreError: Cannot reach the tracking server at http://127.0.0.1:9")
 
 
 def test_the_command_line_works_against_a_server(server, remote):

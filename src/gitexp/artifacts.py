@@ -34,7 +34,6 @@ def _models_uri(uri: str) -> str:
     """models:/<name>/<version|stage|latest> and models:/<name>@<alias>: the version's source."""
     from .fluent import _client as fluent_client
     from .store.logged_models import model_id_from_uri
-    from .store.registry import resolve_models_uri
 
     client = fluent_client()
     model_id = model_id_from_uri(uri)
@@ -42,7 +41,8 @@ def _models_uri(uri: str) -> str:
         rest = uri[len("models:"):].lstrip("/")[len(model_id):].strip("/")
         location = client.get_logged_model(model_id).artifact_location
         return f"{location}/{rest}" if rest else location
-    return resolve_models_uri(client._store, uri)
+    version = client.resolve_model_version(uri)
+    return client.get_model_version_download_uri(version.name, version.version)
 
 
 register_uri_scheme("models", _models_uri)
@@ -154,7 +154,7 @@ def _read_bytes(artifact_uri: str) -> tuple[bytes, str]:
                 return fh.read(), where.local_path
         except OSError as exc:
             raise ResourceDoesNotExist(f"Cannot read {where.local_path}: {exc.strerror}") from exc
-    return _client(None)._artifacts.read_bytes(where.run_id, where.path), where.path
+    return _client(None).read_artifact(where.run_id, where.path), where.path
 
 
 def load_text(artifact_uri: str) -> str:

@@ -6,7 +6,6 @@ Method names, arguments and return types follow ``mlflow.MlflowClient``.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -22,13 +21,13 @@ from .entities import (
     ViewType,
 )
 from .exceptions import InvalidParameterValue
+from .store.interface import RepositoryInfo, TrackingStore, lazy_attribute
 from .store.repo import open_repository, path_from_uri
-from .store.tracking import GitStore, get_store
 
 if TYPE_CHECKING:
     from .entities.logged_model import LoggedModel
     from .entities.model_registry import ModelHistoryEntry, ModelVersion, RegisteredModel
-    from .store.registry import ModelRegistry
+    from .store.diagnosis import Diagnosis
 
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 
@@ -42,11 +41,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return os.environ.get(_ENV_URI) or os.getcwd()
 
 
-_stores_by_uri: dict[str, GitStore] = {}
+# The one process-wide cache: a store per tracking URI, so that Client(path) created again
+# and again reuses one store (its sessions, caches, registry and search index).  Two paths in
+# one repository share the store of that repository and tracking branch.
+_stores_by_uri: dict[str, TrackingStore] = {}
 _lock = threading.Lock()
 
 
-def store_for_uri(uri: str | None) -> GitStore:
+def store_for_uri(uri: str | None) -> TrackingStore:
     uri = resolve_tracking_uri(uri)
     key = uri if "://" in uri else os.path.abspath(uri)
     store = _stores_by_uri.get(key)
@@ -54,28 +56,31 @@ def store_for_uri(uri: str | None) -> GitStore:
         with _lock:
             store = _stores_by_uri.get(key)
             if store is None:
-                if uri.lower().startswith(("http://", "https://")):
-                    from .store.rest import RestStore  # a `gitexp server` (or any MLflow server)
-
-                    store = RestStore(uri)  # type: ignore[assignment]
-                else:
-                    store = get_store(open_repository(path_from_uri(uri)))
-                _stores_by_uri[key] = store
+                store = _stores_by_uri[key] = _open_store(uri)
     return store
+
+
+def _open_store(uri: str) -> TrackingStore:
+    if uri.lower().startswith(("http://", "https://")):
+        from .store.rest import RestStore  # a `gitexp server` (or any MLflow server)
+
+        return RestStore(uri)
+    from .store.tracking import GitStore
+
+    repo = open_repository(path_from_uri(uri))
+    for known in _stores_by_uri.values():
+        if isinstance(known, GitStore) and known.repo.common_dir == repo.common_dir and known.repo.ref == repo.ref:
+            return known
+    return GitStore(repo)
 
 
 def forget_stores() -> None:
     """Drop cached stores (tests, or after the tracking branch config changed)."""
     with _lock:
+        stores = list({id(s): s for s in _stores_by_uri.values()}.values())
         _stores_by_uri.clear()
-    from .store import repo, tracking
-
-    repo.forget_cached_repositories()
-    with tracking._stores_lock:
-        tracking._stores.clear()
-    index = sys.modules.get("gitexp.search._index")
-    if index is not None:
-        index.forget_indexes()
+    for store in stores:
+        store.close()
 
 
 class Client:
@@ -86,28 +91,42 @@ class Client:
     >>> run = client.create_run(exp_id)
     >>> client.log_metric(run.info.run_id, "rmse", 0.5)
     >>> client.set_terminated(run.info.run_id)
+
+    Everything above the store (the fluent API, CLI, server, UI) goes through these
+    methods; the store itself (``_store``) is for this module only.
     """
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
         self._tracking_uri = resolve_tracking_uri(tracking_uri)
         self._registry_uri = registry_uri or self._tracking_uri
-        self._store_cache: GitStore | None = None
 
-    @property
-    def _store(self) -> GitStore:
-        store = self._store_cache
-        if store is None:
-            store = self._store_cache = store_for_uri(self._tracking_uri)
-        return store
+    @lazy_attribute
+    def _store(self) -> TrackingStore:
+        # Opened on first use, then a plain instance attribute (no property call, no __getattr__
+        # hook slowing every attribute read): log_metric goes Client -> store with nothing between.
+        return store_for_uri(self._tracking_uri)
 
     @property
     def tracking_uri(self) -> str:
         return self._tracking_uri
 
-    @property
-    def _remote(self) -> bool:
-        """True when the tracking URI is a server (store/rest.py), not a repository."""
-        return getattr(self._store, "is_remote", False)
+    # -- the repository (gitexp additions; a tracking server's store raises RepositoryRequired) ----
+    def get_repository_info(self) -> RepositoryInfo:
+        """Where the runs are: the repository's path, git directory and tracking branch."""
+        return self._store.repository_info()
+
+    def get_tracking_tip(self) -> str | None:
+        """The tracking branch's current commit id (None before the first run)."""
+        return self._store.tracking_tip()
+
+    def create_tracking_branch(self) -> str:
+        """Create the tracking branch if it does not exist (`gitexp init`); its commit id."""
+        return self._store.ensure_branch()
+
+    def diagnose(self, recover_all: bool = False, progress: Any = None) -> "Diagnosis":
+        """What `gitexp doctor` does: clear ref locks of dead processes, recover their journals
+        (also those not provably dead with recover_all), and report what is left."""
+        return self._store.diagnose(recover_all, progress)
 
     # -- experiments ---------------------------------------------------------------------
     def create_experiment(self, name: str, artifact_location: str | None = None,
@@ -172,12 +191,7 @@ class Client:
     def metric_history_arrays(self, run_id: str, key: str) -> tuple:
         """A metric's history as numpy arrays (steps, timestamps, values): a long history
         without a Python object per point."""
-        arrays = getattr(self._store, "metric_history_arrays", None)
-        if arrays is not None:
-            return arrays(run_id, key)
-        from .store.histories import arrays as to_arrays
-
-        return to_arrays([(m.step, m.timestamp, m.value) for m in self._store.get_metric_history(run_id, key)])
+        return self._store.metric_history_arrays(run_id, key)
 
     def get_metric_history_bulk_interval(self, run_ids: Sequence[str], metric_key: str,
                                          start_step: int | None = None, end_step: int | None = None,
@@ -245,13 +259,8 @@ class Client:
         ``as_of`` (gitexp addition) searches the store as it was: a commit-ish
         (``"gitexp~3"``, a commit id) or a date/datetime (or ISO string of one).
         """
-        if self._remote:
-            return self._store.search_runs(experiment_ids, filter_string, run_view_type, max_results, order_by,
-                                           page_token, as_of)
-        from .search import search_runs
-
-        return search_runs(self._store, experiment_ids, filter_string, run_view_type,
-                           max_results, order_by, page_token, as_of)
+        return self._store.search_runs(experiment_ids, filter_string, run_view_type, max_results, order_by,
+                                       page_token, as_of)
 
     def search_runs_frame(self, experiment_ids: str | list[str], filter_string: str = "",
                           run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
@@ -261,13 +270,8 @@ class Client:
         Built column-wise from the search index, without Run entities: the fast
         path behind ``gitexp.search_runs``.
         """
-        if self._remote:
-            return self._store.search_runs_frame(experiment_ids, filter_string, run_view_type, max_results,
-                                                 order_by, as_of)
-        from .search import search_runs_frame
-
-        return search_runs_frame(self._store, experiment_ids, filter_string, run_view_type,
-                                 max_results, order_by, as_of)
+        return self._store.search_runs_frame(experiment_ids, filter_string, run_view_type, max_results,
+                                             order_by, as_of)
 
     def get_metric_histories(self, run_ids: Any, keys: str | Sequence[str] | None = None) -> list[Metric]:
         """Every logged point of the given metrics (default: all) of many runs (gitexp addition).
@@ -293,6 +297,35 @@ class Client:
         """The uncommitted diff the run ran with ('' for a clean tree) (gitexp addition)."""
         return self._store.code_patch(run_id).decode("utf-8", "replace")
 
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from itself or a unique prefix of at least 4 characters, like a short
+        git hash (gitexp addition)."""
+        return self._store.resolve_run_id(ref)
+
+    def record_code(self, run_id: str, code: dict[str, Any], tags: dict[str, str] | None = None) -> None:
+        """Record the code version a run ran with (code.yaml: commit, branch, dirty, diff...;
+        code_version.capture() makes one) and its mlflow.source.git.* tags (gitexp addition)."""
+        self._store.record_code(run_id, code, tags or {})
+
+    def capture_code(self, run_id: str) -> None:
+        """Capture the code version of the working tree around this process and record it for the
+        run (what start_run does). With a git store it runs in a thread the run waits for before
+        it ends; never raises: a failure is a logged warning (gitexp addition)."""
+        from . import code_version
+
+        def capture() -> None:
+            try:
+                info = code_version.capture()
+                if info is not None:
+                    self.record_code(run_id, info, code_version.tags_for(info))
+            except Exception as exc:  # code capture must never break the user's run
+                import logging
+
+                logging.getLogger("gitexp").warning("gitexp: could not record the code version of run %s: %s",
+                                                    run_id, exc)
+
+        self._store.capture_code(run_id, capture)
+
     # -- sharing and code versions (gitexp additions) ---------------------------------------
     def pull(self, remote: str | None = None, progress: bool | None = None):
         """Fetch the remote's tracking branch and merge it into yours (see docs/sync.md).
@@ -300,24 +333,18 @@ class Client:
         remote: a remote name or URL (default: the current branch's upstream remote, else origin).
         Returns a PullResult (action, before/after commits, number of new runs).
         """
-        from .store import sync
-
-        return sync.pull(self._store, remote, progress)
+        return self._store.pull(remote, progress)
 
     def push(self, remote: str | None = None, progress: bool | None = None, no_verify: bool = False):
         """Push the tracking branch; if another clone pushed first, merge theirs and retry.
 
         no_verify skips your pre-push hooks for this push (as `git push --no-verify`).
         """
-        from .store import sync
-
-        return sync.push(self._store, remote, progress, no_verify=no_verify)
+        return self._store.push(remote, progress, no_verify=no_verify)
 
     def sync(self, remote: str | None = None, progress: bool | None = None):
         """pull() then push(): afterwards you and the remote hold every run of both."""
-        from .store import sync
-
-        return sync.sync(self._store, remote, progress)
+        return self._store.sync(remote, progress)
 
     def checkout_code(self, run_id: str, directory: str):
         """Recreate the source tree a run ran with in `directory` (commit + uncommitted diff).
@@ -325,11 +352,7 @@ class Client:
         Returns a CodeCheckout (commit, whether a diff was applied, untracked files whose
         content was not recorded).
         """
-        from . import code_version
-
-        state = self._store.run_state(run_id)
-        return code_version.checkout(self._store.repo, run_id, state.code, self._store.code_patch(run_id),
-                                     directory)
+        return self._store.checkout_code(run_id, directory)
 
     def link_runs_to_commit(self, commit: str = "HEAD", repository: str | None = None) -> list[str]:
         """Tag runs made on uncommitted code that `commit` holds with gitexp.code.committedAs.
@@ -338,19 +361,15 @@ class Client:
         The post-commit hook calls this; the rule is in docs/sync.md ("Linking runs to commits").
         Returns the ids of the runs linked.
         """
-        from .store import code_links
-
-        return code_links.link_runs_to_commit(self._store, commit, repository)
+        return self._store.link_runs_to_commit(commit, repository)
 
     def _run_info(self, run_id: str) -> RunInfo:
         return self.get_run(run_id).info
 
     # -- model registry (store logic: store/registry.py) ------------------------------------
     @property
-    def _registry(self) -> "ModelRegistry":
-        from .store.registry import registry_for
-
-        return registry_for(self._store)
+    def _registry(self) -> Any:
+        return self._store.registry
 
     def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,
                                 description: str | None = None,
@@ -497,10 +516,8 @@ class Client:
 
     # -- logged models (MLflow 3; store logic: store/logged_models.py) ------------------------
     @property
-    def _logged_models(self):
-        from .store.logged_models import logged_models_for
-
-        return logged_models_for(self._store)
+    def _logged_models(self) -> Any:
+        return self._store.logged_models
 
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                             tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
@@ -530,6 +547,10 @@ class Client:
     def delete_logged_model(self, model_id: str) -> None:
         self._logged_models.delete(model_id)
 
+    def list_run_logged_models(self, run_id: str) -> list["LoggedModel"]:
+        """Active logged models whose files are in the run, newest first (gitexp addition)."""
+        return self._logged_models.for_run(run_id)
+
     def search_logged_models(self, experiment_ids: list[str], filter_string: str | None = None,
                              datasets: list[dict] | None = None, max_results: int | None = None,
                              order_by: list[dict[str, Any]] | None = None,
@@ -541,12 +562,8 @@ class Client:
 
     # -- artifacts (files of a run: small ones in git, large ones in the artifact store) ------
     @property
-    def _artifacts(self):
-        if self._remote:
-            return self._store.artifacts
-        from .store.artifacts import RunArtifacts
-
-        return RunArtifacts(self._store)
+    def _artifacts(self) -> Any:
+        return self._store.artifacts
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
         """Log a local file (or directory) under the run's artifact_path directory."""
@@ -555,6 +572,10 @@ class Client:
     def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str | None = None) -> None:
         """Log every file below local_dir, keeping the layout, under artifact_path."""
         self._artifacts.log_dir(run_id, local_dir, artifact_path)
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        """Log bytes as the artifact file `artifact_file` (gitexp addition; log_text for text)."""
+        self._artifacts.log_bytes(run_id, data, artifact_file)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         from ._artifact_formats import text_bytes
@@ -663,6 +684,17 @@ class Client:
         """
         return self._artifacts.download(run_id, path, dst_path)
 
+    def get_artifact_kind(self, run_id: str, path: str) -> str | None:
+        """What a path of the run's artifacts is: "file", "dir", or None when there is no such
+        artifact (gitexp addition)."""
+        return self._artifacts.view(run_id).kind(path)
+
+    def get_artifact_local_copy(self, run_id: str, path: str) -> str:
+        """A local path holding the artifact, for reading only: with a git store a directory is
+        materialized once into a cache keyed by its content (model loading); a tracking
+        server's is downloaded to a new temporary directory (gitexp addition)."""
+        return self._artifacts.local_copy(run_id, path)
+
     def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None, models: Sequence[Any] | None = None) -> None:
         """Record dataset inputs (DatasetInput entities) of a run."""
         from ._validation import dataset_input
@@ -692,9 +724,7 @@ class Client:
                      run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, list[str]]:
         """Every metric, param and tag key used by the experiments' runs:
         {"metrics": [...], "params": [...], "tags": [...]}, each sorted (from the search index)."""
-        from .search import run_keys
-
-        return run_keys(self._store, experiment_ids, run_view_type)
+        return self._store.run_keys(experiment_ids, run_view_type)
 
     def get_tracking_history(self, max_results: int = 50, page_token: str | None = None,
                              run_id: str | None = None, experiment_id: str | None = None,
@@ -704,43 +734,18 @@ class Client:
 
         Give run_id, experiment_id or model_name to follow one of them.
         """
-        from .store import history
-
-        reg = self._registry.state()
-        names = {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()}
-        directory = None
-        if model_name is not None:
-            directory = reg.by_name.get(model_name) or next(
-                (d for d, m in reg.models.items() if m.name == model_name), None)
-            if directory is None:
-                from .exceptions import ResourceDoesNotExist
-
-                raise ResourceDoesNotExist(
-                    f"No registered model named {model_name!r}, now or in the past; see `gitexp models list`",
-                    name=model_name)
-        path = history.path_for(run_id, experiment_id, directory)
-        commits, token = history.log(self._store, max_results, page_token, path, names)
+        commits, token = self._store.tracking_history(max_results, page_token, run_id, experiment_id, model_name)
         return PagedList(commits, token)
 
     def get_tracking_commit(self, commit: str):
         """One commit of the tracking branch with the runs/experiments/models it changed and its
         file diffs (CommitDetail)."""
-        from .store import history
-
-        reg = self._registry.state()
-        return history.commit_detail(self._store, commit,
-                                     {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()})
+        return self._store.tracking_commit(commit)
 
     def diff_run_code(self, run_id: str, other_run_id: str):
         """How the code of two runs differs, uncommitted changes included (CodeDiff: stat, patch,
         and why a run's code could not be rebuilt, if so)."""
-        from . import code_version
-
-        sides = []
-        for rid in (run_id, other_run_id):
-            state = self._store.run_state(rid)
-            sides.append((rid, state.code, self._store.code_patch(rid) if state.code else b""))
-        return code_version.diff_runs(self._store.repo, sides[0], sides[1])
+        return self._store.diff_run_code(run_id, other_run_id)
 
 
 def _parent(path: str) -> str:

@@ -3,7 +3,8 @@
     GitexpError (alias MlflowException)            error_code
     ├── NotAGitRepository                           INVALID_STATE
     ├── InvalidParameterValue                       INVALID_PARAMETER_VALUE
-    │   └── SearchError      a malformed filter or order_by
+    │   ├── SearchError      a malformed filter or order_by
+    │   └── RepositoryRequired   an operation needs the git repository, the tracking URI is a server
     ├── ResourceDoesNotExist                        RESOURCE_DOES_NOT_EXIST
     ├── ResourceAlreadyExists                       RESOURCE_ALREADY_EXISTS
     ├── MissingDependency    an optional library is not installed (names the extra)
@@ -61,6 +62,17 @@ class InvalidParameterValue(GitexpError):
 
 class SearchError(InvalidParameterValue):
     """A filter string or order_by clause that cannot be parsed or applied."""
+
+
+class RepositoryRequired(InvalidParameterValue):
+    """An operation that needs the git repository itself (pull, push, code checkout, the search
+    index, doctor...) was asked of a tracking server's store; run it where the repository is."""
+
+    def __init__(self, operation: str, url: str):
+        super().__init__(
+            f"{operation} needs the git repository itself, but the tracking URI is the server {url}. "
+            "Run it on the server's machine, or in a clone of its repository (`gitexp pull` to get the runs).",
+            operation=operation, url=url)
 
 
 class ResourceDoesNotExist(GitexpError):
@@ -134,6 +146,7 @@ __all__ = [
     "NotAGitRepository",
     "InvalidParameterValue",
     "SearchError",
+    "RepositoryRequired",
     "ResourceDoesNotExist",
     "ResourceAlreadyExists",
     "MissingDependency",

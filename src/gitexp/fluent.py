@@ -19,7 +19,6 @@ from .exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
 
 _tracking_uri: str | None = None
 _active_experiment_id: str | None = None
-_clients: dict[str, Client] = {}
 _local = threading.local()
 
 
@@ -59,11 +58,7 @@ def _client() -> Client:
     global _current
     client = _current
     if client is None:
-        uri = resolve_tracking_uri(_tracking_uri)
-        client = _clients.get(uri)
-        if client is None:
-            client = _clients[uri] = Client(uri)
-        _current = client
+        client = _current = Client(resolve_tracking_uri(_tracking_uri))
     return client
 
 
@@ -189,29 +184,7 @@ def _source_tags() -> dict[str, str]:
 def _start_code_capture(client: Client, run_id: str) -> None:
     if os.environ.get("GITEXP_CAPTURE_CODE", "1") in ("0", "false", "no"):
         return
-    from . import code_version
-    from .store.tracking import SESSIONS
-
-    store = client._store
-
-    def capture() -> None:
-        try:
-            info = code_version.capture()
-            if info is not None:
-                store.record_code(run_id, info, code_version.tags_for(info))
-        except Exception as exc:  # code capture must never break the user's run
-            import logging
-
-            logging.getLogger("gitexp").warning("gitexp: could not record the code version of run %s: %s", run_id, exc)
-
-    if getattr(store, "is_remote", False):  # a tracking server: send it now, before the run can end
-        capture()
-        return
-    thread = threading.Thread(target=capture, name="gitexp-code-capture", daemon=True)
-    session = SESSIONS.get(store.repo, run_id)
-    thread.start()
-    if session is not None:
-        session.wait_for(thread)
+    client.capture_code(run_id)
 
 
 def start_run(run_id: str | None = None, experiment_id: str | None = None, run_name: str | None = None,
@@ -242,7 +215,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
             )
         if run.info.lifecycle_stage == "deleted":
             raise InvalidParameterValue(f"Cannot resume run {existing}: it is deleted; restore it first")
-        client._store.update_run_info(existing, "RUNNING", None, run_name)
+        client.update_run(existing, "RUNNING", run_name)
         if tags:
             client.log_batch(existing, tags=[RunTag(k, v) for k, v in tags.items()])
         run = client.get_run(existing)
@@ -270,7 +243,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
         all_tags = {**_source_tags(), **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = client._store.create_run(exp_id, all_tags.get("mlflow.user"), None, all_tags, run_name)
+        run = client.create_run(exp_id, None, all_tags, run_name, user_id=all_tags.get("mlflow.user"))
         _start_code_capture(client, run.info.run_id)
     active = ActiveRun(run)
     active._started_by_pid = os.getpid()  # type: ignore[attr-defined]
@@ -364,7 +337,7 @@ def log_metric(key: str, value: float, step: int | None = None, synchronous: boo
     """Log one metric value; histories keep every (step, value, timestamp)."""
     stack = getattr(_local, "stack", None)
     rid = run_id or (stack[-1].info._run_id if stack else _run_id())
-    _client()._store.log_metric(rid, key, value, timestamp, step)
+    (_current or _client()).log_metric(rid, key, value, timestamp, step)  # the hot path: one call less
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None, synchronous: bool | None = None,
@@ -467,7 +440,6 @@ def _reset() -> None:
     _tracking_uri = None
     _current = None
     _active_experiment_id = None
-    _clients.clear()
     _local.last_run_id = None
 
 

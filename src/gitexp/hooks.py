@@ -229,9 +229,9 @@ def _here() -> str:
 
 def refuse_tracking_files() -> int:
     """pre-commit: .tracking/ belongs on the tracking branch, never on a code branch."""
-    from .store.repo import open_repository
+    from .client import Client
 
-    tracking = open_repository(_here()).branch
+    tracking = Client(_here()).get_repository_info().branch
     current = _git_out(["symbolic-ref", "-q", "--short", "HEAD"])
     if current == tracking:
         return 0  # committing on the tracking branch itself (a merge in a worktree, say)
@@ -280,15 +280,15 @@ def _pushed_refs(stdin: bytes) -> list[tuple[str, str, str, str]]:
 def push_tracking_branch(args: list[str], stdin: bytes) -> int:
     """pre-push: push the tracking branch to the remote the code goes to. Never blocks the code push."""
     from .client import Client
-    from .store import sync
 
     name = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME", "")
     url = args[1] if len(args) > 1 else os.environ.get("PRE_COMMIT_REMOTE_URL", "")
     if not name and not url:
         _say("pre-push needs the remote's name and URL (git passes them); nothing pushed")
         return 0
-    store = Client(_here())._store
-    tracking_ref = store.repo.ref
+    client = Client(_here())
+    repository = client.get_repository_info()
+    tracking_ref = repository.ref
     refs = _pushed_refs(stdin)
     remote_branch = os.environ.get("PRE_COMMIT_REMOTE_BRANCH", "")
     if remote_branch == tracking_ref or any(local == tracking_ref or remote == tracking_ref
@@ -296,14 +296,14 @@ def push_tracking_branch(args: list[str], stdin: bytes) -> int:
         return 0  # the tracking branch is being pushed already
     if refs and all(set(sha) == {"0"} for _, sha, _, _ in refs):
         return 0  # only deleting remote branches
-    if store.branch.refs.read(tracking_ref) is None:
+    if client.get_tracking_tip() is None:
         return 0  # nothing tracked in this repository yet
     configured = git.run(["config", "--get", f"remote.{name}.url"]).returncode == 0
     target = name if configured else (url or name)
     try:
-        result = sync.push(store, target, progress=False, no_verify=True)
+        result = client.push(target, progress=False, no_verify=True)
     except GitexpError as exc:
-        _say(f"could not push the tracking branch {store.repo.branch!r} to {target}: {exc}\n"
+        _say(f"could not push the tracking branch {repository.branch!r} to {target}: {exc}\n"
              "Your code push goes on; run `gitexp sync` later.")
         return 0
     _say(str(result))

@@ -129,14 +129,13 @@ def _cold_answers(store, experiments):
     cold = _index.RunIndex(store)
     cold.path = os.path.join(".git", "gitexp", "cold-check.sqlite")
     cold.rebuild()
-    saved = _index._indexes.get((store.repo.common_dir, store.repo.ref))
-    _index._indexes[(store.repo.common_dir, store.repo.ref)] = cold
+    saved = store.search_index  # the store's own index, for a moment the cold one
+    store.search_index = cold
     try:
         return _answers(gitexp.Client(), experiments)
     finally:
         cold.close()
-        if saved is not None:
-            _index._indexes[(store.repo.common_dir, store.repo.ref)] = saved
+        store.search_index = saved
 
 
 @pytest.mark.parametrize("compact_after", [1, 3, 1000])

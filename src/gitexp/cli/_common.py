@@ -44,7 +44,7 @@ class Context:
 
     def run_id(self, ref: str) -> str:
         """A run id from a full id or a unique prefix (like a short git hash)."""
-        return self.client._store.resolve_run_id(ref)
+        return self.client.resolve_run_id(ref)
 
 
 pass_context = click.make_pass_decorator(Context)

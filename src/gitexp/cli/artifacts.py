@@ -38,7 +38,7 @@ def list_(ctx, run: str, path: str, recursive: bool, fmt: str) -> None:
     entries = client.list_artifacts(run_id, path or None)
     if not entries and path:
         # A file, or nothing at all: say which.
-        kind = client._artifacts.view(run_id).kind(path.strip("/"))
+        kind = client.get_artifact_kind(run_id, path.strip("/"))
         if kind is None:
             raise click.ClickException(f"Run {run_id} has no artifact {path!r}")
         entries = [e for e in client.list_artifacts(run_id, path.rsplit("/", 1)[0] if "/" in path else None)

@@ -143,7 +143,7 @@ def log_model(save: Callable[..., None], artifact_path: str | None, name: str | 
     path_in_run = model_name(artifact_path, name)
     client = _client()
     run_id = _run_id()
-    existing = client._artifacts.view(run_id).kind(path_in_run)
+    existing = client.get_artifact_kind(run_id, path_in_run)
     if existing is not None:
         raise ResourceAlreadyExists(
             f"Run {run_id} already has an artifact {'directory' if existing == 'dir' else 'file'} "

@@ -13,8 +13,6 @@ model again costs nothing.  The cache is derived: delete it any time.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 
 from ..exceptions import ResourceDoesNotExist
 
@@ -23,7 +21,6 @@ def resolve_model_uri(model_uri: str | os.PathLike, dst_path: str | os.PathLike 
                       tracking_uri: str | None = None) -> str:
     """A local directory (or file) holding the model at `model_uri`."""
     from ..artifacts import _client, parse_artifact_uri
-    from ..store.artifacts import ArtifactFile
 
     where = parse_artifact_uri(model_uri)
     if where.local_path is not None:
@@ -37,28 +34,6 @@ def resolve_model_uri(model_uri: str | os.PathLike, dst_path: str | os.PathLike 
 
         return download_artifacts(where.local_path, dst_path=os.fspath(dst_path))
     client = _client(tracking_uri)
-    if dst_path is not None or client._remote:  # a tracking server: no local cache to keep
-        return client.download_artifacts(where.run_id, where.path, os.fspath(dst_path) if dst_path else None)
-    artifacts = client._artifacts
-    path, files = artifacts.files(where.run_id, where.path)
-    if path in files:  # a single file: nothing to cache as a directory
-        return client.download_artifacts(where.run_id, path)
-    cache_root = os.path.join(artifacts.repo.state_dir, "cache", "models")
-    target = os.path.join(cache_root, artifacts.digest(files.values(), path))
-    if os.path.isdir(target):
-        return target
-    os.makedirs(cache_root, exist_ok=True)
-    tmp = f"{target}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    prefix = len(path) + 1 if path else 0
-    relative = [ArtifactFile(f.path[prefix:], f.mode, f.sha, f.size) for f in files.values()]
-    try:
-        artifacts.materialize(where.run_id, relative, tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not os.path.isdir(target):  # not a lost race: a real error
-                raise
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    if dst_path is not None:
+        return client.download_artifacts(where.run_id, where.path, os.fspath(dst_path))
+    return client.get_artifact_local_copy(where.run_id, where.path)

@@ -124,8 +124,6 @@ def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | Non
                 order_by: list[str] | None = None, page_token: str | None = None,
                 as_of: Any = None) -> PagedList:
     """Runs matching a filter, ordered and paged as MLflow's search_runs."""
-    from ._index import index_for
-
     ids = experiment_id_list(experiment_ids)
     view_type = check_view_type(run_view_type)
     max_results = check_max_results(max_results)
@@ -140,18 +138,16 @@ def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | Non
         more = max_results is not None and len(rids) > max_results
         return view.runs(rids[:max_results] if max_results is not None else rids), more
 
-    runs, more = index_for(store).query(query, commit)
+    runs, more = store.search_index.query(query, commit)
     return PagedList(runs, _make_token(offset + len(runs), fingerprint) if more else None)
 
 
 def run_keys(store: "GitStore", experiment_ids: Any, run_view_type: Any = ViewType.ACTIVE_ONLY
              ) -> dict[str, list[str]]:
     """{"metrics": [...], "params": [...], "tags": [...]}: the keys the experiments' runs use."""
-    from ._index import index_for
-
     ids = experiment_id_list(experiment_ids)
     view_type = check_view_type(run_view_type)
-    return index_for(store).query(lambda view: view.keys(ids, view_type))
+    return store.search_index.query(lambda view: view.keys(ids, view_type))
 
 
 def search_runs_frame(store: "GitStore", experiment_ids: Any, filter_string: str | None = "",
@@ -162,15 +158,13 @@ def search_runs_frame(store: "GitStore", experiment_ids: Any, filter_string: str
 
     `extra_columns` adds run_name and lifecycle_stage after end_time (the CLI uses them).
     """
-    from ._index import index_for
-
     ids = experiment_id_list(experiment_ids)
     view_type = check_view_type(run_view_type)
     max_results = check_max_results(max_results, limit=None)
     clauses = parse_filter(filter_string, RUNS)
     order = parse_order_by(order_by, RUNS)
     commit = _resolve(store, as_of)
-    columns = index_for(store).query(
+    columns = store.search_index.query(
         lambda view: view.columns(view.select(ids, clauses, order, view_type, 0, max_results)), commit)
     return _frame(columns, extra_columns)
 
@@ -270,14 +264,12 @@ def run_id_list(run_ids: Any) -> list[str]:
 
 
 def _run_states(store: "GitStore", run_ids: list[str]) -> dict[str, "RunState"]:
-    from ..store.tracking import SESSIONS
-
     states: dict[str, RunState] = {}
     trees: dict[str, str] = {}
     root = store.branch.tree_of(store.branch.tip())
     live = store.branch.live_commits()
     for run_id in run_ids:
-        if SESSIONS.get(store.repo, run_id) is not None or run_id in live:
+        if run_id in live or store.has_session(run_id):
             states[run_id] = store.run_state(run_id)
             continue
         tree = store.branch.run_tree(run_id, root) if root else None
@@ -289,13 +281,17 @@ def _run_states(store: "GitStore", run_ids: list[str]) -> dict[str, "RunState"]:
     return states
 
 
-def metric_histories(store: "GitStore", run_ids: Any, keys: str | Iterable[str] | None = None
+def metric_histories(store: Any, run_ids: Any, keys: str | Iterable[str] | None = None
                      ) -> list[tuple[str, str, int, int, float]]:
     """(run_id, key, step, timestamp, value) of every logged point, by run, key, step and time."""
     ids = run_id_list(run_ids)
     wanted = [keys] if isinstance(keys, str) else None if keys is None else list(keys)
-    if getattr(store, "is_remote", False):  # a tracking server (store/rest.py)
-        return store.metric_histories(ids, wanted)
+    return store.metric_histories(ids, wanted)
+
+
+def local_metric_histories(store: "GitStore", ids: list[str], wanted: list[str] | None
+                           ) -> list[tuple[str, str, int, int, float]]:
+    """metric_histories of a git store: histories read from the branch as arrays."""
     states = _run_states(store, ids)
     rows = []
     for run_id in ids:

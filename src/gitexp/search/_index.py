@@ -254,7 +254,7 @@ def _build_columns(conn: sqlite3.Connection, store: "GitStore", items: list[tupl
         # The branch's cache of folded states now holds the last 50,000 runs folded here,
         # which nothing is about to read: dropped, so the collector's next full pass (and
         # this process's memory) is not about them.
-        store.branch._runs.clear()
+        store.branch.forget_folded_runs()
         if collecting:
             gc.enable()
 
@@ -527,12 +527,9 @@ class RunIndex:
 
     def _pending_states(self) -> list["RunState"]:
         from ..exceptions import ResourceDoesNotExist
-        from ..store.tracking import SESSIONS
 
-        common = self.store.repo.common_dir
         states = []
-        wanted = [run_id for (where, run_id), session in list(SESSIONS.by_run.items())
-                  if where == common and session.pending]
+        wanted = self.store.pending_run_ids()
         # Runs in progress in any process: their last checkpoint is on their live ref.
         wanted += [run_id for run_id in self.store.branch.live_commits() if run_id not in wanted]
         for run_id in wanted:
@@ -792,24 +789,6 @@ def _dataset_input(dataset: dict, tags: dict) -> DatasetInput:
     )
 
 
-# -- one index per repository and branch, per process ---------------------------------------------------
-_indexes: dict[tuple[str, str], RunIndex] = {}
-_indexes_lock = threading.Lock()
-
-
 def index_for(store: "GitStore") -> RunIndex:
-    key = (store.repo.common_dir, store.repo.ref)
-    with _indexes_lock:
-        index = _indexes.get(key)
-        if index is None or index.store is not store:
-            if index is not None:
-                index.close()
-            index = _indexes[key] = RunIndex(store)
-        return index
-
-
-def forget_indexes() -> None:
-    with _indexes_lock:
-        for index in _indexes.values():
-            index.close()
-        _indexes.clear()
+    """The store's search index (one per store: ``GitStore.search_index``)."""
+    return store.search_index

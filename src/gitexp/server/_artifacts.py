@@ -103,7 +103,7 @@ def router(client: Client) -> APIRouter:
             # Small files (nearly all of a model's): straight from memory, no temporary copy.
             data = await request.body()
             validate_artifact_path(tail, "file name", allow_root=False)
-            await run_in_threadpool(client._artifacts.log_bytes, run_id, data, inner)
+            await run_in_threadpool(client.log_bytes, run_id, data, inner)
             return JSON({})
         tmp = tempfile.mkdtemp(prefix="gitexp-upload-")
         try:

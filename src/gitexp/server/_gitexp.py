@@ -80,7 +80,7 @@ def router(client: Client) -> APIRouter:
         client.get_run(req.run_id)
         if req.tags:
             client.log_batch(req.run_id, tags=[RunTag(k, v) for k, v in req.tags.items()])
-        client._store.record_code(req.run_id, req.code.model_dump(exclude_none=True), {})
+        client.record_code(req.run_id, req.code.model_dump(exclude_none=True))
         return JSON({})
 
     @api.get("/runs/code-diff", response_model=CodeDiffResponse)
@@ -91,7 +91,7 @@ def router(client: Client) -> APIRouter:
     def resolve_id(q: Annotated[RunRef, Query()]):
         if not q.ref.strip():
             raise InvalidParameterValue("Give a run id or a prefix of at least 4 characters")
-        return JSON({"run_id": client._store.resolve_run_id(q.ref)})
+        return JSON({"run_id": client.resolve_run_id(q.ref)})
 
     @api.post("/flush", response_model=s.Empty)
     def flush(req: Flush):

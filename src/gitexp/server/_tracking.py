@@ -61,7 +61,7 @@ def router(client: Client) -> APIRouter:
     def run_json(run: ent.Run, outputs: bool = True) -> dict:
         models = None
         if outputs:
-            models = [m.model_id for m in client._logged_models.for_run(run.info.run_id)
+            models = [m.model_id for m in client.list_run_logged_models(run.info.run_id)
                       if m.source_run_id == run.info.run_id]
         return conv.run(run, models)
 

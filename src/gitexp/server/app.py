@@ -137,11 +137,11 @@ def default_allowed_hosts(host: str, extra: Iterable[str] = ()) -> list[str]:
     return sorted(names)
 
 
-def _no_root(app: FastAPI, client: Client) -> None:
+def _no_root(app: FastAPI, repository: Any) -> None:
     @app.get("/", tags=["server"], response_model=dict)
     def index():
-        return JSON({"server": "gitexp", "version": __version__, "repository": client._store.uri,
-                     "branch": client._store.repo.branch, "api": "/api/2.0/mlflow/",
+        return JSON({"server": "gitexp", "version": __version__, "repository": repository.path,
+                     "branch": repository.branch, "api": "/api/2.0/mlflow/",
                      "openapi": "/openapi.json"})
 
 
@@ -166,12 +166,14 @@ def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: b
 
         raise InvalidParameterValue("Nothing to serve: both the API and the web UI are turned off")
     client = Client(os.fspath(repo) if repo is not None else None)
-    if client._remote:  # opening the store also checks the path: a bad one fails now, not at a request
-        from ..exceptions import InvalidParameterValue
+    from ..exceptions import InvalidParameterValue, RepositoryRequired
 
+    try:  # opening the store also checks the path: a bad one fails now, not at a request
+        repository = client.get_repository_info()
+    except RepositoryRequired:
         raise InvalidParameterValue(
             f"gitexp serves a git repository, but the tracking URI is the server {client.tracking_uri}; "
-            "pass --repo PATH (and check GITEXP_TRACKING_URI)")
+            "pass --repo PATH (and check GITEXP_TRACKING_URI)") from None
     pusher = None
     if push_to:
         from .push import PeriodicPush
@@ -258,7 +260,7 @@ def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: b
     if ui_module is not None:
         app.include_router(ui_module.router(client=client))
     else:
-        _no_root(app, client)
+        _no_root(app, repository)
     return app
 
 

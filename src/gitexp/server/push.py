@@ -51,8 +51,7 @@ class PeriodicPush:
     def push_now(self) -> bool:
         """Push if the branch moved since the last push; True if a push happened."""
         with self._lock:
-            store = self.client._store
-            tip = store.branch.tip()
+            tip = self.client.get_tracking_tip()
             if tip is None or tip == self.pushed:
                 return False
             try:
@@ -60,10 +59,11 @@ class PeriodicPush:
             except Exception as exc:  # keep serving; try again next round
                 self.last_error = str(exc)
                 _log.warning("gitexp server: push of %s to %s failed (%s); retrying in %gs",
-                             store.repo.branch, self.remote, exc, self.interval)
+                             self.client.get_repository_info().branch, self.remote, exc, self.interval)
                 return False
             self.pushed = tip
             self.pushes += 1
             self.last_error = None
-            _log.info("gitexp server: pushed %s to %s (%s)", store.repo.branch, self.remote, tip[:12])
+            _log.info("gitexp server: pushed %s to %s (%s)", self.client.get_repository_info().branch, self.remote,
+                      tip[:12])
             return True

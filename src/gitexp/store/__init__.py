@@ -1,1 +1,1 @@
-"""Storage: the git object layer, the tracking branch, journals and the GitStore."""
+"""Storage: the git object layer, the tracking branch, journals, the GitStore and RestStore (interface.py: what both offer)."""

@@ -693,8 +693,9 @@ class RunArtifacts:
     def view(self, run_id: str) -> ArtifactView:
         # The state (with pending ops) first, then the tree: a checkpoint commit in
         # between moves ops into the tree, so nothing is ever missed (at worst seen twice).
+        # A running run's own files are on its live ref (its last checkpoint) until published.
         state = self.store.run_state(run_id)
-        run_tree = self.branch.run_tree(run_id)
+        run_tree = self.branch.own_tree(run_id)
         own = self.branch.subtree(run_tree, "artifacts") if run_tree else None
         return ArtifactView(self.odb, own, state.artifacts)
 
@@ -755,6 +756,36 @@ class RunArtifacts:
         os.makedirs(dst, exist_ok=True)
         self.materialize(run_id, files.values(), dst)
         return os.path.join(dst, *path.split("/")) if path else dst
+
+    def local_copy(self, run_id: str, path: str) -> str:
+        """A local directory (or file) holding the artifact at `path`, for reading only.
+
+        A directory is materialized once into a cache keyed by its content
+        (``.git/gitexp/cache/models/<digest>``), so loading the same model again costs
+        nothing.  The cache is derived: delete it any time.
+        """
+        path, files = self.files(run_id, path)
+        if path in files:  # a single file: nothing to cache as a directory
+            return self.download(run_id, path)
+        cache_root = os.path.join(self.repo.state_dir, "cache", "models")
+        target = os.path.join(cache_root, self.digest(files.values(), path))
+        if os.path.isdir(target):
+            return target
+        os.makedirs(cache_root, exist_ok=True)
+        tmp = f"{target}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        prefix = len(path) + 1 if path else 0
+        relative = [ArtifactFile(f.path[prefix:], f.mode, f.sha, f.size) for f in files.values()]
+        try:
+            self.materialize(run_id, relative, tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not os.path.isdir(target):  # not a lost race: a real error
+                    raise
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
 
     def materialize(self, run_id: str, files: Iterable[ArtifactFile], dst: str) -> None:
         """Write files (paths relative to the artifact root) below `dst`."""

@@ -141,6 +141,10 @@ class TrackingBranch:
     def ref(self) -> str:
         return self.repo.ref
 
+    def forget_folded_runs(self) -> None:
+        """Drop the cache of folded run states (after a bulk fold nothing is about to read)."""
+        self._runs.clear()
+
     def tip(self) -> str | None:
         """The branch's commit; created from a remote-tracking branch if only that exists."""
         tip = self.refs.read(self.ref)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-import weakref
 from typing import Any, Iterable, Sequence
 
 from .. import _validation as valid
@@ -325,16 +324,3 @@ class LoggedModels:
         return search_logged_models(self.list(experiment_ids), filter_string, max_results, order_by, page_token)
 
 
-_instances: "weakref.WeakKeyDictionary[Any, LoggedModels]" = weakref.WeakKeyDictionary()
-_instances_lock = threading.Lock()
-
-
-def logged_models_for(store: Any) -> LoggedModels:
-    """The LoggedModels of a store (one per store; a remote store brings its own)."""
-    if getattr(store, "is_remote", False):
-        return store.logged_models
-    with _instances_lock:
-        found = _instances.get(store)
-        if found is None:
-            found = _instances[store] = LoggedModels(store)
-        return found

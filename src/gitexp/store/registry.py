@@ -38,7 +38,6 @@ import re
 import secrets
 import threading
 import time
-import weakref
 from typing import Any, Iterable
 from urllib.parse import urlparse
 
@@ -957,27 +956,12 @@ def _warn_renumbered(m: ModelState, v: VersionState) -> None:
                  m.name, v.number, v.renumbered_from, m.name)
 
 
-_registries: "weakref.WeakKeyDictionary[Any, ModelRegistry]" = weakref.WeakKeyDictionary()
-_registries_lock = threading.Lock()
-
-
-def registry_for(store: Any) -> ModelRegistry:
-    """The ModelRegistry of a GitStore (one per store); a tracking server's store brings its own."""
-    if getattr(store, "is_remote", False):
-        return store.registry
-    with _registries_lock:
-        registry = _registries.get(store)
-        if registry is None:
-            registry = _registries[store] = ModelRegistry(store)
-        return registry
-
-
 def resolve_models_uri(store: Any, uri: str) -> str:
     """The source URI (runs:/<run_id>/<path> or a path) a models:/ URI names.
 
     ``models:/<name>/<version>``, ``models:/<name>/<stage>`` (the highest version in that
     stage, stage case-insensitive), ``models:/<name>/latest`` and ``models:/<name>@<alias>``.
     """
-    registry = registry_for(store)
+    registry = store.registry
     mv = registry.resolve(uri)
     return registry.get_model_version_download_uri(mv.name, mv.version)

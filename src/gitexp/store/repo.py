@@ -133,17 +133,9 @@ def path_from_uri(uri: str) -> str:
     return uri
 
 
-_cache: dict[str, Repository] = {}
-_cache_lock = threading.Lock()
-
-
 def open_repository(path: str | None = None) -> Repository:
     """The repository containing `path` (default: the current directory)."""
     start = os.path.abspath(path or os.getcwd())
-    with _cache_lock:
-        cached = _cache.get(start)
-        if cached is not None and os.path.isdir(cached.common_dir):
-            return cached
     if not os.path.exists(start):
         raise NotAGitRepository(start)
     cwd = start if os.path.isdir(start) else os.path.dirname(start)
@@ -156,12 +148,4 @@ def open_repository(path: str | None = None) -> Repository:
     if bare != "true":
         top = _git.run(["rev-parse", "--show-toplevel"], cwd=cwd)
         work_tree = top.stdout.decode().strip() or None
-    repo = Repository(start, work_tree, git_dir, common_dir, read_config(git_dir))
-    with _cache_lock:
-        _cache[start] = repo
-    return repo
-
-
-def forget_cached_repositories() -> None:
-    with _cache_lock:
-        _cache.clear()
+    return Repository(start, work_tree, git_dir, common_dir, read_config(git_dir))

@@ -1,11 +1,11 @@
 """RestStore: the store behind Client when the tracking URI is http(s)://, speaking MLflow's REST API.
 
-It has the methods of GitStore that Client and the fluent API call (and the
-registry, artifacts and logged models through ``.registry``, ``.artifacts``
-and ``.logged_models``), so the whole gitexp API works against a
-``gitexp server`` -- or any MLflow tracking server, for the MLflow API part.
-Operations that need the repository itself (pull/push, code checkout, hooks)
-say so clearly: run them where the repository is.
+It implements store/interface.py's TrackingStore (the registry, artifacts and
+logged models are its ``.registry``, ``.artifacts`` and ``.logged_models``), so
+the whole gitexp API works against a ``gitexp server`` -- or any MLflow tracking
+server, for the MLflow API part.  Operations that need the repository itself
+(pull/push, code checkout, the branch's history, doctor) raise RepositoryRequired
+naming the operation: run them where the repository is.
 
 HTTP is the standard library's: one keep-alive connection per thread.
 ``MLFLOW_TRACKING_TOKEN`` (bearer) or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``
@@ -29,6 +29,7 @@ from ..entities import Experiment, FileInfo, Metric, PagedList, Run, RunStatus, 
 from ..exceptions import (
     GitexpError,
     InvalidParameterValue,
+    RepositoryRequired,
     ResourceAlreadyExists,
     ResourceDoesNotExist,
     StoreError,
@@ -94,9 +95,10 @@ class _Http:
                 if attempt == 0 and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
                                                      BrokenPipeError, http.client.BadStatusLine)):
                     continue
+                # One line says it all: the socket error's traceback would only bury it.
                 raise StoreError(
                     f"Cannot reach the tracking server at {self.url} ({type(exc).__name__}: {exc}). "
-                    "Is `gitexp server` running there?", url=self.url) from exc
+                    "Is `gitexp server` running there?", url=self.url) from None
         raise AssertionError("unreachable")
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
@@ -127,8 +129,6 @@ def _query_list(values: Iterable[str] | None) -> list[str] | None:
 class RestStore:
     """Experiments, runs, registry, artifacts and logged models of a tracking server."""
 
-    is_remote = True
-
     def __init__(self, url: str):
         self.http = _Http(url)
         self.url = self.http.url
@@ -143,19 +143,63 @@ class RestStore:
     def uri(self) -> str:
         return self.url
 
+    def close(self) -> None:
+        pass
+
+    # -- what only the repository can do ----------------------------------------------------------------
+    def _needs_repository(self, operation: str) -> RepositoryRequired:
+        return RepositoryRequired(operation, self.url)
+
     @property
     def repo(self) -> Any:
-        raise InvalidParameterValue(
-            f"This needs the git repository itself, but the tracking URI is the server {self.url}. "
-            "Run it on the server's machine, or in a clone of its repository (`gitexp pull` to get the runs).",
-            url=self.url)
+        raise self._needs_repository("This")
 
     @property
     def branch(self) -> Any:
-        return self.repo
+        raise self._needs_repository("This")
 
     def run_state(self, run_id: str) -> Any:
-        return self.repo
+        raise self._needs_repository("Reading a run's stored state")
+
+    def repository_info(self) -> Any:
+        raise self._needs_repository("Reading the repository's location and tracking branch")
+
+    def tracking_tip(self) -> str | None:
+        raise self._needs_repository("Reading the tracking branch's tip")
+
+    def ensure_branch(self) -> str:
+        raise self._needs_repository("Creating the tracking branch")
+
+    def diagnose(self, recover_all: bool = False, progress: Any = None) -> Any:
+        raise self._needs_repository("`gitexp doctor`")
+
+    def pull(self, remote: str | None, progress: bool | None) -> Any:
+        raise self._needs_repository("Pulling the tracking branch")
+
+    def push(self, remote: str | None, progress: bool | None, no_verify: bool = False) -> Any:
+        raise self._needs_repository("Pushing the tracking branch")
+
+    def sync(self, remote: str | None, progress: bool | None) -> Any:
+        raise self._needs_repository("Syncing the tracking branch")
+
+    def checkout_code(self, run_id: str, directory: str) -> Any:
+        raise self._needs_repository("Checking out a run's code")
+
+    def diff_run_code(self, run_id: str, other_run_id: str) -> Any:
+        raise self._needs_repository("Comparing the code of two runs")
+
+    def link_runs_to_commit(self, commit: str, repository: str | None) -> list[str]:
+        raise self._needs_repository("Linking runs to a commit")
+
+    def tracking_history(self, max_results: int, page_token: str | None, run_id: str | None = None,
+                         experiment_id: str | None = None, model_name: str | None = None) -> Any:
+        raise self._needs_repository("Reading the tracking branch's history")
+
+    def tracking_commit(self, commit: str) -> Any:
+        raise self._needs_repository("Reading a commit of the tracking branch")
+
+    def run_keys(self, experiment_ids: Any, run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, list[str]]:
+        raise self._needs_repository("Listing the keys of runs (from the search index)")
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         return self.http.call(method, API + path, body, query)
@@ -250,6 +294,11 @@ class RestStore:
             if not token:
                 return out
 
+    def metric_history_arrays(self, run_id: str, key: str) -> tuple:
+        from .histories import arrays
+
+        return arrays([(m.step, m.timestamp, m.value) for m in self.get_metric_history(run_id, key)])
+
     def log_metric(self, run_id: str, key: str, value: Any, timestamp: int | None, step: int | None) -> None:
         from .layout import now_ms
 
@@ -297,6 +346,9 @@ class RestStore:
 
     def record_code(self, run_id: str, code: dict, tags: dict[str, str]) -> None:
         self.gitexp_call("POST", "/runs/record-code", {"run_id": run_id, "code": code, "tags": tags})
+
+    def capture_code(self, run_id: str, capture: Any) -> None:
+        capture()  # now, before the run can end: the server cannot wait for this process
 
     def code_patch(self, run_id: str) -> bytes:
         return self.gitexp_call("GET", "/runs/code-diff", query={"run_id": run_id})["diff"].encode("utf-8")
@@ -482,6 +534,10 @@ class RestArtifacts:
             with open(target, "wb") as fh:
                 fh.write(self.read_bytes(run_id, name))
         return os.path.join(dst, *path.split("/")) if path else dst
+
+    def local_copy(self, run_id: str, path: str) -> str:
+        """A local copy of the artifact (a new temporary one: this process keeps no cache of a server's)."""
+        return self.download(run_id, path)
 
 
 class _RemoteView:

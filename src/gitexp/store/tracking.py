@@ -1,8 +1,10 @@
 """GitStore: experiments and runs in a git repository.
 
-This is the storage API the Client sits on; nothing else reads or writes the
-tracking branch.  Reads fold the branch (cached by object id) and overlay this
-process's pending changes, so a value logged a microsecond ago is visible.
+This is the storage API the Client sits on (store/interface.py's TrackingStore);
+nothing above the store reads or writes the tracking branch.  Reads fold the
+branch (cached by object id) and overlay this process's pending changes, so a
+value logged a microsecond ago is visible.  The store owns its registry, logged
+models, artifacts and search index (attributes built on first use).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..exceptions import (
 )
 from . import histories, layout
 from .branch import TrackingBranch
+from .interface import RepositoryInfo, lazy_attribute
 from .journal import (
     EDITOR,
     LIVE,
@@ -157,6 +160,7 @@ class GitStore:
 
     def __init__(self, repo: Repository):
         self.repo = repo
+        self._common_dir = repo.common_dir  # the key of this repository's sessions (SESSIONS.by_run)
         self.branch = TrackingBranch(repo)
         self.journal_dir = os.path.join(repo.state_dir, "journal")
         self._recovery_checked = 0.0
@@ -166,6 +170,163 @@ class GitStore:
     @property
     def uri(self) -> str:
         return self.repo.work_tree or self.repo.common_dir
+
+    # -- the parts this store owns, built on first use ------------------------------------------------
+    @lazy_attribute
+    def registry(self):
+        """The model registry on this branch (store/registry.py)."""
+        from .registry import ModelRegistry
+
+        return ModelRegistry(self)
+
+    @lazy_attribute
+    def logged_models(self):
+        """MLflow 3's logged models on this branch (store/logged_models.py)."""
+        from .logged_models import LoggedModels
+
+        return LoggedModels(self)
+
+    @lazy_attribute
+    def artifacts(self):
+        """The runs' artifacts (store/artifacts.py)."""
+        from .artifacts import RunArtifacts
+
+        return RunArtifacts(self)
+
+    @lazy_attribute
+    def search_index(self):
+        """The SQLite search index of this branch (search/_index.py), derived from the branch."""
+        from ..search._index import RunIndex
+
+        return RunIndex(self)
+
+    def close(self) -> None:
+        """Let go of the search index's connections (tests, `forget_stores`)."""
+        index = self.__dict__.pop("search_index", None)
+        if index is not None:
+            index.close()
+
+    # -- the repository -----------------------------------------------------------------------------
+    def repository_info(self) -> RepositoryInfo:
+        return RepositoryInfo(self.uri, self.repo.common_dir, self.repo.branch, self.repo.ref)
+
+    def tracking_tip(self) -> str | None:
+        """The tracking branch's commit id (None before the first commit); reading it never
+        creates the branch (from a remote's, as the first write does)."""
+        return self.branch.refs.read(self.branch.ref)
+
+    def ensure_branch(self) -> str:
+        """Create the tracking branch if it does not exist yet; its tip."""
+        return self.branch.ensure()
+
+    def diagnose(self, recover_all: bool = False, progress: Callable | None = None):
+        """What `gitexp doctor` reports, after clearing stale locks and recovering dead journals."""
+        from .diagnosis import diagnose
+
+        return diagnose(self, recover_all, progress)
+
+    def pull(self, remote: str | None, progress: bool | None):
+        from . import sync
+
+        return sync.pull(self, remote, progress)
+
+    def push(self, remote: str | None, progress: bool | None, no_verify: bool = False):
+        from . import sync
+
+        return sync.push(self, remote, progress, no_verify=no_verify)
+
+    def sync(self, remote: str | None, progress: bool | None):
+        from . import sync
+
+        return sync.sync(self, remote, progress)
+
+    def checkout_code(self, run_id: str, directory: str):
+        from .. import code_version
+
+        state = self.run_state(run_id)
+        return code_version.checkout(self.repo, run_id, state.code, self.code_patch(run_id), directory)
+
+    def diff_run_code(self, run_id: str, other_run_id: str):
+        from .. import code_version
+
+        sides = []
+        for rid in (run_id, other_run_id):
+            state = self.run_state(rid)
+            sides.append((rid, state.code, self.code_patch(rid) if state.code else b""))
+        return code_version.diff_runs(self.repo, sides[0], sides[1])
+
+    def link_runs_to_commit(self, commit: str, repository: str | None) -> list[str]:
+        from . import code_links
+
+        return code_links.link_runs_to_commit(self, commit, repository)
+
+    def tracking_history(self, max_results: int, page_token: str | None, run_id: str | None = None,
+                         experiment_id: str | None = None, model_name: str | None = None):
+        """(commits, next page token) of the branch, newest first, of one run, experiment or
+        registered model (now or formerly so named) if given."""
+        from . import history
+
+        reg = self.registry.state()
+        directory = None
+        if model_name is not None:
+            directory = reg.by_name.get(model_name) or next(
+                (d for d, m in reg.models.items() if m.name == model_name), None)
+            if directory is None:
+                raise ResourceDoesNotExist(
+                    f"No registered model named {model_name!r}, now or in the past; see `gitexp models list`",
+                    name=model_name)
+        return history.log(self, max_results, page_token, history.path_for(run_id, experiment_id, directory),
+                           self._model_names(reg))
+
+    def tracking_commit(self, commit: str):
+        from . import history
+
+        return history.commit_detail(self, commit, self._model_names(self.registry.state()))
+
+    @staticmethod
+    def _model_names(reg) -> dict[str, str]:
+        """Registered model directory -> the name to show."""
+        return {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()}
+
+    # -- searching (the search package is this store's read side) -------------------------------------
+    def search_runs(self, experiment_ids: Any, filter_string: str | None = "",
+                    run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = 1000,
+                    order_by: list[str] | None = None, page_token: str | None = None, as_of: Any = None):
+        from ..search import search_runs
+
+        return search_runs(self, experiment_ids, filter_string, run_view_type, max_results, order_by,
+                           page_token, as_of)
+
+    def search_runs_frame(self, experiment_ids: Any, filter_string: str | None = "",
+                          run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
+                          order_by: list[str] | None = None, as_of: Any = None):
+        from ..search import search_runs_frame
+
+        return search_runs_frame(self, experiment_ids, filter_string, run_view_type, max_results, order_by, as_of)
+
+    def run_keys(self, experiment_ids: Any, run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, list[str]]:
+        from ..search import run_keys
+
+        return run_keys(self, experiment_ids, run_view_type)
+
+    def metric_histories(self, run_ids: list[str], keys: list[str] | None) -> list[tuple[str, str, int, int, float]]:
+        from ..search import local_metric_histories
+
+        return local_metric_histories(self, run_ids, keys)
+
+    def has_session(self, run_id: str) -> bool:
+        """Whether this process writes the run now (its pending changes overlay the branch)."""
+        return SESSIONS.get(self.repo, run_id) is not None
+
+    def pending_run_ids(self) -> list[str]:
+        """The runs with changes this process has not committed yet."""
+        common = self.repo.common_dir
+        return [run_id for (where, run_id), session in list(SESSIONS.by_run.items())
+                if where == common and session.pending]
+
+    def session_run_ids(self) -> list[str]:
+        """The runs this process writes in this repository now."""
+        return [run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir]
 
     # -- recovery -----------------------------------------------------------------------------
     def recover_dead_journals(self, force: bool = False,
@@ -438,7 +599,7 @@ class GitStore:
             else:
                 yield self.branch.read_run_tree(run_id, tree)
         if root_tree is None:
-            others = [run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir]
+            others = self.session_run_ids()
             for run_id in dict.fromkeys(others + list(live)):
                 if run_id not in seen:
                     try:
@@ -450,7 +611,7 @@ class GitStore:
         """A full run id from itself or a unique prefix of at least 4 characters."""
         ref = ref.strip()
         known = set(self.branch.run_trees())
-        known.update(run_id for (common, run_id) in list(SESSIONS.by_run) if common == self.repo.common_dir)
+        known.update(self.session_run_ids())
         known.update(self.branch.live_commits())  # runs whose first checkpoints are not on the branch yet
         if ref in known:
             return ref
@@ -604,9 +765,10 @@ class GitStore:
         """The hot path: validate, journal one line, done."""
         key = valid.validate_key("Metric", key)
         value = valid.metric_value(key, value)
-        timestamp = layout.now_ms() if timestamp is None else valid.metric_timestamp(key, timestamp)
+        # time_ns() // 10**6 is layout.now_ms() without a call: this path is measured in ns.
+        timestamp = time.time_ns() // 1_000_000 if timestamp is None else valid.metric_timestamp(key, timestamp)
         step = valid.metric_step(key, step)
-        session = SESSIONS.by_run.get((self.repo.common_dir, run_id)) or self._writable_session(run_id)
+        session = SESSIONS.by_run.get((self._common_dir, run_id)) or self._writable_session(run_id)
         try:
             session.record_metric(key, value, timestamp, step)
         except SessionClosed:
@@ -691,6 +853,15 @@ class GitStore:
         if session is not None:
             finish_session(session)
 
+    def capture_code(self, run_id: str, capture: Callable[[], None]) -> None:
+        """Run `capture` (which records the code version) in a thread; the run's session
+        waits for it before it ends, so a short run still gets its code version."""
+        thread = threading.Thread(target=capture, name="gitexp-code-capture", daemon=True)
+        session = self._session(run_id)
+        thread.start()
+        if session is not None:
+            session.wait_for(thread)
+
     def code_patch(self, run_id: str) -> bytes:
         self.run_state(run_id)
         self.flush(run_id)
@@ -713,14 +884,3 @@ def _as_dict(tags: dict | list | None) -> dict[str, str]:
         return dict(tags)
     return {t.key: t.value for t in tags}
 
-
-_stores: dict[str, GitStore] = {}
-_stores_lock = threading.Lock()
-
-
-def get_store(repo: Repository) -> GitStore:
-    with _stores_lock:
-        store = _stores.get(repo.common_dir)
-        if store is None or store.repo.ref != repo.ref:
-            store = _stores[repo.common_dir] = GitStore(repo)
-        return store

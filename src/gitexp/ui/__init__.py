@@ -39,9 +39,9 @@ def router(repo_path: str | os.PathLike | None = None, client: Client | None = N
     from .routes import UI
 
     client = client or Client(os.fspath(repo_path) if repo_path is not None else None)
-    store = client._store  # fail now, with gitexp's message, if this is no git repository
-    label = os.path.basename(os.path.normpath(store.repo.work_tree or store.repo.common_dir)) or "repository"
-    renderer = Renderer(label, store.repo.branch)
+    repo = client.get_repository_info()  # fail now, with gitexp's message, if this is no git repository
+    label = os.path.basename(os.path.normpath(repo.path)) or "repository"
+    renderer = Renderer(label, repo.branch)
     routes = APIRouter()
     UI(client, renderer).routes(routes)
     Actions(client, renderer).routes(routes)

@@ -246,7 +246,7 @@ class UI:
         if latest is None:
             raise ResourceDoesNotExist(f"Run {run_id} has no metric {key!r}", run_id=run_id, key=key)
         # The tip is read only to know when cached data may be stale.
-        version = (self.client._store.branch.tip(), latest)
+        version = (self.client.get_tracking_tip(), latest)
         with self._series_lock:
             cached = self._series_cache.get((run_id, key))
             if cached is not None and cached[0] == version:
