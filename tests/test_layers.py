@@ -22,7 +22,7 @@ SRC = Path(gitexp.__file__).parent
 
 # Modules every layer may import: errors, entities, schema types and helpers that know
 # nothing of a store.
-FOUNDATION = {"exceptions", "entities", "types", "_validation", "_names", "code_version", "registry_search",
+FOUNDATION = {"exceptions", "entities", "types", "_validation", "_names", "code_version", "_git",
               "_artifact_formats"}
 # What each layer may import besides itself and FOUNDATION (see docs/ARCHITECTURE.md, "Layers").
 MAY_IMPORT = {
@@ -32,9 +32,8 @@ MAY_IMPORT = {
     "client": {"store", "search"},
     "api": {"client"},              # fluent API, artifacts/models/flavors, autologging, datasets
     "hooks": {"client"},
-    "ui": {"client", "api"},
-    "server": {"client", "api", "ui"},
-    "cli": {"client", "api", "hooks", "server", "ui"},
+    "web": {"client", "api"},       # server/ and ui/: one web app (server/app.py), the UI its pages
+    "cli": {"client", "api", "hooks", "web"},
 }
 # Store and search modules and names that hold no store: formats, validation, the REST wire
 # format, the interface's types and the git runner.  Any layer may use them.
@@ -44,7 +43,7 @@ PURE = {
     ("gitexp.store.interface", "*"),
     ("gitexp.store.artifacts", "validate_artifact_path"),
     ("gitexp.store.logged_models", "model_id_from_uri"),
-    ("gitexp.store.repo", "git"),
+    ("gitexp.store.repo", "path_from_uri"),
     ("gitexp.search._filter", "quote_key"),
 }
 STORE_PRIVATES = {"_store", "_registry", "_logged_models", "_artifacts", "_remote"}
@@ -55,7 +54,9 @@ def layer(module: str) -> str:
     top = parts[1] if len(parts) > 1 else "__init__"
     if top in FOUNDATION:
         return "foundation"
-    if top in ("store", "search", "client", "hooks", "ui", "server", "cli"):
+    if top in ("ui", "server"):
+        return "web"
+    if top in ("store", "search", "client", "hooks", "cli"):
         return top
     if top == "__main__":
         return "cli"

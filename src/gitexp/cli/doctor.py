@@ -6,32 +6,47 @@ import os
 
 import click
 
-from ..store.repo import git
+from .. import _git
 from ._common import pass_context, progress
 
 
+def _local_repo_path(repo: str | None) -> str | None:
+    if not repo:
+        return None
+    if repo.lower().startswith(("http://", "https://")):
+        raise click.UsageError(f"gitexp init prepares a local repository, but --repo (or GITEXP_TRACKING_URI) "
+                               f"is the server {repo}; give a PATH")
+    from ..store.repo import path_from_uri
+
+    return path_from_uri(repo)
+
+
 @click.command("init")
-@click.argument("path", default=".", type=click.Path(file_okay=False))
+@click.argument("path", required=False, type=click.Path(file_okay=False))
 @click.option("--branch", "-b", metavar="NAME",
               help="Name of the tracking branch (default gitexp; saved as git config gitexp.branch).")
 @pass_context
-def init(ctx, path: str, branch: str | None) -> None:
+def init(ctx, path: str | None, branch: str | None) -> None:
     """Prepare a repository for tracking (runs `git init` if needed).
 
     Creates the tracking branch without touching your working tree, index or HEAD.
+    PATH defaults to --repo (or GITEXP_TRACKING_URI), else the current directory.
 
     \b
     Example:
         gitexp init my-project && cd my-project
+        gitexp --repo ../other init
     """
+    if path is None:
+        path = _local_repo_path(ctx.repo) or "."
     os.makedirs(path, exist_ok=True)
-    inside = git(["rev-parse", "--is-inside-work-tree"], cwd=path, check=False).returncode == 0
-    bare = git(["rev-parse", "--is-bare-repository"], cwd=path, check=False).stdout.strip() == b"true"
+    inside = _git.run(["rev-parse", "--is-inside-work-tree"], cwd=path).returncode == 0
+    bare = _git.run(["rev-parse", "--is-bare-repository"], cwd=path).stdout.strip() == b"true"
     if not inside and not bare:
-        git(["init", "-q"], cwd=path)
+        _git.run(["init", "-q"], cwd=path, check=True)
         click.echo(f"Initialized an empty git repository in {os.path.abspath(path)}")
     if branch:
-        git(["config", "gitexp.branch", branch], cwd=path)
+        _git.run(["config", "gitexp.branch", branch], cwd=path, check=True)
     from ..client import Client, forget_stores
 
     forget_stores()

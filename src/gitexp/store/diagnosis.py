@@ -9,7 +9,7 @@ from ..exceptions import RefLocked
 from . import protection
 from .interface import RepositoryInfo
 from .journal import UNKNOWN
-from .repo import git
+from .. import _git
 
 if TYPE_CHECKING:
     from .tracking import GitStore
@@ -53,7 +53,7 @@ def diagnose(store: "GitStore", recover_all: bool = False, progress: Callable | 
     report.checked_out_at = store.branch.checked_out_at()
     report.tip = tip = store.branch.tip()
     if tip is not None:
-        report.commits = int(git(["rev-list", "--count", tip], cwd=repo.common_dir).stdout.decode().strip())
+        report.commits = int(_git.run(["rev-list", "--count", tip], cwd=repo.common_dir, check=True).stdout.decode().strip())
         report.runs = len(store.branch.run_trees())
         report.experiments = len([e for e in store.branch.experiments().values() if e.name])
         report.format_version = store.branch.format_version(store.branch.tree_of(tip))
