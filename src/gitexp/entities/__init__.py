@@ -6,7 +6,6 @@ Code written against ``mlflow.entities`` works with these unchanged:
 
 from __future__ import annotations
 
-import pprint
 from collections.abc import Sequence
 from typing import Any, Iterator, overload
 
@@ -61,7 +60,11 @@ class _Entity:
 
 
 def _fmt(value: Any) -> str:
-    return repr(value) if isinstance(value, _Entity) else pprint.pformat(value)
+    if isinstance(value, _Entity):
+        return repr(value)
+    import pprint  # only for printing entities: not on every process's import path
+
+    return pprint.pformat(value)
 
 
 class ViewType:

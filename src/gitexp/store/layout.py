@@ -26,14 +26,22 @@ import secrets
 import time
 from typing import Any, Iterable
 
-import yaml
 
-try:
-    _Loader: Any = yaml.CSafeLoader
-    _Dumper: Any = yaml.CSafeDumper
-except AttributeError:  # pyyaml built without libyaml
-    _Loader = yaml.SafeLoader
-    _Dumper = yaml.SafeDumper
+def _yaml() -> tuple[Any, Any, Any]:
+    """(yaml, Loader, Dumper), imported on first use: a search on a current index parses no
+    YAML, and importing PyYAML is ~10 ms of a new process's first search."""
+    global _YAML
+    if _YAML is None:
+        import yaml
+
+        loader, dumper = getattr(yaml, "CSafeLoader", None), getattr(yaml, "CSafeDumper", None)
+        if loader is None or dumper is None:  # pyyaml built without libyaml
+            loader, dumper = yaml.SafeLoader, yaml.SafeDumper
+        _YAML = (yaml, loader, dumper)
+    return _YAML
+
+
+_YAML: tuple[Any, Any, Any] | None = None
 
 ROOT = ".tracking"
 FORMAT_FILE = f"{ROOT}/format.yaml"
@@ -99,11 +107,13 @@ def event_name(time_ns: int | None = None) -> str:
 
 # -- YAML ----------------------------------------------------------------------
 def load_yaml(data: bytes | str) -> Any:
-    return yaml.load(data, Loader=_Loader)
+    yaml, loader, _ = _yaml()
+    return yaml.load(data, Loader=loader)
 
 
 def dump_yaml(doc: Any) -> bytes:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False).encode()
+    yaml, _, dumper = _yaml()
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False).encode()
 
 
 # Flat maps (run.yaml, params.yaml, tags.yaml) are most of what gitexp writes and
@@ -121,6 +131,7 @@ _resolved: dict[str, str] = {}
 def _resolves_as(text: str) -> str:
     tag = _resolved.get(text)
     if tag is None:
+        yaml = _yaml()[0]
         tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
         if len(_resolved) < 50_000:
             _resolved[text] = tag

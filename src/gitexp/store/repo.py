@@ -139,13 +139,13 @@ def open_repository(path: str | None = None) -> Repository:
     if not os.path.exists(start):
         raise NotAGitRepository(start)
     cwd = start if os.path.isdir(start) else os.path.dirname(start)
-    result = _git.run(["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir", "--is-bare-repository"],
-                      cwd=cwd)
-    if result.returncode != 0:
+    # One git for all four answers: outside a work tree (a bare repository, or inside .git)
+    # --show-toplevel fails after printing the other three, and there is no work tree.
+    result = _git.run(["rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir",
+                       "--is-bare-repository", "--show-toplevel"], cwd=cwd)
+    lines = result.stdout.decode().splitlines()
+    if len(lines) < 3:
         raise NotAGitRepository(start)
-    git_dir, common_dir, bare = result.stdout.decode().splitlines()[:3]
-    work_tree = None
-    if bare != "true":
-        top = _git.run(["rev-parse", "--show-toplevel"], cwd=cwd)
-        work_tree = top.stdout.decode().strip() or None
+    git_dir, common_dir, bare = lines[:3]
+    work_tree = lines[3] if result.returncode == 0 and bare != "true" and len(lines) > 3 and lines[3] else None
     return Repository(start, work_tree, git_dir, common_dir, read_config(git_dir))
