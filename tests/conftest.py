@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,31 @@ def pytest_configure(config):
     for name in ("GITEXP_TRACKING_URI", "MLFLOW_TRACKING_URI", "GITEXP_BRANCH", "MLFLOW_RUN_ID",
                  "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "GITEXP_RUN_ID"):
         os.environ.pop(name, None)
+
+
+def require_mlflow(*modules: str) -> Any:
+    """The real mlflow package, with `modules` (e.g. "mlflow.data") imported, for a test that
+    checks gitexp against it.
+
+    The one way the suite handles a missing mlflow.  mlflow is a dev dependency
+    (pyproject.toml's ``dev`` extra, which ``make test`` installs), so in this project's test
+    command it is always there, and a test that needs it and cannot import it *fails*, with
+    the import error and how to install it -- it never skips (a skipped comparison would let
+    the suite pass without checking anything against MLflow) and never quietly does less.
+    Every test that needs the real mlflow calls this before using it (at module level where a
+    whole file compares with mlflow: that file then fails at collection; in a fixture where the
+    fixture builds something with mlflow); nothing calls pytest.importorskip("mlflow").
+    """
+    for module in ("mlflow", *modules):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            continue
+        pytest.fail(f"cannot import {module} ({problem}). mlflow is a dev dependency that these tests compare "
+                    "gitexp with; install it with `pip install -e '.[dev]'` (or run `make test`).", pytrace=False)
+    return sys.modules["mlflow"]
 
 
 def git(*args: str, cwd: str | Path, check: bool = True) -> str:

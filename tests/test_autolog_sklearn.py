@@ -15,7 +15,7 @@ import gitexp
 from gitexp.exceptions import InvalidParameterValue
 
 from .autolog_helpers import artifact_paths, no_autolog_left_behind, only_run, read_artifact, read_json_artifact, runs_of  # noqa: F401
-from .conftest import run_python
+from .conftest import require_mlflow, run_python
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.datasets import load_wine  # noqa: E402
@@ -406,7 +406,7 @@ print("RESULT" + json.dumps(out))
 @pytest.mark.slow
 def test_same_params_metrics_tags_artifacts_and_datasets_as_mlflow(repo, tmp_path):
     """scikit-learn and XGBoost autologging, by MLflow and by gitexp, record the same keys and datasets."""
-    pytest.importorskip("mlflow")
+    require_mlflow()
     pytest.importorskip("xgboost")
     mlflow_dir = tmp_path / "mlflow"
     mlflow_dir.mkdir()

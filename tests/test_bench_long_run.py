@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from .conftest import require_mlflow
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_long_run.py"
 
 
 def test_bench_long_run_quick(tmp_path):
     out = tmp_path / "long.json"
+    require_mlflow()  # the benchmark's MLflow side runs too
     cmd = [sys.executable, str(BENCH), "--quick", "--json", str(out)]
-    with_mlflow = importlib.util.find_spec("mlflow") is not None
-    if not with_mlflow:
-        cmd += ["--mlflow-seconds", "0"]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             check=False)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -29,9 +28,8 @@ def test_bench_long_run_quick(tmp_path):
     assert "| every point read back exactly (count, step, value incl. NaN/±inf, timestamp) | 1/1 repeats | all | PASS |" \
         in text
     assert "PASS" in text or "FAIL" in text
-    if with_mlflow:
-        assert "#### gitexp vs MLflow" in text
-        assert "| MLflow / gitexp |" in text
+    assert "#### gitexp vs MLflow" in text
+    assert "| MLflow / gitexp |" in text
     data = json.loads(out.read_text())
     row = data["scales"]["30000"]["gitexp"][0]
     assert row["verified"] is True

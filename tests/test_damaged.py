@@ -22,7 +22,7 @@ import gitexp
 from gitexp.entities import Metric
 from gitexp.exceptions import StoreError
 
-from .conftest import git, reset_gitexp
+from .conftest import git, require_mlflow, reset_gitexp
 
 DAMAGED = "gitexp.damaged"
 
@@ -198,7 +198,7 @@ def test_damaged_runs_through_the_cli_the_server_and_the_ui(repo, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert all(run_id[:8] in listed.stdout for run_id in ids)
 
-    mlflow = pytest.importorskip("mlflow")
+    mlflow = require_mlflow()
     httpx = pytest.importorskip("httpx")
     from tests.server_process import ServerProcess
 

@@ -11,6 +11,8 @@ import pytest
 import gitexp
 from gitexp.exceptions import InvalidParameterValue
 
+from .conftest import require_mlflow
+
 
 @pytest.fixture
 def frame():
@@ -18,7 +20,7 @@ def frame():
 
 
 def test_pandas_dataset_matches_mlflow(frame):
-    import mlflow.data
+    mlflow = require_mlflow("mlflow.data")
 
     ours = gitexp.data.from_pandas(frame, source="data/train.csv", targets="label", name="train")
     theirs = mlflow.data.from_pandas(frame, source="data/train.csv", targets="label", name="train")
@@ -29,7 +31,7 @@ def test_pandas_dataset_matches_mlflow(frame):
 
 
 def test_numpy_dataset_matches_mlflow():
-    import mlflow.data
+    mlflow = require_mlflow("mlflow.data")
 
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     y = np.array([0, 1, 0, 1])

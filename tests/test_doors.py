@@ -28,7 +28,7 @@ import gitexp
 from gitexp.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from gitexp.exceptions import InvalidParameterValue
 
-from .conftest import git, make_repo, reset_gitexp
+from .conftest import git, make_repo, require_mlflow, reset_gitexp
 from .server_process import ServerProcess
 
 # What os.fsdecode makes of a Latin-1 file name: a lone surrogate for the byte 0xE9.
@@ -82,7 +82,7 @@ def http(served):
 
 @pytest.fixture
 def mlflow_client(served, monkeypatch):
-    pytest.importorskip("mlflow")
+    require_mlflow()
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow import MlflowClient

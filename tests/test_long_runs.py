@@ -19,7 +19,7 @@ from gitexp.store import layout
 from gitexp.store.objects import MODE_BLOB
 from gitexp.store.protection import LOCK_MIN_AGE
 
-from .conftest import git, make_repo, reset_gitexp
+from .conftest import git, make_repo, require_mlflow, reset_gitexp
 
 SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324, 1.7976931348623157e308, 1 / 3]
 
@@ -110,8 +110,9 @@ def test_a_long_history_through_many_checkpoints_reads_back_exactly(repo, monkey
 
 def test_bulk_interval_samples_steps_like_mlflow(repo, tmp_path):
     """Client.get_metric_history_bulk_interval against MLflow's own store on the same points."""
-    mlflow_store = pytest.importorskip("mlflow.store.tracking.sqlalchemy_store")
+    require_mlflow("mlflow.store.tracking.sqlalchemy_store")
     from mlflow.entities import Metric as MlflowMetric
+    from mlflow.store.tracking import sqlalchemy_store as mlflow_store
 
     theirs = mlflow_store.SqlAlchemyStore(f"sqlite:///{tmp_path / 'm.db'}", str(tmp_path / "art"))
     client = gitexp.MlflowClient()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 
-import mlflow
-import mlflow.entities
 import pytest
 
 import gitexp
 import gitexp.entities
+
+from .conftest import require_mlflow
+
+mlflow = require_mlflow("mlflow.entities")
 
 FLUENT = [
     "set_tracking_uri", "get_tracking_uri", "set_experiment", "create_experiment", "get_experiment",

@@ -14,10 +14,9 @@ import gitexp.pyfunc
 import gitexp.sklearn
 import gitexp.xgboost
 
-mlflow = pytest.importorskip("mlflow")
-import mlflow.pyfunc  # noqa: E402
-import mlflow.sklearn  # noqa: E402
-import mlflow.xgboost  # noqa: E402
+from .conftest import require_mlflow
+
+mlflow = require_mlflow("mlflow.pyfunc", "mlflow.sklearn", "mlflow.xgboost")
 
 
 # Explicit requirements: MLflow otherwise infers them in a subprocess per save (seconds each).

@@ -19,6 +19,8 @@ from gitexp.models import Model, ModelSignature, infer_signature
 from gitexp.models._enforce import SchemaEnforcementError
 from gitexp.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec
 
+from .conftest import require_mlflow
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -270,6 +272,7 @@ def test_model_uri_schemes_can_be_registered(repo, forest):
 
 
 def test_signature_json_round_trip_matches_mlflow(data):
+    require_mlflow()
     from mlflow.models import infer_signature as mlflow_infer
 
     X, y = data

@@ -16,7 +16,7 @@ import pytest
 
 import gitexp
 
-from .conftest import reset_gitexp, run_python
+from .conftest import require_mlflow, reset_gitexp, run_python
 
 THREADS_ON_A_FINISHED_RUN = r"""
 import json, sys, threading, gitexp
@@ -113,7 +113,7 @@ def test_threads_ending_and_writing_a_run_at_once_in_process(repo, monkeypatch):
 def test_server_concurrent_set_tags_and_metrics_on_a_finished_run(tmp_path, monkeypatch):
     """16 clients at once (the real mlflow client) tag and log to one finished run through
     a real `gitexp server` whose checkpoint thread keeps closing the run's session."""
-    mlflow = pytest.importorskip("mlflow")
+    mlflow = require_mlflow()
     pytest.importorskip("fastapi")
     from tests.conftest import make_repo
     from tests.server_process import ServerProcess

@@ -24,7 +24,7 @@ import gitexp
 from gitexp.cli import main
 from gitexp.store.journal import find_dead_journals
 
-from .conftest import git, reset_gitexp
+from .conftest import git, require_mlflow, reset_gitexp
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def test_runs_of_a_sigkilled_server_with_nothing_pending_end_killed(tmp_path, mo
     """A real `gitexp server` (the real mlflow client) holding 30 new runs and 5 resumed
     ones, all checkpointed, is SIGKILLed; `gitexp doctor` (a real CLI process) ends every
     one KILLED with everything logged."""
-    mlflow = pytest.importorskip("mlflow")
+    mlflow = require_mlflow()
     pytest.importorskip("fastapi")
     from tests.conftest import make_repo
     from tests.server_process import ServerProcess

@@ -10,7 +10,7 @@ from gitexp.exceptions import InvalidParameterValue, ResourceDoesNotExist, Searc
 from gitexp.store.layout import load_yaml
 from gitexp.store.registry import parse_models_uri, resolve_models_uri
 
-from .conftest import git
+from .conftest import git, require_mlflow
 
 
 def _run(name: str = "train") -> str:
@@ -72,6 +72,7 @@ def test_promotion_workflow_from_the_tutorial(client, capsys):
 
 
 def test_entities_have_mlflows_attribute_names(client):
+    require_mlflow()
     from mlflow.entities import model_registry as ml
     from mlflow.entities.model_registry.model_version_status import ModelVersionStatus as MlflowStatus
 

@@ -7,6 +7,8 @@ import pytest
 
 import gitexp
 
+from .conftest import require_mlflow
+
 
 @pytest.fixture
 def registered(repo):
@@ -50,7 +52,7 @@ def test_stage_moves_change_what_a_stage_uri_loads(registered):
 
 
 def test_download_artifacts_of_a_models_uri_is_loadable_by_real_mlflow(registered, tmp_path):
-    import mlflow
+    mlflow = require_mlflow("mlflow.pyfunc")
 
     X, models = registered
     local = gitexp.artifacts.download_artifacts(artifact_uri="models:/demand@champion", dst_path=str(tmp_path))

@@ -6,6 +6,8 @@ import warnings
 
 import pytest
 
+from .conftest import require_mlflow
+
 
 def _workflow(client, resolve) -> dict:
     """The tutorial's promotion workflow plus the corners people hit; returns what a user would see."""
@@ -121,6 +123,7 @@ def _gitexp_resolve(client, uri):
 
 @pytest.mark.slow
 def test_registry_workflow_matches_mlflow(client, tmp_path, monkeypatch):
+    require_mlflow()
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DO_NOT_TRACK", "true")
     from mlflow import MlflowClient

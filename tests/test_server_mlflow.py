@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
+from tests.conftest import require_mlflow
+
+mlflow = require_mlflow()
 pytest.importorskip("fastapi")
 
 from mlflow import MlflowClient  # noqa: E402

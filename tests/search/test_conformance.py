@@ -14,6 +14,7 @@ import pytest
 
 from gitexp.entities import ViewType
 
+from ..conftest import require_mlflow
 from .twin import RUN_EXPERIMENTS, SPECS
 
 # -- filters ---------------------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ def _normal(value):
 @pytest.mark.parametrize("filter_string,order_by", [("", None), ("metrics.rmse < 7", ["metrics.rmse"]),
                                                     ("params.model LIKE 'GPT%'", ["params.model DESC"])])
 def test_dataframe_matches_mlflow(twin, filter_string, order_by):
-    import mlflow
+    mlflow = require_mlflow()
 
     import gitexp
 

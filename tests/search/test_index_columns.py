@@ -10,7 +10,7 @@ import pytest
 
 import gitexp
 from gitexp.entities import Metric, Param, RunTag, ViewType
-from gitexp.search import _build, _index
+from gitexp.search import _build, _index, _refresh
 
 from .test_index import INDEX, SRC_ENV, _names
 from ..conftest import run_python
@@ -140,7 +140,7 @@ def _cold_answers(store, experiments):
 
 @pytest.mark.parametrize("compact_after", [1, 3, 1000])
 def test_changes_and_rewritten_columns_answer_as_a_cold_rebuild(repo, monkeypatch, compact_after):
-    monkeypatch.setattr(_index, "COMPACT_AFTER", compact_after)
+    monkeypatch.setattr(_refresh, "COMPACT_AFTER", compact_after)
     client = gitexp.Client()
     experiments = list(_fill(client, 20))
     client.search_runs(experiments)  # a cold build: columns written
@@ -175,8 +175,8 @@ def test_a_cached_column_follows_what_another_process_changed(repo, monkeypatch)
     # Another process logs, searches (refreshing the shared index, rewriting its columns), edits.
     code = (
         "import gitexp\n"
-        "from gitexp.search import _index\n"
-        "_index.COMPACT_AFTER = 1\n"
+        "from gitexp.search import _refresh\n"
+        "_refresh.COMPACT_AFTER = 1\n"
         "c = gitexp.Client()\n"
         f"r = c.create_run('{exp}', run_name='theirs', start_time=1_800_000_000_000)\n"
         "c.log_param(r.info.run_id, 'a', 'x'); c.log_metric(r.info.run_id, 'rmse', 2.5)\n"

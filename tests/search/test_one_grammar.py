@@ -19,6 +19,8 @@ from gitexp.search import _objects
 from gitexp.search._filter import EXPERIMENTS, LOGGED_MODELS, MODEL_VERSIONS, REGISTERED_MODELS, RUNS, \
     parse_filter, parse_order_by
 
+from ..conftest import require_mlflow
+
 
 def _assert_points_at(error: SearchError, text: str, position: int, token: str | None) -> None:
     assert (error.position, error.token) == (position, token), error.message
@@ -142,6 +144,7 @@ def _gitexp_outcome(call):
 
 @pytest.mark.parametrize("filter_string", _MODEL_FILTERS)
 def test_registered_model_filters_agree_with_mlflow(filter_string):
+    require_mlflow()
     from mlflow.entities.model_registry import RegisteredModel as MlflowModel
     from mlflow.entities.model_registry import RegisteredModelTag
     from mlflow.utils.search_utils import SearchModelUtils
@@ -156,6 +159,7 @@ def test_registered_model_filters_agree_with_mlflow(filter_string):
 
 @pytest.mark.parametrize("filter_string", _VERSION_FILTERS)
 def test_model_version_filters_agree_with_mlflow(filter_string):
+    require_mlflow()
     from mlflow.entities.model_registry import ModelVersion as MlflowVersion
     from mlflow.entities.model_registry import ModelVersionTag
     from mlflow.utils.search_utils import SearchModelVersionUtils
@@ -172,6 +176,7 @@ def test_model_version_filters_agree_with_mlflow(filter_string):
 
 @pytest.mark.parametrize("filter_string", _LOGGED_FILTERS)
 def test_logged_model_filters_agree_with_mlflow(filter_string):
+    require_mlflow()
     from mlflow.entities import LoggedModel as MlflowLoggedModel
     from mlflow.entities import LoggedModelStatus as MlflowStatus
     from mlflow.utils.search_utils import SearchLoggedModelsUtils

@@ -3,11 +3,18 @@
 Each route parses MLflow's request message, makes one or two Client calls and
 answers with MLflow's response message.  GET routes read query parameters,
 the others a JSON body, as MLflow's protos declare.
+
+The handlers are methods of three groups over one Client -- ``Experiments``,
+``Runs`` (with metric histories and the artifact listing) and ``LoggedModels``
+-- each with its table of routes (``routes()``); ``router`` mounts the tables in
+that order.  A handler's name is its route's name in the OpenAPI document
+(operation id and summary): keep it when moving a handler.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -55,37 +62,64 @@ def tag_dict(tags: list[s.KeyValue]) -> dict[str, str]:
     return {t.key: t.value for t in tags}
 
 
+Route = tuple[str, str, Callable[..., JSON], type]  # (HTTP method, path, handler, response model)
+
+
 def router(client: Client) -> APIRouter:
+    """MLflow's tracking routes, answered by `client`."""
     api = APIRouter()
+    for group in (Experiments(client), Runs(client), LoggedModels(client)):
+        for method, path, endpoint, response_model in group.routes():
+            api.add_api_route(path, endpoint, methods=[method], response_model=response_model, tags=[group.TAG])
+    return api
 
-    def run_json(run: ent.Run, outputs: bool = True) -> dict:
-        models = None
-        if outputs:
-            models = [m.model_id for m in client.list_run_logged_models(run.info.run_id)
-                      if m.source_run_id == run.info.run_id]
-        return conv.run(run, models)
 
-    # -- experiments --------------------------------------------------------------------------
-    @api.post("/experiments/create", response_model=s.CreateExperimentResponse, tags=["experiments"])
-    def create_experiment(req: s.CreateExperiment):
+class _Group:
+    """Handlers for one group of routes, over one Client."""
+
+    TAG = ""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+
+class Experiments(_Group):
+    TAG = "experiments"
+
+    def routes(self) -> list[Route]:
+        return [
+            ("POST", "/experiments/create", self.create_experiment, s.CreateExperimentResponse),
+            ("GET", "/experiments/get", self.get_experiment, s.ExperimentResponse),
+            ("GET", "/experiments/get-by-name", self.get_experiment_by_name, s.ExperimentResponse),
+            ("POST", "/experiments/search", self.search_experiments_post, s.SearchExperimentsResponse),
+            ("GET", "/experiments/search", self.search_experiments_get, s.SearchExperimentsResponse),
+            ("POST", "/experiments/delete", self.delete_experiment, s.Empty),
+            ("POST", "/experiments/restore", self.restore_experiment, s.Empty),
+            ("POST", "/experiments/update", self.update_experiment, s.Empty),
+            ("POST", "/experiments/set-experiment-tag", self.set_experiment_tag, s.Empty),
+            ("POST", "/experiments/delete-experiment-tag", self.delete_experiment_tag, s.Empty),
+        ]
+
+    def create_experiment(self, req: s.CreateExperiment) -> JSON:
         required(req.name, "name")
-        return JSON({"experiment_id": client.create_experiment(req.name, req.artifact_location,
-                                                               tag_dict(req.tags) or None)})
+        return JSON({"experiment_id": self.client.create_experiment(req.name, req.artifact_location,
+                                                                    tag_dict(req.tags) or None)})
 
-    @api.get("/experiments/get", response_model=s.ExperimentResponse, tags=["experiments"])
-    def get_experiment(q: Annotated[s.ExperimentIdQuery, Query()]):
-        return JSON({"experiment": conv.experiment(client.get_experiment(q.experiment_id))})
+    def get_experiment(self, q: Annotated[s.ExperimentIdQuery, Query()]) -> JSON:
+        return JSON({"experiment": conv.experiment(self.client.get_experiment(q.experiment_id))})
 
-    @api.get("/experiments/get-by-name", response_model=s.ExperimentResponse, tags=["experiments"])
-    def get_experiment_by_name(q: Annotated[s.ExperimentByNameQuery, Query()]):
-        found = client.get_experiment_by_name(q.experiment_name)
+    def get_experiment_by_name(self, q: Annotated[s.ExperimentByNameQuery, Query()]) -> JSON:
+        found = self.client.get_experiment_by_name(q.experiment_name)
         if found is None:
             raise ResourceDoesNotExist(f"Could not find experiment with name '{q.experiment_name}'",
                                        name=q.experiment_name)
         return JSON({"experiment": conv.experiment(found)})
 
-    def search_experiments(req: s.SearchExperiments) -> JSON:
-        page = client.search_experiments(
+    def _search(self, req: s.SearchExperiments) -> JSON:
+        page = self.client.search_experiments(
             view_type(req.view_type),
             SEARCH_EXPERIMENTS_MAX_RESULTS_DEFAULT if req.max_results is None else req.max_results,
             req.filter, list(req.order_by) or None, req.page_token or None)
@@ -94,55 +128,80 @@ def router(client: Client) -> APIRouter:
             out["next_page_token"] = page.token
         return JSON(out)
 
-    @api.post("/experiments/search", response_model=s.SearchExperimentsResponse, tags=["experiments"])
-    def search_experiments_post(req: s.SearchExperiments):
-        return search_experiments(req)
+    def search_experiments_post(self, req: s.SearchExperiments) -> JSON:
+        return self._search(req)
 
-    @api.get("/experiments/search", response_model=s.SearchExperimentsResponse, tags=["experiments"])
-    def search_experiments_get(q: Annotated[s.SearchExperiments, Query()]):
-        return search_experiments(q)
+    def search_experiments_get(self, q: Annotated[s.SearchExperiments, Query()]) -> JSON:
+        return self._search(q)
 
-    @api.post("/experiments/delete", response_model=s.Empty, tags=["experiments"])
-    def delete_experiment(req: s.ExperimentIdBody):
-        client.delete_experiment(req.experiment_id)
+    def delete_experiment(self, req: s.ExperimentIdBody) -> JSON:
+        self.client.delete_experiment(req.experiment_id)
         return JSON({})
 
-    @api.post("/experiments/restore", response_model=s.Empty, tags=["experiments"])
-    def restore_experiment(req: s.ExperimentIdBody):
-        client.restore_experiment(req.experiment_id)
+    def restore_experiment(self, req: s.ExperimentIdBody) -> JSON:
+        self.client.restore_experiment(req.experiment_id)
         return JSON({})
 
-    @api.post("/experiments/update", response_model=s.Empty, tags=["experiments"])
-    def update_experiment(req: s.UpdateExperiment):
+    def update_experiment(self, req: s.UpdateExperiment) -> JSON:
         if req.new_name:
-            client.rename_experiment(req.experiment_id, req.new_name)
+            self.client.rename_experiment(req.experiment_id, req.new_name)
         else:
-            client.get_experiment(req.experiment_id)
+            self.client.get_experiment(req.experiment_id)
         return JSON({})
 
-    @api.post("/experiments/set-experiment-tag", response_model=s.Empty, tags=["experiments"])
-    def set_experiment_tag(req: s.SetExperimentTag):
-        client.set_experiment_tag(req.experiment_id, req.key, req.value)
+    def set_experiment_tag(self, req: s.SetExperimentTag) -> JSON:
+        self.client.set_experiment_tag(req.experiment_id, req.key, req.value)
         return JSON({})
 
-    @api.post("/experiments/delete-experiment-tag", response_model=s.Empty, tags=["experiments"])
-    def delete_experiment_tag(req: s.DeleteExperimentTag):
-        client.delete_experiment_tag(req.experiment_id, req.key)
+    def delete_experiment_tag(self, req: s.DeleteExperimentTag) -> JSON:
+        self.client.delete_experiment_tag(req.experiment_id, req.key)
         return JSON({})
 
-    # -- runs -----------------------------------------------------------------------------------
-    @api.post("/runs/create", response_model=s.RunResponse, tags=["runs"])
-    def create_run(req: s.CreateRun):
-        run = client.create_run(req.experiment_id or "0", req.start_time, tag_dict(req.tags) or None,
-                                req.run_name or None, user_id=req.user_id or None)
+
+class Runs(_Group):
+    """Runs, their metric histories and their artifact listing."""
+
+    TAG = "runs"
+
+    def routes(self) -> list[Route]:
+        return [
+            ("POST", "/runs/create", self.create_run, s.RunResponse),
+            ("GET", "/runs/get", self.get_run, s.RunResponse),
+            ("POST", "/runs/update", self.update_run, s.UpdateRunResponse),
+            ("POST", "/runs/delete", self.delete_run, s.Empty),
+            ("POST", "/runs/restore", self.restore_run, s.Empty),
+            ("POST", "/runs/log-metric", self.log_metric, s.Empty),
+            ("POST", "/runs/log-parameter", self.log_param, s.Empty),
+            ("POST", "/runs/set-tag", self.set_tag, s.Empty),
+            ("POST", "/runs/delete-tag", self.delete_tag, s.Empty),
+            ("POST", "/runs/log-batch", self.log_batch, s.Empty),
+            ("POST", "/runs/log-model", self.log_model, s.Empty),
+            ("POST", "/runs/log-inputs", self.log_inputs, s.Empty),
+            ("POST", "/runs/outputs", self.log_outputs, s.Empty),
+            ("POST", "/runs/search", self.search_runs, s.SearchRunsResponse),
+            ("GET", "/metrics/get-history", self.get_metric_history, s.MetricsResponse),
+            ("GET", "/metrics/get-history-bulk-interval", self.get_metric_history_bulk_interval,
+             s.MetricsResponse),
+            ("GET", "/artifacts/list", self.list_artifacts, s.ListArtifactsResponse),
+        ]
+
+    def _run_json(self, run: ent.Run, outputs: bool = True) -> dict:
+        models = None
+        if outputs:
+            models = [m.model_id for m in self.client.list_run_logged_models(run.info.run_id)
+                      if m.source_run_id == run.info.run_id]
+        return conv.run(run, models)
+
+    def create_run(self, req: s.CreateRun) -> JSON:
+        run = self.client.create_run(req.experiment_id or "0", req.start_time, tag_dict(req.tags) or None,
+                                     req.run_name or None, user_id=req.user_id or None)
         return JSON({"run": conv.run(run)})
 
-    @api.get("/runs/get", response_model=s.RunResponse, tags=["runs"])
-    def get_run(q: Annotated[s.RunIdQuery, Query()]):
-        return JSON({"run": run_json(client.get_run(run_id_of(q)))})
+    def get_run(self, q: Annotated[s.RunIdQuery, Query()]) -> JSON:
+        return JSON({"run": self._run_json(self.client.get_run(run_id_of(q)))})
 
-    @api.post("/runs/update", response_model=s.UpdateRunResponse, tags=["runs"])
-    def update_run(req: s.UpdateRun):
+    def update_run(self, req: s.UpdateRun) -> JSON:
+        client = self.client
         run_id = run_id_of(req)
         if req.status in ("FINISHED", "FAILED", "KILLED"):
             if req.run_name:
@@ -152,38 +211,31 @@ def router(client: Client) -> APIRouter:
             client.update_run(run_id, req.status, req.run_name or None)
         return JSON({"run_info": conv.run_info(client.get_run(run_id).info)})
 
-    @api.post("/runs/delete", response_model=s.Empty, tags=["runs"])
-    def delete_run(req: s.RunIdBody):
-        client.delete_run(req.run_id)
+    def delete_run(self, req: s.RunIdBody) -> JSON:
+        self.client.delete_run(req.run_id)
         return JSON({})
 
-    @api.post("/runs/restore", response_model=s.Empty, tags=["runs"])
-    def restore_run(req: s.RunIdBody):
-        client.restore_run(req.run_id)
+    def restore_run(self, req: s.RunIdBody) -> JSON:
+        self.client.restore_run(req.run_id)
         return JSON({})
 
-    @api.post("/runs/log-metric", response_model=s.Empty, tags=["runs"])
-    def log_metric(req: s.LogMetric):
-        client.log_metric(run_id_of(req), req.key, conv.parse_number(req.value), req.timestamp, req.step or 0)
+    def log_metric(self, req: s.LogMetric) -> JSON:
+        self.client.log_metric(run_id_of(req), req.key, conv.parse_number(req.value), req.timestamp, req.step or 0)
         return JSON({})
 
-    @api.post("/runs/log-parameter", response_model=s.Empty, tags=["runs"])
-    def log_param(req: s.LogParam):
-        client.log_param(run_id_of(req), req.key, req.value)
+    def log_param(self, req: s.LogParam) -> JSON:
+        self.client.log_param(run_id_of(req), req.key, req.value)
         return JSON({})
 
-    @api.post("/runs/set-tag", response_model=s.Empty, tags=["runs"])
-    def set_tag(req: s.SetTag):
-        client.set_tag(run_id_of(req), req.key, req.value)
+    def set_tag(self, req: s.SetTag) -> JSON:
+        self.client.set_tag(run_id_of(req), req.key, req.value)
         return JSON({})
 
-    @api.post("/runs/delete-tag", response_model=s.Empty, tags=["runs"])
-    def delete_tag(req: s.DeleteTag):
-        client.delete_tag(req.run_id, req.key)
+    def delete_tag(self, req: s.DeleteTag) -> JSON:
+        self.client.delete_tag(req.run_id, req.key)
         return JSON({})
 
-    @api.post("/runs/log-batch", response_model=s.Empty, tags=["runs"])
-    def log_batch(req: s.LogBatch, request: Request):
+    def log_batch(self, req: s.LogBatch, request: Request) -> JSON:
         size = int(request.headers.get("content-length") or 0)
         if size > MAX_BATCH_LOG_REQUEST_SIZE:
             raise InvalidParameterValue(
@@ -194,15 +246,14 @@ def router(client: Client) -> APIRouter:
         check_batch_limit("tags", MAX_PARAMS_TAGS_PER_BATCH, len(req.tags))
         check_batch_limit("metrics, params, and tags", MAX_ENTITIES_PER_BATCH,
                           len(req.metrics) + len(req.params) + len(req.tags))
-        client.log_batch(
+        self.client.log_batch(
             req.run_id,
             metrics=[ent.Metric(m.key, conv.parse_number(m.value), m.timestamp, m.step) for m in req.metrics],
             params=[ent.Param(p.key, p.value) for p in req.params],
             tags=[ent.RunTag(t.key, t.value) for t in req.tags])
         return JSON({})
 
-    @api.post("/runs/log-model", response_model=s.Empty, tags=["runs"])
-    def log_model(req: s.LogModel):
+    def log_model(self, req: s.LogModel) -> JSON:
         # MLflow 2's record of a logged model: appended to the tag mlflow.log-model.history.
         try:
             model = json.loads(req.model_json)
@@ -210,16 +261,16 @@ def router(client: Client) -> APIRouter:
             raise InvalidParameterValue(f"model_json is not valid JSON: {exc}") from exc
         if not isinstance(model, dict):
             raise InvalidParameterValue(f"model_json must be a JSON object, got {type(model).__name__}")
-        history = client.get_run(req.run_id).data.tags.get("mlflow.log-model.history")
+        history = self.client.get_run(req.run_id).data.tags.get("mlflow.log-model.history")
         try:
             entries = json.loads(history) if history else []
         except ValueError:
             entries = []
-        client.set_tag(req.run_id, "mlflow.log-model.history", json.dumps([*entries, model]))
+        self.client.set_tag(req.run_id, "mlflow.log-model.history", json.dumps([*entries, model]))
         return JSON({})
 
-    @api.post("/runs/log-inputs", response_model=s.Empty, tags=["runs"])
-    def log_inputs(req: s.LogInputs):
+    def log_inputs(self, req: s.LogInputs) -> JSON:
+        client = self.client
         datasets = [ent.DatasetInput(ent.Dataset(d.dataset.name, d.dataset.digest, d.dataset.source_type,
                                                  d.dataset.source, d.dataset.schema_, d.dataset.profile),
                                      [ent.InputTag(t.key, t.value) for t in d.tags])
@@ -231,21 +282,19 @@ def router(client: Client) -> APIRouter:
             client.log_inputs(req.run_id, datasets)
         return JSON({})
 
-    @api.post("/runs/outputs", response_model=s.Empty, tags=["runs"])
-    def log_outputs(req: s.LogOutputs):
+    def log_outputs(self, req: s.LogOutputs) -> JSON:
         # A run's model outputs are its logged models (create_logged_model's source_run_id).
-        client.get_run(req.run_id)
+        self.client.get_run(req.run_id)
         for m in req.models:
-            found = client.get_logged_model(m.model_id)
+            found = self.client.get_logged_model(m.model_id)
             if found.source_run_id != req.run_id:
                 raise InvalidParameterValue(
                     f"Logged model {m.model_id} was not logged by run {req.run_id} (its source run is "
                     f"{found.source_run_id or 'none'}); gitexp records a model's run when it is created")
         return JSON({})
 
-    @api.post("/runs/search", response_model=s.SearchRunsResponse, tags=["runs"])
-    def search_runs(req: s.SearchRuns):
-        page = client.search_runs(
+    def search_runs(self, req: s.SearchRuns) -> JSON:
+        page = self.client.search_runs(
             list(req.experiment_ids), req.filter or "", view_type(req.run_view_type),
             SEARCH_RUNS_MAX_RESULTS_DEFAULT if req.max_results is None else req.max_results,
             list(req.order_by) or None, req.page_token or None, req.as_of or None)
@@ -254,10 +303,9 @@ def router(client: Client) -> APIRouter:
             out["next_page_token"] = page.token
         return JSON(out)
 
-    @api.get("/metrics/get-history", response_model=s.MetricsResponse, tags=["runs"])
-    def get_metric_history(q: Annotated[s.GetMetricHistoryQuery, Query()]):
+    def get_metric_history(self, q: Annotated[s.GetMetricHistoryQuery, Query()]) -> JSON:
         run_id = run_id_of(q)
-        steps, times, values = client.metric_history_arrays(run_id, q.metric_key)
+        steps, times, values = self.client.metric_history_arrays(run_id, q.metric_key)
         start = page_offset(q.page_token)
         end = len(steps) if not q.max_results or q.max_results < 0 else start + q.max_results
         page = zip(steps[start:end].tolist(), times[start:end].tolist(), values[start:end].tolist())
@@ -267,31 +315,46 @@ def router(client: Client) -> APIRouter:
             out["next_page_token"] = str(end)
         return JSON(out)
 
-    @api.get("/metrics/get-history-bulk-interval", response_model=s.MetricsResponse, tags=["runs"])
-    def get_metric_history_bulk_interval(q: Annotated[s.GetMetricHistoryBulkIntervalQuery, Query()]):
-        points = client.get_metric_history_bulk_interval(
+    def get_metric_history_bulk_interval(self, q: Annotated[s.GetMetricHistoryBulkIntervalQuery, Query()]) -> JSON:
+        points = self.client.get_metric_history_bulk_interval(
             q.run_ids, q.metric_key, q.start_step, q.end_step, 2500 if q.max_results is None else q.max_results)
         return JSON({"metrics": [conv.metric(m, m.run_id) for m in points]})
 
-    @api.get("/artifacts/list", response_model=s.ListArtifactsResponse, tags=["runs"])
-    def list_artifacts(q: Annotated[s.ListArtifactsQuery, Query()]):
+    def list_artifacts(self, q: Annotated[s.ListArtifactsQuery, Query()]) -> JSON:
         run_id = run_id_of(q)
-        run = client.get_run(run_id)
-        files = client.list_artifacts(run_id, q.path or None)
+        run = self.client.get_run(run_id)
+        files = self.client.list_artifacts(run_id, q.path or None)
         return JSON({"root_uri": conv.run_artifact_uri(run.info.experiment_id, run_id),
                      "files": [conv.file_info(f) for f in files]})
 
-    # -- logged models (MLflow 3) ------------------------------------------------------------------
-    @api.post("/logged-models", response_model=s.LoggedModelResponse, tags=["logged models"])
-    def create_logged_model(req: s.CreateLoggedModel):
-        model = client.create_logged_model(req.experiment_id, req.name or None, req.source_run_id or None,
-                                           tag_dict(req.tags) or None, tag_dict(req.params) or None,
-                                           req.model_type or None)
+
+class LoggedModels(_Group):
+    """MLflow 3's logged models."""
+
+    TAG = "logged models"
+
+    def routes(self) -> list[Route]:
+        return [
+            ("POST", "/logged-models", self.create_logged_model, s.LoggedModelResponse),
+            ("POST", "/logged-models/search", self.search_logged_models, s.SearchLoggedModelsResponse),
+            ("GET", "/logged-models/{model_id}", self.get_logged_model, s.LoggedModelResponse),
+            ("PATCH", "/logged-models/{model_id}", self.finalize_logged_model, s.LoggedModelResponse),
+            ("DELETE", "/logged-models/{model_id}", self.delete_logged_model, s.Empty),
+            ("PATCH", "/logged-models/{model_id}/tags", self.set_logged_model_tags, s.Empty),
+            ("DELETE", "/logged-models/{model_id}/tags/{tag_key}", self.delete_logged_model_tag, s.Empty),
+            ("POST", "/logged-models/{model_id}/params", self.log_logged_model_params, s.Empty),
+            ("GET", "/logged-models/{model_id}/artifacts/directories", self.list_logged_model_artifacts,
+             s.ListArtifactsResponse),
+        ]
+
+    def create_logged_model(self, req: s.CreateLoggedModel) -> JSON:
+        model = self.client.create_logged_model(req.experiment_id, req.name or None, req.source_run_id or None,
+                                                tag_dict(req.tags) or None, tag_dict(req.params) or None,
+                                                req.model_type or None)
         return JSON({"model": conv.logged_model(model)})
 
-    @api.post("/logged-models/search", response_model=s.SearchLoggedModelsResponse, tags=["logged models"])
-    def search_logged_models(req: s.SearchLoggedModels):
-        page = client.search_logged_models(
+    def search_logged_models(self, req: s.SearchLoggedModels) -> JSON:
+        page = self.client.search_logged_models(
             list(req.experiment_ids), req.filter or None,
             [d.model_dump() for d in req.datasets] or None, req.max_results,
             [o.model_dump() for o in req.order_by] or None, req.page_token or None)
@@ -300,51 +363,42 @@ def router(client: Client) -> APIRouter:
             out["next_page_token"] = page.token
         return JSON(out)
 
-    @api.get("/logged-models/{model_id}", response_model=s.LoggedModelResponse, tags=["logged models"])
-    def get_logged_model(model_id: str, q: Annotated[s.GetLoggedModelQuery, Query()]):
-        return JSON({"model": conv.logged_model(client.get_logged_model(model_id, bool(q.allow_deleted)))})
+    def get_logged_model(self, model_id: str, q: Annotated[s.GetLoggedModelQuery, Query()]) -> JSON:
+        return JSON({"model": conv.logged_model(self.client.get_logged_model(model_id, bool(q.allow_deleted)))})
 
-    @api.patch("/logged-models/{model_id}", response_model=s.LoggedModelResponse, tags=["logged models"])
-    def finalize_logged_model(model_id: str, req: s.FinalizeLoggedModel):
+    def finalize_logged_model(self, model_id: str, req: s.FinalizeLoggedModel) -> JSON:
         if req.status == "LOGGED_MODEL_STATUS_UNSPECIFIED":
             raise InvalidParameterValue("Finalize a logged model with status LOGGED_MODEL_READY or "
                                         "LOGGED_MODEL_UPLOAD_FAILED, not LOGGED_MODEL_STATUS_UNSPECIFIED")
-        return JSON({"model": conv.logged_model(client.finalize_logged_model(model_id, req.status))})
+        return JSON({"model": conv.logged_model(self.client.finalize_logged_model(model_id, req.status))})
 
-    @api.delete("/logged-models/{model_id}", response_model=s.Empty, tags=["logged models"])
-    def delete_logged_model(model_id: str):
-        client.delete_logged_model(model_id)
+    def delete_logged_model(self, model_id: str) -> JSON:
+        self.client.delete_logged_model(model_id)
         return JSON({})
 
-    @api.patch("/logged-models/{model_id}/tags", response_model=s.Empty, tags=["logged models"])
-    def set_logged_model_tags(model_id: str, req: s.SetLoggedModelTags):
-        client.set_logged_model_tags(model_id, tag_dict(req.tags))
+    def set_logged_model_tags(self, model_id: str, req: s.SetLoggedModelTags) -> JSON:
+        self.client.set_logged_model_tags(model_id, tag_dict(req.tags))
         return JSON({})
 
-    @api.delete("/logged-models/{model_id}/tags/{tag_key}", response_model=s.Empty, tags=["logged models"])
-    def delete_logged_model_tag(model_id: str, tag_key: str):
-        client.delete_logged_model_tag(model_id, tag_key)
+    def delete_logged_model_tag(self, model_id: str, tag_key: str) -> JSON:
+        self.client.delete_logged_model_tag(model_id, tag_key)
         return JSON({})
 
-    @api.post("/logged-models/{model_id}/params", response_model=s.Empty, tags=["logged models"])
-    def log_logged_model_params(model_id: str, req: s.LogLoggedModelParams):
-        client.log_model_params(model_id, tag_dict(req.params))
+    def log_logged_model_params(self, model_id: str, req: s.LogLoggedModelParams) -> JSON:
+        self.client.log_model_params(model_id, tag_dict(req.params))
         return JSON({})
 
-    @api.get("/logged-models/{model_id}/artifacts/directories", response_model=s.ListArtifactsResponse,
-             tags=["logged models"])
-    def list_logged_model_artifacts(model_id: str, q: Annotated[s.ListLoggedModelArtifactsQuery, Query()]):
-        model = client.get_logged_model(model_id)
+    def list_logged_model_artifacts(self, model_id: str,
+                                    q: Annotated[s.ListLoggedModelArtifactsQuery, Query()]) -> JSON:
+        model = self.client.get_logged_model(model_id)
         _exp, run_id, base = conv.proxy_path_parts(
             conv.runs_uri_to_proxy(model.artifact_location, model.experiment_id)[len(conv.PROXY_SCHEME):])
         sub = (q.artifact_directory_path or "").strip("/")
         path = "/".join(p for p in (base, sub) if p)
-        files = client.list_artifacts(run_id, path or None) if run_id else []
+        files = self.client.list_artifacts(run_id, path or None) if run_id else []
         cut = len(base) + 1 if base else 0
         return JSON({"root_uri": conv.runs_uri_to_proxy(model.artifact_location, model.experiment_id),
                      "files": [conv.file_info(f, f.path[cut:]) for f in files]})
-
-    return api
 
 
 def page_offset(token: str | None) -> int:

@@ -121,11 +121,6 @@ class _Http:
         raise StoreError(f"{method} {self.url}{path} answered HTTP {resp.status}: {text}", status=resp.status)
 
 
-def _query_list(values: Iterable[str] | None) -> list[str] | None:
-    values = list(values or [])
-    return values or None
-
-
 class RestStore:
     """Experiments, runs, registry, artifacts and logged models of a tracking server."""
 

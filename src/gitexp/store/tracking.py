@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -585,27 +585,6 @@ class GitStore:
         if with_points:
             parts.append(histories.arrays(with_points))
         return histories.combine(parts)
-
-
-    def iter_run_states(self, root_tree: str | None = None) -> Iterator[RunState]:
-        """Every run on the branch (with pending local changes), unordered."""
-        seen = set()
-        live = self.branch.live_commits() if root_tree is None else {}
-        for run_id, tree in self.branch.run_trees(root_tree).items():
-            seen.add(run_id)
-            session = self._session(run_id)
-            if root_tree is None and (session is not None or run_id in live):
-                yield self.run_state(run_id)
-            else:
-                yield self.branch.read_run_tree(run_id, tree)
-        if root_tree is None:
-            others = self.session_run_ids()
-            for run_id in dict.fromkeys(others + list(live)):
-                if run_id not in seen:
-                    try:
-                        yield self.run_state(run_id)
-                    except ResourceDoesNotExist:
-                        pass
 
     def resolve_run_id(self, ref: str) -> str:
         """A full run id from itself or a unique prefix of at least 4 characters."""
