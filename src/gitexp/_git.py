@@ -18,7 +18,8 @@ no process at all for writes (docs/ARCHITECTURE.md, "One git wrapper").
 from __future__ import annotations
 
 import subprocess
-from typing import IO, Any, Sequence
+from collections.abc import Sequence
+from typing import IO, Any
 
 from .exceptions import GitCommandFailed, GitNotFound
 

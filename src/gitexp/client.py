@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .entities import (
     Experiment,
@@ -123,7 +124,7 @@ class Client:
         """Create the tracking branch if it does not exist (`gitexp init`); its commit id."""
         return self._store.ensure_branch()
 
-    def diagnose(self, recover_all: bool = False, progress: Any = None) -> "Diagnosis":
+    def diagnose(self, recover_all: bool = False, progress: Any = None) -> Diagnosis:
         """What `gitexp doctor` does: clear ref locks of dead processes, recover their journals
         (also those not provably dead with recover_all), and report what is left."""
         return self._store.diagnose(recover_all, progress)
@@ -373,17 +374,17 @@ class Client:
 
     def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,
                                 description: str | None = None,
-                                deployment_job_id: str | None = None) -> "RegisteredModel":
+                                deployment_job_id: str | None = None) -> RegisteredModel:
         return self._registry.create_registered_model(name, tags, description)
 
-    def get_registered_model(self, name: str) -> "RegisteredModel":
+    def get_registered_model(self, name: str) -> RegisteredModel:
         return self._registry.get_registered_model(name)
 
-    def rename_registered_model(self, name: str, new_name: str) -> "RegisteredModel":
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         return self._registry.rename_registered_model(name, new_name)
 
     def update_registered_model(self, name: str, description: str | None = None,
-                                deployment_job_id: str | None = None) -> "RegisteredModel":
+                                deployment_job_id: str | None = None) -> RegisteredModel:
         return self._registry.update_registered_model(name, description)
 
     def delete_registered_model(self, name: str) -> None:
@@ -406,14 +407,14 @@ class Client:
         """MLflow 1.x's name for search_registered_models() without a filter (older tutorials use it)."""
         return self.search_registered_models(max_results=max_results, page_token=page_token)
 
-    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list["ModelVersion"]:
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
         """The highest version in each of `stages` (default: every stage, None included)."""
         return self._registry.get_latest_versions(name, stages)
 
     def create_model_version(self, name: str, source: str, run_id: str | None = None,
                              tags: dict[str, Any] | None = None, run_link: str | None = None,
                              description: str | None = None, await_creation_for: int = 300,
-                             model_id: str | None = None) -> "ModelVersion":
+                             model_id: str | None = None) -> ModelVersion:
         """Register `source` (runs:/<run_id>/<path>, models:/..., or a path) as the next version of `name`.
 
         Versions are READY at once, so `await_creation_for` has nothing to wait for.
@@ -428,7 +429,7 @@ class Client:
             run_id = run_id or found.source_run_id
         return self._registry.create_model_version(name, source, run_id, tags, run_link, description, model_id)
 
-    def copy_model_version(self, src_model_uri: str, dst_name: str) -> "ModelVersion":
+    def copy_model_version(self, src_model_uri: str, dst_name: str) -> ModelVersion:
         """Register the version `src_model_uri` (models:/...) names as a new version of `dst_name`."""
         from .exceptions import ResourceAlreadyExists
 
@@ -440,10 +441,10 @@ class Client:
         return self.create_model_version(dst_name, f"models:/{src.name}/{src.version}", run_id=src.run_id,
                                          tags=src.tags, description=src.description)
 
-    def get_model_version(self, name: str, version: str | int) -> "ModelVersion":
+    def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         return self._registry.get_model_version(name, version)
 
-    def update_model_version(self, name: str, version: str | int, description: str | None = None) -> "ModelVersion":
+    def update_model_version(self, name: str, version: str | int, description: str | None = None) -> ModelVersion:
         return self._registry.update_model_version(name, version, description)
 
     def delete_model_version(self, name: str, version: str | int) -> None:
@@ -467,7 +468,7 @@ class Client:
         return list(ModelVersionStages.ALL)
 
     def transition_model_version_stage(self, name: str, version: str | int, stage: str,
-                                       archive_existing_versions: bool = False) -> "ModelVersion":
+                                       archive_existing_versions: bool = False) -> ModelVersion:
         """Move a version to None/Staging/Production/Archived (any case); optionally archive the others there."""
         return self._registry.transition_model_version_stage(name, version, stage, archive_existing_versions)
 
@@ -499,17 +500,17 @@ class Client:
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         self._registry.delete_registered_model_alias(name, alias)
 
-    def get_model_version_by_alias(self, name: str, alias: str) -> "ModelVersion":
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return self._registry.get_model_version_by_alias(name, alias)
 
-    def get_registered_model_history(self, name: str) -> list["ModelHistoryEntry"]:
+    def get_registered_model_history(self, name: str) -> list[ModelHistoryEntry]:
         """Who changed what in a registered model, and when, oldest first (gitexp addition).
 
         Works for deleted models too. Each entry names the event file and the commit that added it.
         """
         return self._registry.history(name)
 
-    def resolve_model_version(self, model_uri: str) -> "ModelVersion":
+    def resolve_model_version(self, model_uri: str) -> ModelVersion:
         """The version a models:/<name>/<version|stage|latest> or models:/<name>@<alias> URI names
         (gitexp addition)."""
         return self._registry.resolve(model_uri)
@@ -521,17 +522,17 @@ class Client:
 
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                             tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                            model_type: str | None = None) -> "LoggedModel":
+                            model_type: str | None = None) -> LoggedModel:
         """A new logged model (status PENDING) whose files go to runs:/<source_run_id>/<name>.
 
         Without a source run, gitexp creates a run in the experiment to hold the files.
         """
         return self._logged_models.create(experiment_id, name, source_run_id, tags, params, model_type)
 
-    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> "LoggedModel":
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         return self._logged_models.get(model_id, allow_deleted)
 
-    def finalize_logged_model(self, model_id: str, status: Any) -> "LoggedModel":
+    def finalize_logged_model(self, model_id: str, status: Any) -> LoggedModel:
         """Set the status to READY or FAILED (LoggedModelStatus or its name)."""
         return self._logged_models.finalize(model_id, status)
 
@@ -547,7 +548,7 @@ class Client:
     def delete_logged_model(self, model_id: str) -> None:
         self._logged_models.delete(model_id)
 
-    def list_run_logged_models(self, run_id: str) -> list["LoggedModel"]:
+    def list_run_logged_models(self, run_id: str) -> list[LoggedModel]:
         """Active logged models whose files are in the run, newest first (gitexp addition)."""
         return self._logged_models.for_run(run_id)
 
@@ -695,7 +696,8 @@ class Client:
         server's is downloaded to a new temporary directory (gitexp addition)."""
         return self._artifacts.local_copy(run_id, path)
 
-    def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None, models: Sequence[Any] | None = None) -> None:
+    def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None,
+                   models: Sequence[Any] | None = None) -> None:
         """Record dataset inputs (DatasetInput entities) of a run."""
         from ._validation import dataset_input
         from .entities import DatasetInput

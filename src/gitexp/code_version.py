@@ -152,7 +152,8 @@ def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:
         except OSError:
             continue
         size = info.st_size
-        if stat.S_ISREG(info.st_mode) and size <= UNTRACKED_HASH_BYTES and total + size <= UNTRACKED_HASH_TOTAL and "\n" not in path:
+        if (stat.S_ISREG(info.st_mode) and size <= UNTRACKED_HASH_BYTES and total + size <= UNTRACKED_HASH_TOTAL
+                and "\n" not in path):
             paths.append(path)
             total += size
             if len(paths) >= UNTRACKED_HASH_FILES:
@@ -165,7 +166,7 @@ def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:
     shas = result.stdout.decode().split()
     if result.returncode != 0 or len(shas) != len(paths):
         return {}
-    return dict(zip(paths, shas))
+    return dict(zip(paths, shas, strict=True))
 
 
 def _object_format(directory: str) -> str:

@@ -28,7 +28,7 @@ class ActiveRun(Run):
     def __init__(self, run: Run):
         super().__init__(run.info, run.data, run.inputs)
 
-    def __enter__(self) -> "ActiveRun":
+    def __enter__(self) -> ActiveRun:
         return self
 
     def __exit__(self, exc_type, exc_val, exc_tb) -> bool:

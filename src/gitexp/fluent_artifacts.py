@@ -113,7 +113,8 @@ def log_inputs(datasets: list | None = None, contexts: list[str | None] | None =
         raise InvalidParameterValue(
             f"log_inputs got {len(datasets)} datasets, {len(contexts)} contexts and {len(tags_list)} tag "
             "dicts; pass one of each per dataset")
-    _client().log_inputs(_run_id(), [_dataset_input(d, c, t) for d, c, t in zip(datasets, contexts, tags_list)])
+    _client().log_inputs(_run_id(), [_dataset_input(d, c, t)
+                                     for d, c, t in zip(datasets, contexts, tags_list, strict=True)])
 
 
 __all__ = [

@@ -14,8 +14,8 @@ from whoever saved it: only load models from people you trust.
 from __future__ import annotations
 
 import os
-import sys
 import pickle
+import sys
 from typing import Any
 
 from .exceptions import InvalidParameterValue
@@ -161,7 +161,7 @@ def _load_file(path: str, serialization_format: str, skops_trusted_types: list[s
             import cloudpickle
 
             return cloudpickle.load(fh)
-        return pickle.load(fh)  # noqa: S301 - documented: models run their author's code
+        return pickle.load(fh)  # unpickling is documented: models run their author's code
 
 
 def load_model(model_uri: str | os.PathLike, dst_path: str | None = None) -> Any:
@@ -183,7 +183,8 @@ def _load_pyfunc(path: str) -> _SklearnModelWrapper:
     model_dir = os.path.dirname(path) if os.path.isfile(path) else path
     conf = flavor_conf(model_dir, FLAVOR_NAME)
     if not os.path.isfile(path):
-        path = os.path.join(model_dir, flavor_conf(model_dir, "python_function").get("model_path", conf["pickled_model"]))
+        pyfunc_conf = flavor_conf(model_dir, "python_function")
+        path = os.path.join(model_dir, pyfunc_conf.get("model_path", conf["pickled_model"]))
     return _SklearnModelWrapper(_load_file(path, conf.get("serialization_format", "pickle"),
                                            conf.get("skops_trusted_types")))
 

@@ -66,7 +66,8 @@ def save_model(xgb_model: Any, path: str | os.PathLike, conda_env: Any = None, c
 
     if not isinstance(xgb_model, (xgb.Booster, xgb.XGBModel)):
         raise InvalidParameterValue(
-            f"gitexp.xgboost saves xgboost.Booster and XGBModel (XGBClassifier...) objects, got {_class_name(xgb_model)}")
+            "gitexp.xgboost saves xgboost.Booster and XGBModel (XGBClassifier...) objects, "
+            f"got {_class_name(xgb_model)}")
     if model_format not in _FORMATS:
         raise InvalidParameterValue(f"Unknown model_format {model_format!r}; use 'ubj' (default), 'json' or 'xgb'")
     path, code, model = begin_model(path, code_paths, mlflow_model, input_example, signature, metadata,

@@ -9,7 +9,8 @@ import inspect
 import logging
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..exceptions import InvalidParameterValue
 from ._config import AUTOLOGGING_TAG, ERROR_TAG, _conf_lock, _configs, get_config, is_disabled, require_library
@@ -18,7 +19,7 @@ from ._warnings import warnings_as_events
 
 _log = logging.getLogger("gitexp.autolog")
 
-_patches: dict[str, list["_Patch"]] = {}
+_patches: dict[str, list[_Patch]] = {}
 _globally_disabled = 0
 _managed_runs: set[str] = set()
 _thread = threading.local()  # .session: the top-level patched call in progress in this thread
@@ -39,7 +40,7 @@ def integration(flavor: str) -> Callable[[Callable[..., None]], Callable[..., No
                     f"gitexp.{flavor}.autolog() got unknown arguments {unknown}; it takes {sorted(spec)}")
             with _conf_lock:
                 config = dict(defaults)
-                config.update(zip(spec, args))
+                config.update(zip(spec, args, strict=False))
                 config.update(kwargs)
                 revert_patches(flavor)
                 _configs[flavor] = config

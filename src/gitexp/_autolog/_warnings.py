@@ -6,7 +6,8 @@ import contextlib
 import logging
 import threading
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 _log = logging.getLogger("gitexp.autolog")
 _thread = threading.local()  # .silent: this thread runs a silent integration's patch code

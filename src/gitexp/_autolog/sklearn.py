@@ -19,13 +19,22 @@ import logging
 import math
 import threading
 import weakref
+from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, Callable
+from typing import Any
 
 from ..exceptions import GitexpError, InvalidParameterValue
 from ._config import AUTOLOGGING_TAG, INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
-from ._helpers import active_run_id, dataset_input, inspect_var_name, is_metric_value, make_dataset, \
-    resolve_input_example_and_signature, tracking_client, truncated
+from ._helpers import (
+    active_run_id,
+    dataset_input,
+    inspect_var_name,
+    is_metric_value,
+    make_dataset,
+    resolve_input_example_and_signature,
+    tracking_client,
+    truncated,
+)
 from ._patching import integration, run_without_autologging, safe_patch
 from ._sessions import TrainingSession
 
@@ -278,16 +287,16 @@ def _fit_sklearn(original: Callable[..., Any], estimator: Any, args: tuple, kwar
 
 
 def _tags(tags: dict[str, str]) -> list:
-    from ..entities import RunTag
     from .._validation import MAX_TAG_VAL_LENGTH
+    from ..entities import RunTag
 
     return [RunTag(k, v) for k, v in truncated("tag", tags, MAX_TAG_VAL_LENGTH).items()]
 
 
 def log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
     """Log params, skipping (with a warning) those the run already has with another value."""
-    from ..entities import Param
     from .._validation import MAX_PARAM_VAL_LENGTH
+    from ..entities import Param
 
     values = truncated("param", params, MAX_PARAM_VAL_LENGTH)
     existing = client.get_run(run_id).data.params
@@ -675,7 +684,7 @@ def _call_command(owner: Any, fn: Callable[..., Any], args: tuple, kwargs: dict)
         names = []
     if owner is not None and names:
         names = names[1:]
-    parts = [f"{n}={_arg_text(a)}" for n, a in zip(names, args)]
+    parts = [f"{n}={_arg_text(a)}" for n, a in zip(names, args, strict=False)]
     parts += [f"{n}={_arg_text(a)}" for n, a in kwargs.items()]
     fn_name = getattr(fn, "__name__", "metric")
     prefix = f"{type(owner).__name__}.{fn_name}" if owner is not None else fn_name

@@ -15,13 +15,13 @@ import functools
 import inspect
 import json
 import logging
+from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, Callable
+from typing import Any
 
 from ..exceptions import GitexpError, InvalidParameterValue
 from ._config import INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
-from ._helpers import active_run_id, dataset_input, make_dataset, resolve_input_example_and_signature, \
-    tracking_client
+from ._helpers import active_run_id, dataset_input, make_dataset, resolve_input_example_and_signature, tracking_client
 from ._patching import integration, safe_patch
 from ._sessions import TrainingSession
 

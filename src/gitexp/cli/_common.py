@@ -7,7 +7,8 @@ import datetime as dt
 import io
 import json
 import math
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import click
 

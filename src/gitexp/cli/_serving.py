@@ -4,7 +4,7 @@ to serve (the one web app of gitexp.server.app, its Host check and its port chec
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import click
 

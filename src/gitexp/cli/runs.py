@@ -8,8 +8,17 @@ import sys
 import click
 
 from ..entities import ViewType
-from ._common import (default_run_columns, duration, emit, format_option, number, pass_context, progress,
-                      run_row, timestamp)
+from ._common import (
+    default_run_columns,
+    duration,
+    emit,
+    format_option,
+    number,
+    pass_context,
+    progress,
+    run_row,
+    timestamp,
+)
 
 _VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 
@@ -190,7 +199,7 @@ def _records(frame) -> list[dict]:
                 values.append(v)
         columns.append(values)
     names = list(frame.columns)
-    return [dict(zip(names, row)) for row in zip(*columns)] if columns else []
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] if columns else []
 
 
 def _write_text(text: str, output: str | None) -> None:
@@ -264,7 +273,7 @@ def compare(ctx, run_refs: tuple[str, ...], diff_only: bool, fmt: str) -> None:
         if diff_only and not differs:
             continue
         row = {"key": key, "differs": differs}
-        row.update({label: v for label, v in zip(labels, values)})
+        row.update({label: v for label, v in zip(labels, values, strict=True)})
         rows.append(row)
     if fmt != "table":
         emit(rows, ["key", "differs", *labels], fmt)

@@ -6,6 +6,7 @@ import click
 
 from ._common import pass_context
 
+
 def _progress_option(func):
     return click.option("--progress/--no-progress", default=None,
                         help="Show git's transfer progress (default: when stderr is a terminal).")(func)

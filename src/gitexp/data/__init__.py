@@ -46,7 +46,7 @@ def compute_pandas_digest(df: Any) -> str:
     import pandas as pd
 
     head = df.head(MAX_DIGEST_ROWS)
-    string_cols = head.columns[(df.map(type) == str).all(axis=0)]
+    string_cols = head.columns[(df.map(type) == str).all(axis=0)]  # noqa: E721 - elementwise, not a type check
     numeric_cols = head.select_dtypes(include=[np.number]).columns
     head = head[string_cols.union(numeric_cols)]
     return _md5_digest([pd.util.hash_pandas_object(head).values, np.int64(len(df))]

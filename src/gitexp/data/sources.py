@@ -27,11 +27,11 @@ class DatasetSource:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "DatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> DatasetSource:
         raise InvalidParameterValue(f"{cls.__name__} cannot be read back")
 
     @classmethod
-    def from_json(cls, source_json: str) -> "DatasetSource":
+    def from_json(cls, source_json: str) -> DatasetSource:
         return cls.from_dict(json.loads(source_json))
 
     def load(self, dst_path: str | None = None) -> str:
@@ -56,7 +56,7 @@ class CodeDatasetSource(DatasetSource):
         return {"tags": self.tags}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "CodeDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> CodeDatasetSource:
         return cls(source_dict.get("tags") or {})
 
     def load(self, dst_path: str | None = None) -> str:
@@ -77,7 +77,7 @@ class LocalArtifactDatasetSource(DatasetSource):
         return {"uri": self.uri}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "LocalArtifactDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> LocalArtifactDatasetSource:
         return cls(_required(source_dict, "uri", cls))
 
     def load(self, dst_path: str | None = None) -> str:
@@ -107,7 +107,7 @@ class HTTPDatasetSource(DatasetSource):
         return {"url": self.url}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "HTTPDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> HTTPDatasetSource:
         return cls(_required(source_dict, "url", cls))
 
     def load(self, dst_path: str | None = None) -> str:
@@ -117,7 +117,7 @@ class HTTPDatasetSource(DatasetSource):
         os.makedirs(dst, exist_ok=True)
         name = os.path.basename(urlparse(self.url).path) or "dataset_source"
         target = os.path.join(dst, name)
-        with urllib.request.urlopen(self.url) as response, open(target, "wb") as out:  # noqa: S310 - user's URL
+        with urllib.request.urlopen(self.url) as response, open(target, "wb") as out:  # the user's own URL
             shutil.copyfileobj(response, out)
         return target
 
@@ -133,7 +133,7 @@ class URIDatasetSource(DatasetSource):
         return {"uri": self.uri}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "URIDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> URIDatasetSource:
         return cls(_required(source_dict, "uri", cls))
 
     def load(self, dst_path: str | None = None) -> str:

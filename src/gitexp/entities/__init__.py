@@ -7,8 +7,8 @@ Code written against ``mlflow.entities`` works with these unchanged:
 from __future__ import annotations
 
 import pprint
-from collections.abc import Sequence
-from typing import Any, Iterator, overload
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 __all__ = [
     "Dataset",
@@ -276,7 +276,7 @@ class MetricHistory(Sequence):
     def __getitem__(self, index: int | slice) -> Metric | list[Metric]:
         if isinstance(index, slice):
             s, t, v = self._steps[index], self._timestamps[index], self._values[index]
-            return [self._metric(*p) for p in zip(s.tolist(), t.tolist(), v.tolist())]
+            return [self._metric(*p) for p in zip(s.tolist(), t.tolist(), v.tolist(), strict=True)]
         if not -len(self) <= index < len(self):
             raise IndexError("metric history index out of range")
         return self._metric(int(self._steps[index]), int(self._timestamps[index]), float(self._values[index]))
@@ -288,7 +288,7 @@ class MetricHistory(Sequence):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str) or len(other) != len(self):
             return False
-        return all(a == b for a, b in zip(self, other))
+        return all(a == b for a, b in zip(self, other, strict=True))
 
     def __ne__(self, other: object) -> bool:
         return not self == other
@@ -440,7 +440,8 @@ class RunInputs(_Entity):
 
 
 class Run(_Entity):
-    def __init__(self, run_info: RunInfo, run_data: RunData | None, run_inputs: RunInputs | None = None, run_outputs: Any = None):
+    def __init__(self, run_info: RunInfo, run_data: RunData | None, run_inputs: RunInputs | None = None,
+                 run_outputs: Any = None):
         self._info = run_info
         self._data = run_data or RunData()
         self._inputs = run_inputs or RunInputs()

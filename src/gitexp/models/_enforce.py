@@ -51,7 +51,8 @@ def _to_frame(data: Any, schema: Schema) -> Any:
         return pd.DataFrame([data])
     if isinstance(data, dict):
         complex_cols = any(isinstance(c.type, (Array, Object, Map)) for c in schema.inputs)
-        if complex_cols or all(np.isscalar(v) or v is None or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+        if complex_cols or all(np.isscalar(v) or v is None
+                               or (isinstance(v, list) and all(isinstance(i, str) for i in v))
                                for v in data.values()):
             return pd.DataFrame([data])
         try:
@@ -195,7 +196,7 @@ def _check_tensor(value: Any, spec: TensorSpec, what: str) -> Any:
         return value
     if len(expected) > 1 and -1 in expected[1:] and len(actual) == 1 and dtype == np.dtype("O"):
         return value  # a ragged array
-    if len(expected) != len(actual) or any(e not in (-1, a) for e, a in zip(expected, actual)):
+    if len(expected) != len(actual) or any(e not in (-1, a) for e, a in zip(expected, actual, strict=True)):
         _fail(f"{what} has shape {actual} but the signature expects {expected} (-1: any size)")
     from ..types._infer import clean_tensor_type
 

@@ -8,7 +8,8 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from ._environment import write_environment

@@ -48,7 +48,7 @@ class Model:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Model) and self.to_dict() == other.to_dict()
 
-    def add_flavor(self, name: str, **params: Any) -> "Model":
+    def add_flavor(self, name: str, **params: Any) -> Model:
         self.flavors[name] = params
         return self
 
@@ -88,7 +88,7 @@ class Model:
             self.to_yaml(fh)
 
     @classmethod
-    def from_dict(cls, model_dict: dict[str, Any]) -> "Model":
+    def from_dict(cls, model_dict: dict[str, Any]) -> Model:
         d = dict(model_dict)
         signature = d.pop("signature", None)
         d.pop("is_signature_from_type_hint", None)
@@ -98,7 +98,7 @@ class Model:
         return cls(signature=signature, **d)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Model":
+    def load(cls, path: str | os.PathLike) -> Model:
         """Read an MLmodel file, a model directory, or (runs:/, models:/) a logged model's."""
         from ._resolve import resolve_model_uri
 
@@ -115,7 +115,7 @@ class Model:
             raise InvalidParameterValue(f"{file} is not a valid MLmodel file (expected a YAML mapping)")
         return cls.from_dict(doc)
 
-    def get_model_info(self) -> "ModelInfo":
+    def get_model_info(self) -> ModelInfo:
         return ModelInfo(
             artifact_path=self.artifact_path, flavors=self.flavors,
             model_uri=f"runs:/{self.run_id}/{self.artifact_path}" if self.run_id else None,

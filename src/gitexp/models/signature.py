@@ -37,7 +37,7 @@ class ModelSignature:
         }
 
     @classmethod
-    def from_dict(cls, signature_dict: dict[str, Any]) -> "ModelSignature":
+    def from_dict(cls, signature_dict: dict[str, Any]) -> ModelSignature:
         inputs = signature_dict.get("inputs")
         outputs = signature_dict.get("outputs")
         params = signature_dict.get("params")

@@ -29,11 +29,12 @@ class PythonModel:
     ...         return model_input + self.n
     """
 
-    def load_context(self, context: "PythonModelContext") -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         """Called once when the model loads: read artifacts from ``context.artifacts`` here."""
 
-    def predict(self, context: "PythonModelContext", model_input: Any, params: dict[str, Any] | None = None) -> Any:
-        raise InvalidParameterValue(f"{type(self).__name__} must implement predict(self, context, model_input, params=None)")
+    def predict(self, context: PythonModelContext, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        raise InvalidParameterValue(
+            f"{type(self).__name__} must implement predict(self, context, model_input, params=None)")
 
     @property
     def predict_type_hints(self) -> _TypeHints:
@@ -119,9 +120,9 @@ def _load_pyfunc(model_dir: str, model_config: dict[str, Any] | None = None) -> 
     check_deserialization_allowed(pickled)
     compression = conf.get("python_model_compression")
     if compression:
+        import bz2
         import gzip
         import lzma
-        import bz2
 
         opener = {"lzma": lzma.open, "bzip2": bz2.open, "gzip": gzip.open}.get(compression)
         if opener is None:

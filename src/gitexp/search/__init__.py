@@ -16,7 +16,8 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..entities import Experiment, Metric, PagedList, Run, ViewType
 from ..exceptions import InvalidParameterValue, SearchError
@@ -111,7 +112,7 @@ def _token_offset(token: str | bytes | None, fingerprint: str) -> int:
 
 
 # -- runs ----------------------------------------------------------------------------------------------------
-def _resolve(store: "GitStore", as_of: Any) -> str | None:
+def _resolve(store: GitStore, as_of: Any) -> str | None:
     if as_of is None:
         return None
     from ._asof import resolve_as_of
@@ -119,7 +120,7 @@ def _resolve(store: "GitStore", as_of: Any) -> str | None:
     return resolve_as_of(store, as_of)
 
 
-def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | None = "",
+def search_runs(store: GitStore, experiment_ids: Any, filter_string: str | None = "",
                 run_view_type: Any = ViewType.ACTIVE_ONLY, max_results: int | None = 1000,
                 order_by: list[str] | None = None, page_token: str | None = None,
                 as_of: Any = None) -> PagedList:
@@ -142,7 +143,7 @@ def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | Non
     return PagedList(runs, _make_token(offset + len(runs), fingerprint) if more else None)
 
 
-def run_keys(store: "GitStore", experiment_ids: Any, run_view_type: Any = ViewType.ACTIVE_ONLY
+def run_keys(store: GitStore, experiment_ids: Any, run_view_type: Any = ViewType.ACTIVE_ONLY
              ) -> dict[str, list[str]]:
     """{"metrics": [...], "params": [...], "tags": [...]}: the keys the experiments' runs use."""
     ids = experiment_id_list(experiment_ids)
@@ -150,10 +151,10 @@ def run_keys(store: "GitStore", experiment_ids: Any, run_view_type: Any = ViewTy
     return store.search_index.query(lambda view: view.keys(ids, view_type))
 
 
-def search_runs_frame(store: "GitStore", experiment_ids: Any, filter_string: str | None = "",
+def search_runs_frame(store: GitStore, experiment_ids: Any, filter_string: str | None = "",
                       run_view_type: Any = ViewType.ACTIVE_ONLY, max_results: int | None = None,
                       order_by: list[str] | None = None, as_of: Any = None,
-                      extra_columns: bool = False) -> "pandas.DataFrame":
+                      extra_columns: bool = False) -> pandas.DataFrame:
     """MLflow's search_runs DataFrame, built column by column from the index.
 
     `extra_columns` adds run_name and lifecycle_stage after end_time (the CLI uses them).
@@ -183,7 +184,7 @@ def _time_unit() -> str:
     return _TIME_UNIT[0]
 
 
-def _frame(columns: dict[str, Any], extra_columns: bool) -> "pandas.DataFrame":
+def _frame(columns: dict[str, Any], extra_columns: bool) -> pandas.DataFrame:
     import pandas as pd
 
     data: dict[str, Any] = {
@@ -251,7 +252,7 @@ def run_id_list(run_ids: Any) -> list[str]:
     """Run ids from a string, an iterable of ids or Runs, or a DataFrame with a run_id column."""
     if isinstance(run_ids, str):
         return [run_ids]
-    if hasattr(run_ids, "columns") and "run_id" in getattr(run_ids, "columns"):
+    if hasattr(run_ids, "columns") and "run_id" in run_ids.columns:
         run_ids = run_ids["run_id"]
     out: list[str] = []
     for item in run_ids:
@@ -263,7 +264,7 @@ def run_id_list(run_ids: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _run_states(store: "GitStore", run_ids: list[str]) -> dict[str, "RunState"]:
+def _run_states(store: GitStore, run_ids: list[str]) -> dict[str, RunState]:
     states: dict[str, RunState] = {}
     trees: dict[str, str] = {}
     root = store.branch.tree_of(store.branch.tip())
@@ -289,7 +290,7 @@ def metric_histories(store: Any, run_ids: Any, keys: str | Iterable[str] | None 
     return store.metric_histories(ids, wanted)
 
 
-def local_metric_histories(store: "GitStore", ids: list[str], wanted: list[str] | None
+def local_metric_histories(store: GitStore, ids: list[str], wanted: list[str] | None
                            ) -> list[tuple[str, str, int, int, float]]:
     """metric_histories of a git store: histories read from the branch as arrays."""
     states = _run_states(store, ids)
@@ -299,16 +300,16 @@ def local_metric_histories(store: "GitStore", ids: list[str], wanted: list[str] 
         for key in sorted(state.latest) if wanted is None else wanted:
             steps, times, values = store.metric_history_arrays(run_id, key, state)
             rows.extend((run_id, key, step, ts, value)
-                        for step, ts, value in zip(steps.tolist(), times.tolist(), values.tolist()))
+                        for step, ts, value in zip(steps.tolist(), times.tolist(), values.tolist(), strict=True))
     return rows
 
 
-def metric_history_metrics(store: "GitStore", run_ids: Any, keys: Any = None) -> list[Metric]:
+def metric_history_metrics(store: GitStore, run_ids: Any, keys: Any = None) -> list[Metric]:
     return [Metric(key, value, ts, step, run_id=run_id)
             for run_id, key, step, ts, value in metric_histories(store, run_ids, keys)]
 
 
-def metric_history_frame(store: "GitStore", run_ids: Any, keys: Any = None) -> "pandas.DataFrame":
+def metric_history_frame(store: GitStore, run_ids: Any, keys: Any = None) -> pandas.DataFrame:
     """A tidy frame: one row per (run_id, key, step, timestamp) with its value."""
     import numpy as np
     import pandas as pd
@@ -323,7 +324,7 @@ def metric_history_frame(store: "GitStore", run_ids: Any, keys: Any = None) -> "
     })
 
 
-def runs_to_dataframe(runs: list[Run]) -> "pandas.DataFrame":
+def runs_to_dataframe(runs: list[Run]) -> pandas.DataFrame:
     """MLflow's DataFrame for Run entities already in hand (e.g. from Client.search_runs)."""
     import numpy as np
 

@@ -25,7 +25,8 @@ import sys
 import threading
 import time
 from array import array
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ._records import _DATASET_KEYS, ATTR, ATTR_NAMES, DATASET, METRIC, PARAM, TAG, _dataset_values, doc_of, record_of
 
@@ -55,7 +56,7 @@ def _pack(kind: str, key: str, rids: array, values: list) -> tuple:
     return rids.tobytes(), (codes.tobytes(), list(index))
 
 
-def fold_slice(branch: "TrackingBranch", items: list[Item]) -> tuple[list[tuple], dict]:
+def fold_slice(branch: TrackingBranch, items: list[Item]) -> tuple[list[tuple], dict]:
     """(runs rows without seq, column pieces {(kind, key): packed}) for a slice of runs, in row
     id order, folded by the branch's own fold."""
     rows: list[tuple] = []
@@ -67,7 +68,7 @@ def fold_slice(branch: "TrackingBranch", items: list[Item]) -> tuple[list[tuple]
     for rid, run_id, bucket, tree in items:  # row id order
         record = record_of(states.pop(run_id))
         rows.append((rid, run_id, bucket, tree) + record[1:8] + (doc_of(record),))
-        for slot, value in zip(attrs, record[:8]):
+        for slot, value in zip(attrs, record[:8], strict=False):
             if value is not None:
                 slot[0].append(rid)
                 slot[1].append(value)
@@ -88,7 +89,7 @@ def fold_slice(branch: "TrackingBranch", items: list[Item]) -> tuple[list[tuple]
                         slot[0].append(rid)
                         slot[1].append(value)
     pieces = {}
-    for name, (rids, values) in zip(ATTR_NAMES, attrs):
+    for name, (rids, values) in zip(ATTR_NAMES, attrs, strict=True):
         if rids:
             pieces[(ATTR, name)] = _pack(ATTR, name, rids, values)
     for kind, group in keyed.items():
@@ -120,8 +121,8 @@ def worker_count(runs: int) -> int:
     return min(wanted, max(1, runs // SLICE_RUNS - 1))
 
 
-def fold_all(branch: "TrackingBranch", items: list[Item],
-             workers: "Workers | None" = None) -> Iterator[tuple[int, list[tuple], dict]]:
+def fold_all(branch: TrackingBranch, items: list[Item],
+             workers: Workers | None = None) -> Iterator[tuple[int, list[tuple], dict]]:
     """(slice number, rows, pieces) for every slice of `items`, in any order.  `workers`:
     processes started earlier (the caller closes them); else started here if worth it."""
     slices = [items[i:i + SLICE_RUNS] for i in range(0, len(items), SLICE_RUNS)]
@@ -144,7 +145,7 @@ class Workers:
     """Worker processes for one build, started as early as the caller knows it will need them
     (an interpreter takes ~0.1 s to start and import the store)."""
 
-    def __init__(self, branch: "TrackingBranch", count: int):
+    def __init__(self, branch: TrackingBranch, count: int):
         repo = branch.repo
         package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         setup = {"git_dir": repo.git_dir, "common_dir": repo.common_dir, "path": repo.path,
@@ -161,7 +162,7 @@ class Workers:
             self.procs.append(proc)
 
     @classmethod
-    def start(cls, branch: "TrackingBranch", runs: int) -> "Workers | None":
+    def start(cls, branch: TrackingBranch, runs: int) -> Workers | None:
         count = worker_count(runs)
         return cls(branch, count) if count else None
 
@@ -213,7 +214,7 @@ def _receive(stream: Any) -> Any:
     return marshal.loads(data)
 
 
-def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
+def _fold_in_workers(branch: TrackingBranch, slices: list[list[Item]],
                      workers: Workers) -> Iterator[tuple[int, list[tuple], dict]]:
     """Fold the slices here and in the worker processes, whichever is free takes the next.
 
@@ -253,7 +254,7 @@ def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
                 if following is not None:
                     mine.append(following)
                     _send(proc.stdin, (following, slices[following]))
-        except Exception as exc:  # noqa: BLE001 -- this process folds the slices instead
+        except Exception as exc:  # any failure: this process folds the slices instead
             proc.kill()
             with cond:
                 failures.append(f"{type(exc).__name__}: {exc}")
@@ -348,7 +349,7 @@ def _worker_main() -> None:
             _send(stdout, ("ok", number, rows, pieces))
             if _TRACE:
                 print(f"{time.time():.3f} worker {os.getpid()} sent {number}", file=sys.stderr)
-    except BaseException as exc:  # noqa: BLE001 -- the parent folds this slice itself
+    except BaseException as exc:  # any failure: the parent folds this slice itself
         import traceback
 
         try:

@@ -24,7 +24,8 @@ import json
 import sqlite3
 import struct
 from collections import OrderedDict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,6 @@ from ..entities import ViewType
 from ..exceptions import SearchError
 from ..store import layout
 from ._filter import Clause, OrderKey
-
 from ._records import (
     _ATTR_INTS,
     _ATTR_POSITION,
@@ -139,7 +139,7 @@ class FloatColumn:
             self.present = np.concatenate([self.present, np.zeros(n - len(self.present), dtype=bool)])
 
     def set(self, rids: list[int], values: list) -> None:
-        for rid, value in zip(rids, values):
+        for rid, value in zip(rids, values, strict=False):
             if value is None:
                 self.values[rid] = np.nan
                 self.present[rid] = False
@@ -147,7 +147,7 @@ class FloatColumn:
                 self.values[rid] = value
                 self.present[rid] = True
 
-    def copy(self) -> "FloatColumn":
+    def copy(self) -> FloatColumn:
         other = FloatColumn.__new__(FloatColumn)
         other.values, other.present = self.values.copy(), self.present.copy()
         return other
@@ -170,7 +170,7 @@ class IntColumn:
             self.present = np.concatenate([self.present, np.zeros(n - len(self.present), dtype=bool)])
 
     def set(self, rids: list[int], values: list) -> None:
-        for rid, value in zip(rids, values):
+        for rid, value in zip(rids, values, strict=False):
             if value is None:
                 self.values[rid] = 0
                 self.present[rid] = False
@@ -178,7 +178,7 @@ class IntColumn:
                 self.values[rid] = value
                 self.present[rid] = True
 
-    def copy(self) -> "IntColumn":
+    def copy(self) -> IntColumn:
         other = IntColumn.__new__(IntColumn)
         other.values, other.present = self.values.copy(), self.present.copy()
         return other
@@ -254,7 +254,7 @@ class StrColumn:
                     self.codes[self.codes >= i] += 1
         if new:
             self._objects = None
-        for rid, value in zip(rids, values):
+        for rid, value in zip(rids, values, strict=False):
             self.codes[rid] = -1 if value is None else self.code_of(value)
 
     def _recode(self, new: list[str]) -> None:
@@ -264,7 +264,7 @@ class StrColumn:
         self.codes = remap[self.codes]  # -1 indexes the appended -1
         self.uniques = merged
 
-    def copy(self) -> "StrColumn":
+    def copy(self) -> StrColumn:
         other = StrColumn.__new__(StrColumn)
         other.codes, other._objects = self.codes.copy(), self._objects
         other._uniques, other._raw = list(self.uniques), None  # decoded here once, for both
@@ -286,8 +286,8 @@ class MultiColumn:
 
     def set(self, rids: list[int], values: list) -> None:
         keep = ~np.isin(self.rids, np.asarray(rids, dtype=np.int64))
-        pairs = list(zip(self.rids[keep].tolist(), (self.uniques[c] for c in self.codes[keep].tolist())))
-        for rid, items in zip(rids, values):
+        pairs = list(zip(self.rids[keep].tolist(), (self.uniques[c] for c in self.codes[keep].tolist()), strict=True))
+        for rid, items in zip(rids, values, strict=False):
             pairs.extend((rid, v) for v in items or ())
         self._load([p[0] for p in pairs], [p[1] for p in pairs])
 
@@ -299,7 +299,7 @@ class MultiColumn:
         self.codes = np.asarray([position.get(values[i], -1) for i in order], dtype=np.int32)
         self.uniques = distinct
 
-    def copy(self) -> "MultiColumn":
+    def copy(self) -> MultiColumn:
         other = MultiColumn()
         other.rids, other.codes, other.uniques = self.rids.copy(), self.codes.copy(), list(self.uniques)
         return other

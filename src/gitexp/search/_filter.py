@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from ..exceptions import SearchError
 
-Value = Union[int, float, str, tuple, None]
+Value = int | float | str | tuple | None
 
 # Comparator sets by value type.
 NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=")

@@ -10,12 +10,21 @@ None first ascending) and pages.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..entities import PagedList
 from ..exceptions import SearchError
-from ._filter import LOGGED_MODELS, MODEL_VERSIONS, REGISTERED_MODELS, Clause, Schema, compare, parse_filter, \
-    parse_order_by
+from ._filter import (
+    LOGGED_MODELS,
+    MODEL_VERSIONS,
+    REGISTERED_MODELS,
+    Clause,
+    Schema,
+    compare,
+    parse_filter,
+    parse_order_by,
+)
 
 MODELS_MAX_RESULTS_THRESHOLD = 1000
 VERSIONS_MAX_RESULTS_THRESHOLD = 200_000
@@ -68,7 +77,7 @@ class _Desc:
     def __init__(self, v: Any):
         self.v = v
 
-    def __lt__(self, other: "_Desc") -> bool:
+    def __lt__(self, other: _Desc) -> bool:
         return other.v < self.v
 
     def __eq__(self, other: object) -> bool:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # Column kinds: attributes (one per run), metrics, params, tags, datasets (several per run).
 ATTR, METRIC, PARAM, TAG, DATASET = "a", "m", "p", "t", "d"

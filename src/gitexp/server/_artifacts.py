@@ -25,8 +25,8 @@ from starlette.responses import FileResponse
 from ..client import Client
 from ..entities import ViewType
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
-from ..store.artifacts import validate_artifact_path
 from ..store import rest_json as conv
+from ..store.artifacts import validate_artifact_path
 from . import _schemas as s
 from ._responses import JSON
 

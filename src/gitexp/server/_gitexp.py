@@ -7,7 +7,7 @@ run id prefixes, and a registered model's audit history.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import field_validator
@@ -23,20 +23,20 @@ from ._responses import JSON
 class CodeVersion(s.Request):
     """What code_version.capture() records (the client's working tree)."""
 
-    repository: Optional[str] = None
-    commit: Optional[str] = None
-    branch: Optional[str] = None
-    remote_url: Optional[str] = None
+    repository: str | None = None
+    commit: str | None = None
+    branch: str | None = None
+    remote_url: str | None = None
     dirty: bool = False
     untracked: list[str] = []
     untracked_blobs: dict[str, str] = {}
-    diff_bytes: Optional[s.INT64] = None
-    diff_truncated: Optional[bool] = None
-    patch: Optional[str] = None
+    diff_bytes: s.INT64 | None = None
+    diff_truncated: bool | None = None
+    patch: str | None = None
 
     @field_validator("repository", "commit", "branch", "remote_url")
     @classmethod
-    def _text(cls, value: Optional[str]) -> Optional[str]:
+    def _text(cls, value: str | None) -> str | None:
         if value is not None:
             value.encode("utf-8")  # lone surrogates cannot be written to code.yaml
         return value
@@ -49,7 +49,7 @@ class RecordCode(s.Request):
 
 
 class Flush(s.Request):
-    run_id: Optional[str] = None
+    run_id: str | None = None
 
 
 class RunRef(s.Request):

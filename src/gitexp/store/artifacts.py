@@ -31,15 +31,16 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from .. import _git as git
 from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
-from .objects import MODE_BLOB, MODE_EXEC, TreeEntry, _LRU
+from .objects import _LRU, MODE_BLOB, MODE_EXEC, TreeEntry
 from .protection import hold_pending, prepare_pending
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ GITATTRIBUTES_MAX_LINE = 2048  # attr.h: ATTR_MAX_LINE_LENGTH
 
 def _ascii_ieq(text: str, needle: str) -> bool:
     """text equals the lowercase ASCII needle, ASCII letters compared without case (strncasecmp)."""
-    return len(text) == len(needle) and all(c == n or (c.isascii() and c.lower() == n) for c, n in zip(text, needle))
+    return len(text) == len(needle) and all(c == n or (c.isascii() and c.lower() == n)
+                                            for c, n in zip(text, needle, strict=True))
 
 
 def is_hfs_dot(name: str, needle: str) -> bool:
@@ -249,7 +251,7 @@ class Pointer:
         return f"{POINTER_MAGIC}\nsha256 {self.sha256}\nsize {self.size}\nstore {self.store}\n".encode()
 
     @classmethod
-    def parse(cls, data: bytes) -> "Pointer | None":
+    def parse(cls, data: bytes) -> Pointer | None:
         """The pointer a blob holds, or None if the blob is an ordinary file."""
         if len(data) > MAX_POINTER_BYTES or not data.startswith(POINTER_MAGIC.encode() + b"\n"):
             return None
@@ -361,7 +363,7 @@ class ExternalStore:
         return self.fs.open(self._remote_path(sha256), "rb")
 
 
-def default_store_dir(store: "GitStore") -> str:
+def default_store_dir(store: GitStore) -> str:
     return os.path.join(store.repo.state_dir, "artifacts")
 
 
@@ -505,7 +507,7 @@ class ArtifactView:
 class RunArtifacts:
     """Logging, listing and downloading the artifacts of runs in one repository."""
 
-    def __init__(self, store: "GitStore"):
+    def __init__(self, store: GitStore):
         self.store = store
         self.branch = store.branch
         self.odb = store.branch.odb
@@ -706,7 +708,8 @@ class RunArtifacts:
         children = view.children(path)
         unknown = [f.sha for _, f in children if f is not None and f.size is None]
         sizes = _blob_sizes(self.odb.git_dir, unknown) if unknown else {}
-        small = [f for _, f in children if f is not None and f.size is None and sizes.get(f.sha, 0) <= MAX_POINTER_BYTES]
+        small = [f for _, f in children
+                 if f is not None and f.size is None and sizes.get(f.sha, 0) <= MAX_POINTER_BYTES]
         for f in small:  # a small blob might be a pointer: its size is the real file's
             pointer = Pointer.parse(self.odb.read_blob(f.sha))
             if pointer is not None:
@@ -752,7 +755,8 @@ class RunArtifacts:
         Returns the local path of the copy: `dst_path/<path>`, as MLflow does.
         """
         path, files = self.files(run_id, path)
-        dst = os.path.abspath(os.fspath(dst_path)) if dst_path is not None else tempfile.mkdtemp(prefix="gitexp-artifacts-")
+        dst = (os.path.abspath(os.fspath(dst_path)) if dst_path is not None
+               else tempfile.mkdtemp(prefix="gitexp-artifacts-"))
         os.makedirs(dst, exist_ok=True)
         self.materialize(run_id, files.values(), dst)
         return os.path.join(dst, *path.split("/")) if path else dst
@@ -792,7 +796,7 @@ class RunArtifacts:
         files = list(files)
         shas = [f.sha for f in files]
         reader = self.odb.read_many(shas) if len(files) > 16 else ((s, self.odb.read(s)[1]) for s in shas)
-        for f, (_sha, data) in zip(files, reader):
+        for f, (_sha, data) in zip(files, reader, strict=False):
             target = os.path.join(dst, *f.path.split("/"))
             if os.path.isdir(target):
                 shutil.rmtree(target)

@@ -14,12 +14,12 @@ import os
 import random
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from .. import _git as git
 from ..exceptions import BranchCheckedOut, DamagedData, InvalidParameterValue, StoreError
 from . import histories, layout
-from .objects import MODE_BLOB, REF_LOCK_TIMEOUT, ObjectDB, RefStore, _LRU, decode_tree
+from .objects import _LRU, MODE_BLOB, REF_LOCK_TIMEOUT, ObjectDB, RefStore, decode_tree
 from .repo import Repository
 from .state import DAMAGED_TAG, ExperimentState, RunState, default_experiment
 
@@ -348,7 +348,7 @@ class TrackingBranch:
             raise mine.error
         return mine.result  # type: ignore[return-value]
 
-    def _commit_batch(self, batch: list["_Queued"]) -> None:
+    def _commit_batch(self, batch: list[_Queued]) -> None:
         def build_all(tree: str | None) -> Changes:
             changes: Changes = {}
             for queued in batch:
@@ -412,7 +412,11 @@ class TrackingBranch:
         events = self.odb.tree_dict(tree).get("events") if tree else None
         if events is not None:
             base = f"{layout.run_dir(run_id)}/events/"
-            for name, doc in self.read_events(events.sha, lambda n, line, what: state.note_damage(base + n, line, what)):
+
+            def damaged(n: str, line: int | None, what: str) -> None:
+                state.note_damage(base + n, line, what)
+
+            for name, doc in self.read_events(events.sha, damaged):
                 _apply_event(state.apply, doc, lambda line, what, n=name: state.note_damage(base + n, line, what))
         with self._lock:
             self._runs.put(key, state)
@@ -431,7 +435,7 @@ class TrackingBranch:
         return self.tree_of(commit) if commit else None
 
     # -- metric histories -------------------------------------------------------------------
-    def own_history(self, own_tree: str | None, key: str, run_id: str | None = None) -> "tuple":
+    def own_history(self, own_tree: str | None, key: str, run_id: str | None = None) -> tuple:
         """(steps, timestamps, values) arrays of a metric's history in a run's own files.
 
         A damaged history file fails this read only, with an error naming the run, the
@@ -456,7 +460,7 @@ class TrackingBranch:
             f"{f' line {line}' if line else ''} is damaged ({problem}). The run's other data is "
             f"unaffected; fix or remove that line on the branch '{self.repo.branch}'.")
 
-    def _own_history(self, own_tree: str | None, key: str) -> "tuple":
+    def _own_history(self, own_tree: str | None, key: str) -> tuple:
         entry = self.odb.lookup(own_tree, "metrics") if own_tree else None
         shas = [sha for _path, sha in histories.history_paths(
             self.odb, entry.sha if entry is not None and entry.is_tree else None, key)]
@@ -695,7 +699,8 @@ class TrackingBranch:
         cached = self._exp_cache.get_item(tree)
         if cached is not None:
             return cached
-        state = default_experiment() if experiment_id == layout.DEFAULT_EXPERIMENT_ID else ExperimentState(experiment_id)
+        state = (default_experiment() if experiment_id == layout.DEFAULT_EXPERIMENT_ID
+                 else ExperimentState(experiment_id))
         events = self.odb.tree_dict(tree).get("events")
         if events is not None:
             base = f"{layout.experiment_dir(experiment_id)}/events/"
@@ -705,7 +710,8 @@ class TrackingBranch:
                 problems.append(f"{base}{name}{f' line {line}' if line else ''}: {what}")
 
             for name, doc in self.read_events(events.sha, damaged):
-                _apply_event(lambda op, t=doc.get("time"): state.apply(op, t), doc,
+                event_time = doc.get("time")
+                _apply_event(lambda op, t=event_time: state.apply(op, t), doc,
                              lambda line, what, n=name: damaged(n, line, what))
             if problems:
                 state.tags[DAMAGED_TAG] = "; ".join(problems)[:4000]

@@ -47,7 +47,7 @@ def _git(git_dir: str, args: list[str], input: bytes | None = None) -> subproces
     return git.run(args, git_dir=git_dir, input=input, env=env)
 
 
-def _code_index(store: "GitStore") -> dict[str, tuple[str | None, bool]]:
+def _code_index(store: GitStore) -> dict[str, tuple[str | None, bool]]:
     """run_id -> (base commit, ran on uncommitted code?) for every run with a code version.
 
     code.yaml blobs are parsed once per repository: the result is kept by blob id in
@@ -69,7 +69,8 @@ def _code_index(store: "GitStore") -> dict[str, tuple[str | None, bool]]:
         known = cache.get(entry.sha)
         if known is None:
             code = layout.load_yaml(branch.odb.read_blob(entry.sha)) or {}
-            uncommitted = (bool(code.get("dirty")) and not code.get("diff_truncated")) or bool(code.get("untracked_blobs"))
+            uncommitted = ((bool(code.get("dirty")) and not code.get("diff_truncated"))
+                           or bool(code.get("untracked_blobs")))
             known = cache[entry.sha] = [code.get("commit"), uncommitted]
             changed = True
         out[run_id] = (known[0], bool(known[1]))
@@ -108,8 +109,9 @@ def commit_contains(git_dir: str, code: dict, patch: bytes, commit: str, object_
     if blobs:
         paths = list(blobs)
         query = "".join(f"{commit}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
-        lines = _git(git_dir, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], query).stdout.decode().splitlines()
-        for p, line in zip(paths, lines):
+        result = _git(git_dir, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], query)
+        lines = result.stdout.decode().splitlines()
+        for p, line in zip(paths, lines, strict=False):
             sha, _, kind = line.partition(" ")
             if kind == "blob":
                 if sha != blobs[p]:
@@ -122,7 +124,7 @@ def _names(raw: bytes) -> list[str]:
     return [p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p]
 
 
-def link_runs_to_commit(store: "GitStore", commit: str = "HEAD", code_repository: str | None = None) -> list[str]:
+def link_runs_to_commit(store: GitStore, commit: str = "HEAD", code_repository: str | None = None) -> list[str]:
     """Tag every run whose uncommitted code `commit` holds (see the module docstring)."""
     git_dir = store.repo.common_dir
     if code_repository is not None:

@@ -9,8 +9,9 @@ operation it cannot do over HTTP with RepositoryRequired, naming the operation.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, Protocol, Sequence, TypeVar, overload, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 from ..entities import Experiment, Metric, PagedList, Run
 
@@ -44,7 +45,7 @@ class lazy_attribute(Generic[_T]):
         self.name = name
 
     @overload
-    def __get__(self, instance: None, owner: type) -> "lazy_attribute[_T]": ...
+    def __get__(self, instance: None, owner: type) -> lazy_attribute[_T]: ...
     @overload
     def __get__(self, instance: object, owner: type) -> _T: ...
 

@@ -21,7 +21,8 @@ import secrets
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 try:
     import fcntl
@@ -128,11 +129,12 @@ class Session:
     An owner's checkpoints write the run's own directory as a tree on the run's
     live ref (``refs/gitexp/live/<run_id>``, see branch.LIVE_PREFIX); every
     `publish_every`-th checkpoint, the run's last commit, and every explicit flush
-    graft that directory into the shared branch instead and drop the live ref.  Editors' changes are event files, committed to the branch at
-    the same publishing points.
+    graft that directory into the shared branch instead and drop the live ref.
+    Editors' changes are event files, committed to the branch at the same
+    publishing points.
     """
 
-    def __init__(self, branch: "TrackingBranch", run_id: str, mode: str, journal_dir: str,
+    def __init__(self, branch: TrackingBranch, run_id: str, mode: str, journal_dir: str,
                  state: RunState | None = None, keep_open: bool = False, own_tree: str | None = None):
         self.branch = branch
         self.run_id = run_id
@@ -425,7 +427,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def own_changes(branch: "TrackingBranch", state: RunState, ops: list[dict], own_tree: str | None,
+def own_changes(branch: TrackingBranch, state: RunState, ops: list[dict], own_tree: str | None,
                 next_chunk: dict[str, int], write_code: bool = True) -> dict[str, tuple[bytes, str] | None]:
     """The changes to a run's own directory (paths relative to it) that commit `ops`.
 
@@ -473,7 +475,7 @@ def own_changes(branch: "TrackingBranch", state: RunState, ops: list[dict], own_
     return changes
 
 
-def event_changes(branch: "TrackingBranch", run_id: str, mode: str, ops: list[dict]
+def event_changes(branch: TrackingBranch, run_id: str, mode: str, ops: list[dict]
                   ) -> dict[str, tuple[bytes, str] | None]:
     """The event file (and an editor's artifacts) that commit `ops` to the branch."""
     event_ops = ops if mode == EDITOR else [op for op in ops if op["op"] in _EVENT_OPS]
@@ -493,7 +495,7 @@ def event_changes(branch: "TrackingBranch", run_id: str, mode: str, ops: list[di
     return changes
 
 
-def run_graft(branch: "TrackingBranch", run_id: str, own_tree: str | None, old_own: str | None
+def run_graft(branch: TrackingBranch, run_id: str, own_tree: str | None, old_own: str | None
               ) -> dict[str, tuple[bytes, str] | None]:
     """Branch changes that make a run's own entries those of `own_tree` (its events stay)."""
     if own_tree is None:
@@ -508,7 +510,7 @@ def run_graft(branch: "TrackingBranch", run_id: str, own_tree: str | None, old_o
     return changes
 
 
-def session_changes(branch: "TrackingBranch", run_id: str, mode: str, state: RunState | None,
+def session_changes(branch: TrackingBranch, run_id: str, mode: str, state: RunState | None,
                     ops: list[dict]) -> dict[str, tuple[bytes, str] | None]:
     """Everything one commit of `ops` writes to the branch for a run that has no own files yet
     (owners) or any run (editors): the files a finished session leaves, in one dict."""
@@ -649,7 +651,7 @@ def _read_header(path: str) -> tuple[dict | None, int]:
         return None, 0
 
 
-def recover_journal(branch: "TrackingBranch", path: str, on_recovered: Callable[[str], None] | None = None) -> str | None:
+def recover_journal(branch: TrackingBranch, path: str, on_recovered: Callable[[str], None] | None = None) -> str | None:
     """Commit what a dead process's journal holds; returns the run id recovered, if any.
 
     The recoverer holds the journal's flock from before it claims it (by renaming it)
@@ -675,7 +677,7 @@ def recover_journal(branch: "TrackingBranch", path: str, on_recovered: Callable[
     return run_id
 
 
-def _recover_claimed(branch: "TrackingBranch", claimed: str) -> str | None:
+def _recover_claimed(branch: TrackingBranch, claimed: str) -> str | None:
     header, ops = read_journal(claimed)
     if header is None:
         return None
@@ -703,7 +705,7 @@ def _recover_claimed(branch: "TrackingBranch", claimed: str) -> str | None:
     return run_id
 
 
-def _other_writers(branch: "TrackingBranch", run_id: str, claimed: str) -> bool:
+def _other_writers(branch: TrackingBranch, run_id: str, claimed: str) -> bool:
     """Whether another journal of the run (this process's included) may belong to a live writer."""
     journal_dir = os.path.dirname(claimed)
     try:
@@ -718,7 +720,7 @@ def _other_writers(branch: "TrackingBranch", run_id: str, claimed: str) -> bool:
     return False
 
 
-def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], end_time: int, what: str) -> None:
+def publish_dead_owner(branch: TrackingBranch, run_id: str, ops: list[dict], end_time: int, what: str) -> None:
     """Put a dead owner's last state on the branch: its live checkpoint, then `ops`, and
     KILLED if it was still running.  Deletes its live ref."""
     odb = branch.odb
@@ -760,7 +762,7 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
         branch.refs.delete(LIVE_PREFIX + run_id, live)
 
 
-def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[dict]
+def _status_event(branch: TrackingBranch, run_id: str, status: str, ops: list[dict]
                   ) -> dict[str, tuple[bytes, str] | None]:
     """An owner ending its run writes the status to its own files, which events override:
     when an event (an editor that resumed the run) says otherwise, the end is an event too."""
@@ -781,7 +783,7 @@ def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[
     return event_changes(branch, run_id, EDITOR, ends[-1:])
 
 
-def orphaned_live_runs(branch: "TrackingBranch", journal_dir: str) -> list[str]:
+def orphaned_live_runs(branch: TrackingBranch, journal_dir: str) -> list[str]:
     """Runs with a live ref but no journal at all: their writer is gone (a session keeps its
     journal until after it dropped its live ref), so the live checkpoint must be published."""
     live = branch.live_commits()

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .. import _validation as valid
 from .._names import random_run_name

@@ -28,7 +28,8 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from typing import Callable, Iterable, Iterator, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from .. import _git as git
 from ..exceptions import GitexpError, GitNotFound, RefLocked

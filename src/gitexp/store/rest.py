@@ -23,7 +23,8 @@ import shutil
 import tempfile
 import threading
 import urllib.parse
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..entities import Experiment, FileInfo, Metric, PagedList, Run, RunStatus, ViewType
 from ..exceptions import (
@@ -497,7 +498,7 @@ class RestArtifacts:
         doc = self.store.call("GET", "/artifacts/list", query={"run_id": run_id, "path": path or None})
         return [conv.parse_file_info(f) for f in doc.get("files") or []]
 
-    def view(self, run_id: str) -> "_RemoteView":
+    def view(self, run_id: str) -> _RemoteView:
         return _RemoteView(self, run_id)
 
     def read_bytes(self, run_id: str, path: str) -> bytes:

@@ -9,7 +9,8 @@ is the order of event file names, so every clone computes the same state.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..entities import (
     Dataset,
@@ -189,7 +190,7 @@ class RunState:
         ])
         return Run(info, data, inputs)
 
-    def copy(self) -> "RunState":
+    def copy(self) -> RunState:
         other = RunState(self.run_id)
         for name in self.__slots__:
             setattr(other, name, getattr(self, name))

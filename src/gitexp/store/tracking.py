@@ -17,7 +17,8 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -67,7 +68,7 @@ class _Sessions:
         self.by_run: dict[tuple[str, str], Session] = {}
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
-        self.stores: "weakref.WeakSet[GitStore]" = weakref.WeakSet()
+        self.stores: weakref.WeakSet[GitStore] = weakref.WeakSet()
 
     def get(self, repo: Repository, run_id: str) -> Session | None:
         return self.by_run.get((repo.common_dir, run_id))

@@ -36,7 +36,7 @@ class DataType(Enum):
     boolean = (1, np.dtype("bool"), np.dtype("bool"), bool)
     integer = (2, np.dtype("int32"), np.dtype("int32"), int)
     long = (3, np.dtype("int64"), np.dtype("int64"), int)
-    float = (4, np.dtype("float32"), np.dtype("float32"), builtins.float)  # noqa: A003 - MLflow's names
+    float = (4, np.dtype("float32"), np.dtype("float32"), builtins.float)  # shadows the builtin: MLflow's names
     double = (5, np.dtype("float64"), np.dtype("float64"), builtins.float)
     string = (6, np.dtype("str"), object, str)
     binary = (7, np.dtype("bytes"), object, bytes)
@@ -118,7 +118,7 @@ class Property:
         return (isinstance(other, Property) and (self.name, self.dtype, self.required)
                 == (other.name, other.dtype, other.required))
 
-    def __lt__(self, other: "Property") -> bool:
+    def __lt__(self, other: Property) -> bool:
         return self.name < other.name
 
     def __repr__(self) -> str:
@@ -183,7 +183,7 @@ class AnyType:
 class ColSpec:
     """One column: a type, an optional name, and whether it is required."""
 
-    def __init__(self, type: Any, name: str | None = None, required: bool = True):  # noqa: A002
+    def __init__(self, type: Any, name: str | None = None, required: bool = True):
         self.type = _as_type(type)
         self.name = name
         self.required = True if required is None else bool(required)
@@ -196,7 +196,7 @@ class ColSpec:
         return d
 
     @classmethod
-    def from_json_dict(cls, **kwargs: Any) -> "ColSpec":
+    def from_json_dict(cls, **kwargs: Any) -> ColSpec:
         name = kwargs.pop("name", None)
         required = kwargs.pop("required", True)
         return cls(_type_from_json(kwargs), name, required)
@@ -213,7 +213,7 @@ class ColSpec:
 class TensorSpec:
     """A numpy array of one dtype and shape (-1 marks a variable dimension)."""
 
-    def __init__(self, type: np.dtype, shape: tuple[int, ...] | list[int], name: str | None = None):  # noqa: A002
+    def __init__(self, type: np.dtype, shape: tuple[int, ...] | list[int], name: str | None = None):
         if not isinstance(type, np.dtype):
             raise InvalidParameterValue(f"TensorSpec type must be a numpy dtype, got {type!r}")
         if type.char in ("U", "S") and not type.name.isalpha():
@@ -234,7 +234,7 @@ class TensorSpec:
         return {"name": self.name, "type": "tensor", "tensor-spec": spec}
 
     @classmethod
-    def from_json_dict(cls, **kwargs: Any) -> "TensorSpec":
+    def from_json_dict(cls, **kwargs: Any) -> TensorSpec:
         spec = kwargs["tensor-spec"]
         return cls(np.dtype(spec["dtype"]), tuple(spec["shape"]), kwargs.get("name"))
 
@@ -306,7 +306,7 @@ class Schema:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, json_str: str) -> "Schema":
+    def from_json(cls, json_str: str) -> Schema:
         items = json.loads(json_str)
         return cls([TensorSpec.from_json_dict(**x) if x.get("type") == "tensor" else ColSpec.from_json_dict(**x)
                     for x in items])
@@ -333,7 +333,7 @@ class ParamSpec:
                 "type": self.dtype.name}
 
     @classmethod
-    def from_json_dict(cls, **kwargs: Any) -> "ParamSpec":
+    def from_json_dict(cls, **kwargs: Any) -> ParamSpec:
         shape = kwargs.get("shape")
         return cls(kwargs["name"], kwargs["type"], kwargs.get("default"), tuple(shape) if shape else None)
 
@@ -374,5 +374,5 @@ class ParamSchema:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, json_str: str) -> "ParamSchema":
+    def from_json(cls, json_str: str) -> ParamSchema:
         return cls([ParamSpec.from_json_dict(**p) for p in json.loads(json_str)])

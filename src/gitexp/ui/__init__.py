@@ -14,7 +14,7 @@ a commit on the tracking branch carrying the user's git identity.  Needs the
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI
 

@@ -19,7 +19,8 @@ import datetime as dt
 import functools
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2

@@ -68,7 +68,7 @@ def default_columns(keys: dict[str, list[str]]) -> list[Column]:
 class Row:
     run: Run
     depth: int = 0
-    children: list["Row"] = field(default_factory=list)
+    children: list[Row] = field(default_factory=list)
     parent_id: str | None = None
     parent_on_page: bool = False
 
