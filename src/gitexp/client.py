@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .entities import (
     Experiment,
@@ -26,9 +26,18 @@ from .store.interface import RepositoryInfo, TrackingStore, lazy_attribute
 from .store.repo import open_repository, path_from_uri
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from .code_version import CodeCheckout, CodeDiff
     from .entities.logged_model import LoggedModel
     from .entities.model_registry import ModelHistoryEntry, ModelVersion, RegisteredModel
+    from .store.artifacts import RunArtifacts
     from .store.diagnosis import Diagnosis
+    from .store.history import CommitDetail
+    from .store.logged_models import LoggedModels
+    from .store.registry import ModelRegistry
+    from .store.rest import RestArtifacts, RestLoggedModels, RestRegistry
+    from .store.sync import PullResult, PushResult, SyncResult
 
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 
@@ -97,7 +106,7 @@ class Client:
     methods; the store itself (``_store``) is for this module only.
     """
 
-    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
+    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
         self._tracking_uri = resolve_tracking_uri(tracking_uri)
         self._registry_uri = registry_uri or self._tracking_uri
 
@@ -158,14 +167,14 @@ class Client:
     def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY,
                            max_results: int | None = SEARCH_MAX_RESULTS_DEFAULT,
                            filter_string: str | None = None, order_by: list[str] | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Any]:
         from .search import search_experiments
 
         return search_experiments(self._store.list_experiments(view_type), filter_string, order_by,
                                   max_results, page_token)
 
     def list_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
-                         page_token: str | None = None) -> PagedList:
+                         page_token: str | None = None) -> PagedList[Any]:
         """MLflow 1.x's name for search_experiments() without a filter (older tutorials use it)."""
         return self.search_experiments(view_type, max_results, page_token=page_token)
 
@@ -189,7 +198,7 @@ class Client:
         sequence of Metric entities backed by arrays; `list(...)` for a real list)."""
         return self._store.get_metric_history(run_id, key)
 
-    def metric_history_arrays(self, run_id: str, key: str) -> tuple:
+    def metric_history_arrays(self, run_id: str, key: str) -> tuple[Any, ...]:
         """A metric's history as numpy arrays (steps, timestamps, values): a long history
         without a Python object per point."""
         return self._store.metric_history_arrays(run_id, key)
@@ -254,7 +263,7 @@ class Client:
     def search_runs(self, experiment_ids: str | list[str], filter_string: str = "",
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
                     order_by: list[str] | None = None, page_token: str | None = None,
-                    as_of: Any = None) -> PagedList:
+                    as_of: Any = None) -> PagedList[Any]:
         """Runs matching an MLflow filter string, ordered and paged (at most 50000 a page).
 
         ``as_of`` (gitexp addition) searches the store as it was: a commit-ish
@@ -265,7 +274,7 @@ class Client:
 
     def search_runs_frame(self, experiment_ids: str | list[str], filter_string: str = "",
                           run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
-                          order_by: list[str] | None = None, as_of: Any = None):
+                          order_by: list[str] | None = None, as_of: Any = None) -> pd.DataFrame:
         """search_runs as a pandas DataFrame with MLflow's columns, any number of rows (gitexp addition).
 
         Built column-wise from the search index, without Run entities: the fast
@@ -283,7 +292,7 @@ class Client:
 
         return metric_history_metrics(self._store, run_ids, keys)
 
-    def metric_history_frame(self, run_ids: Any, keys: str | Sequence[str] | None = None):
+    def metric_history_frame(self, run_ids: Any, keys: str | Sequence[str] | None = None) -> pd.DataFrame:
         """A tidy pandas DataFrame of metric histories: columns run_id, key, step, timestamp,
         value; one row per logged point (gitexp addition)."""
         from .search import metric_history_frame
@@ -328,7 +337,7 @@ class Client:
         self._store.capture_code(run_id, capture)
 
     # -- sharing and code versions (gitexp additions) ---------------------------------------
-    def pull(self, remote: str | None = None, progress: bool | None = None):
+    def pull(self, remote: str | None = None, progress: bool | None = None) -> PullResult:
         """Fetch the remote's tracking branch and merge it into yours (see docs/sync.md).
 
         remote: a remote name or URL (default: the current branch's upstream remote, else origin).
@@ -336,18 +345,18 @@ class Client:
         """
         return self._store.pull(remote, progress)
 
-    def push(self, remote: str | None = None, progress: bool | None = None, no_verify: bool = False):
+    def push(self, remote: str | None = None, progress: bool | None = None, no_verify: bool = False) -> PushResult:
         """Push the tracking branch; if another clone pushed first, merge theirs and retry.
 
         no_verify skips your pre-push hooks for this push (as `git push --no-verify`).
         """
         return self._store.push(remote, progress, no_verify=no_verify)
 
-    def sync(self, remote: str | None = None, progress: bool | None = None):
+    def sync(self, remote: str | None = None, progress: bool | None = None) -> SyncResult:
         """pull() then push(): afterwards you and the remote hold every run of both."""
         return self._store.sync(remote, progress)
 
-    def checkout_code(self, run_id: str, directory: str):
+    def checkout_code(self, run_id: str, directory: str) -> CodeCheckout:
         """Recreate the source tree a run ran with in `directory` (commit + uncommitted diff).
 
         Returns a CodeCheckout (commit, whether a diff was applied, untracked files whose
@@ -365,11 +374,12 @@ class Client:
         return self._store.link_runs_to_commit(commit, repository)
 
     def _run_info(self, run_id: str) -> RunInfo:
-        return self.get_run(run_id).info
+        info: RunInfo = self.get_run(run_id).info
+        return info
 
     # -- model registry (store logic: store/registry.py) ------------------------------------
     @property
-    def _registry(self) -> Any:
+    def _registry(self) -> ModelRegistry | RestRegistry:
         return self._store.registry
 
     def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,
@@ -397,13 +407,13 @@ class Client:
         self._registry.delete_registered_model_tag(name, key)
 
     def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
-                                 order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
+                                 order_by: list[str] | None = None, page_token: str | None = None) -> PagedList[Any]:
         from .search._objects import search_registered_models
 
         return search_registered_models(self._registry.list_registered_models(), filter_string, max_results,
                                         order_by, page_token)
 
-    def list_registered_models(self, max_results: int = 100, page_token: str | None = None) -> PagedList:
+    def list_registered_models(self, max_results: int = 100, page_token: str | None = None) -> PagedList[Any]:
         """MLflow 1.x's name for search_registered_models() without a filter (older tutorials use it)."""
         return self.search_registered_models(max_results=max_results, page_token=page_token)
 
@@ -451,7 +461,7 @@ class Client:
         self._registry.delete_model_version(name, version)
 
     def search_model_versions(self, filter_string: str | None = None, max_results: int = 10_000,
-                              order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
+                              order_by: list[str] | None = None, page_token: str | None = None) -> PagedList[Any]:
         from .search._objects import search_model_versions
 
         return search_model_versions(self._registry.list_model_versions(), filter_string, max_results,
@@ -479,20 +489,24 @@ class Client:
                 f"stage={stage!r})")
         if version is not None:
             return version
-        latest = self.get_latest_versions(name, [stage])  # type: ignore[list-item]
+        assert stage is not None  # exactly one of the two, checked above
+        latest = self.get_latest_versions(name, [stage])
         if not latest:
             from .exceptions import ResourceDoesNotExist
 
             raise ResourceDoesNotExist(f"Model {name!r} has no version in stage {stage!r}", name=name)
-        return latest[0].version
+        found: str | int = latest[0].version
+        return found
 
     def set_model_version_tag(self, name: str, version: str | int | None = None, key: str | None = None,
                               value: Any = None, stage: str | None = None) -> None:
-        self._registry.set_model_version_tag(name, self._version_or_stage(name, version, stage), key, value)
+        # A missing key is refused by the store's key check (InvalidParameterValue), as by MLflow's.
+        self._registry.set_model_version_tag(name, self._version_or_stage(name, version, stage), cast(str, key), value)
 
     def delete_model_version_tag(self, name: str, version: str | int | None = None, key: str | None = None,
                                  stage: str | None = None) -> None:
-        self._registry.delete_model_version_tag(name, self._version_or_stage(name, version, stage), key)
+        # A missing key is refused by the store's key check (InvalidParameterValue), as by MLflow's.
+        self._registry.delete_model_version_tag(name, self._version_or_stage(name, version, stage), cast(str, key))
 
     def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
         self._registry.set_registered_model_alias(name, alias, version)
@@ -517,7 +531,7 @@ class Client:
 
     # -- logged models (MLflow 3; store logic: store/logged_models.py) ------------------------
     @property
-    def _logged_models(self) -> Any:
+    def _logged_models(self) -> LoggedModels | RestLoggedModels:
         return self._store.logged_models
 
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
@@ -553,9 +567,9 @@ class Client:
         return self._logged_models.for_run(run_id)
 
     def search_logged_models(self, experiment_ids: list[str], filter_string: str | None = None,
-                             datasets: list[dict] | None = None, max_results: int | None = None,
+                             datasets: list[dict[str, Any]] | None = None, max_results: int | None = None,
                              order_by: list[dict[str, Any]] | None = None,
-                             page_token: str | None = None) -> PagedList:
+                             page_token: str | None = None) -> PagedList[Any]:
         """Logged models of the experiments matching the filter (name, model_id, model_type, status,
         source_run_id, creation_timestamp, tags.<key>); order_by: [{"field_name": ..., "ascending": ...}]."""
         return self._logged_models.search(experiment_ids, filter_string, datasets, max_results, order_by,
@@ -563,7 +577,7 @@ class Client:
 
     # -- artifacts (files of a run: small ones in git, large ones in the artifact store) ------
     @property
-    def _artifacts(self) -> Any:
+    def _artifacts(self) -> RunArtifacts | RestArtifacts:
         return self._store.artifacts
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
@@ -589,7 +603,8 @@ class Client:
 
         self._artifacts.log_bytes(run_id, dict_bytes(dictionary, artifact_file), artifact_file)
 
-    def log_figure(self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict | None = None) -> None:
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str, *,
+                   save_kwargs: dict[str, Any] | None = None) -> None:
         """Log a matplotlib or plotly figure (plotly: .html, or an image format via kaleido)."""
         from ._artifact_formats import figure_bytes
 
@@ -609,6 +624,7 @@ class Client:
             return
         import uuid
 
+        assert key is not None  # artifact_file or key: checked above
         full, thumb = fmt.image_key_paths(key, step, timestamp, str(uuid.uuid4()))
         self._artifacts.log_bytes(run_id, fmt.image_bytes(image, full), full)
         self._artifacts.log_bytes(run_id, fmt.compressed_image_bytes(image), thumb)
@@ -632,7 +648,7 @@ class Client:
             if is_image.any() and not is_image.all():
                 raise InvalidParameterValue(f"Column {column!r} of the table mixes images and other values")
             if len(frame) and is_image.all():
-                def save(image: Any) -> dict:
+                def save(image: Any) -> dict[str, Any]:
                     base = posixpath.join("table_images", posixpath.splitext(artifact_file)[0], str(uuid.uuid4()))
                     self._artifacts.log_bytes(run_id, fmt.image_bytes(image, base + ".png"), base + ".png")
                     self._artifacts.log_bytes(run_id, fmt.compressed_image_bytes(image), base + ".webp")
@@ -650,7 +666,7 @@ class Client:
             self.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(tag + [entry]))
 
     def load_table(self, experiment_id: str, artifact_file: str, run_ids: list[str] | None = None,
-                   extra_columns: list[str] | None = None):
+                   extra_columns: list[str] | None = None) -> pd.DataFrame:
         """One DataFrame of the table artifact_file from the given runs (default: every run of the experiment)."""
         import pandas as pd
 
@@ -673,7 +689,7 @@ class Client:
                 f"No run of experiment {experiment_id} has a table artifact {artifact_file!r}")
         return pd.concat(frames, ignore_index=True)
 
-    def list_artifacts(self, run_id: str, path: str | None = None) -> list:
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[Any]:
         """FileInfo of each file and directory directly below path (the root by default)."""
         return self._artifacts.list(run_id, path)
 
@@ -730,7 +746,7 @@ class Client:
 
     def get_tracking_history(self, max_results: int = 50, page_token: str | None = None,
                              run_id: str | None = None, experiment_id: str | None = None,
-                             model_name: str | None = None) -> PagedList:
+                             model_name: str | None = None) -> PagedList[Any]:
         """Commits of the tracking branch, newest first: who changed which runs, experiments and
         models, and when (BranchCommit entries; ``.token`` for the next page).
 
@@ -739,12 +755,12 @@ class Client:
         commits, token = self._store.tracking_history(max_results, page_token, run_id, experiment_id, model_name)
         return PagedList(commits, token)
 
-    def get_tracking_commit(self, commit: str):
+    def get_tracking_commit(self, commit: str) -> CommitDetail:
         """One commit of the tracking branch with the runs/experiments/models it changed and its
         file diffs (CommitDetail)."""
         return self._store.tracking_commit(commit)
 
-    def diff_run_code(self, run_id: str, other_run_id: str):
+    def diff_run_code(self, run_id: str, other_run_id: str) -> CodeDiff:
         """How the code of two runs differs, uncommitted changes included (CodeDiff: stat, patch,
         and why a run's code could not be rebuilt, if so)."""
         return self._store.diff_run_code(run_id, other_run_id)

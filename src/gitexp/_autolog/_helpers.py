@@ -110,7 +110,8 @@ def active_run_id() -> str:
     run = fluent.active_run()
     if run is None:
         raise RuntimeError("autologging needs an active run here, and none is active")
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 _MAX_DENSE_DATASET = 20_000_000  # elements; larger sparse inputs are not densified for a dataset record

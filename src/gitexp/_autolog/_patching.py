@@ -10,6 +10,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 from ..exceptions import InvalidParameterValue
@@ -76,7 +77,7 @@ def disable_autologging() -> Iterator[None]:
 class _Patch:
     """One replaced attribute, and how to put the original back."""
 
-    def __init__(self, owner: Any, name: str, original_raw: Any, owned: bool, wrapper: Any):
+    def __init__(self, owner: Any, name: str, original_raw: Any, owned: bool, wrapper: Any) -> None:
         self.owner, self.name, self.original_raw, self.owned, self.wrapper = owner, name, original_raw, owned, wrapper
 
     def revert(self) -> None:
@@ -96,6 +97,7 @@ class _Patch:
         while current is not None:
             below = getattr(current, "__gitexp_autolog_original__", None)
             if below is self.wrapper:
+                assert self.wrapper is not None  # `current` wraps this patch's wrapper
                 current.__gitexp_autolog_original__ = self.wrapper.__gitexp_autolog_original__
                 return
             current = below
@@ -148,6 +150,7 @@ def safe_patch(flavor: str, destination: Any, name: str, patch_fn: Callable[...,
 
     @functools.wraps(raw)
     def patched(*args: Any, **kwargs: Any) -> Any:
+        # (the two __gitexp_autolog_*__ attributes are gitexp's own, set on the wrappers it makes)
         return _call_patched(flavor, patched.__gitexp_autolog_original__, patch_fn,  # type: ignore[attr-defined]
                              args, kwargs)
 
@@ -161,7 +164,7 @@ def safe_patch(flavor: str, destination: Any, name: str, patch_fn: Callable[...,
 class _AutologSession:
     """One top-level patched call in a thread; patched calls it makes share it."""
 
-    def __init__(self, flavor: str):
+    def __init__(self, flavor: str) -> None:
         self.flavor = flavor
         self.failed = False
 
@@ -196,7 +199,7 @@ def run_without_autologging(fn: Callable[..., Any]) -> None:
 def _inside_autolog_free_call() -> bool:
     if not _autolog_free_code:
         return False
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code in _autolog_free_code:
             return True
@@ -205,7 +208,7 @@ def _inside_autolog_free_call() -> bool:
 
 
 def _call_patched(flavor: str, original: Callable[..., Any], patch_fn: Callable[..., Any],
-                  args: tuple, kwargs: dict) -> Any:
+                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     session = _current_session()
     try:
         skip = (_globally_disabled > 0 or is_disabled(flavor) or (session is not None and session.failed)
@@ -219,7 +222,7 @@ def _call_patched(flavor: str, original: Callable[..., Any], patch_fn: Callable[
     state = {"called": False, "result": None, "failed_in_original": False}
     silent = bool(get_config(flavor, "silent", False))
     own_session = session is None
-    if own_session:
+    if session is None:
         session = _thread.session = _AutologSession(flavor)
     error: BaseException | None = None
     try:

@@ -15,7 +15,7 @@ class TrainingSession:
 
     _stack: list[TrainingSession] = []
 
-    def __init__(self, estimator: Any, allow_children: bool = True):
+    def __init__(self, estimator: Any, allow_children: bool = True) -> None:
         self.estimator = estimator
         self.allow_children = allow_children
         self.parent: TrainingSession | None = None

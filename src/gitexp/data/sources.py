@@ -41,7 +41,7 @@ class DatasetSource:
         return f"<{type(self).__name__}: {self.to_json()}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+        return type(other) is type(self) and isinstance(other, DatasetSource) and self.to_dict() == other.to_dict()
 
 
 class CodeDatasetSource(DatasetSource):
@@ -49,7 +49,7 @@ class CodeDatasetSource(DatasetSource):
 
     source_type = "code"
 
-    def __init__(self, tags: dict[str, Any]):
+    def __init__(self, tags: dict[str, Any]) -> None:
         self.tags = dict(tags or {})
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +70,7 @@ class LocalArtifactDatasetSource(DatasetSource):
 
     source_type = "local"
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str) -> None:
         self.uri = uri
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class HTTPDatasetSource(DatasetSource):
 
     source_type = "http"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         self.url = url
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +125,7 @@ class HTTPDatasetSource(DatasetSource):
 class URIDatasetSource(DatasetSource):
     """A dataset at a cloud or other URI (s3://, gs://, hf://...); source type is the scheme."""
 
-    def __init__(self, uri: str, source_type: str | None = None):
+    def __init__(self, uri: str, source_type: str | None = None) -> None:
         self.uri = uri
         self.source_type = source_type or urlparse(uri).scheme
 
@@ -149,7 +149,8 @@ class URIDatasetSource(DatasetSource):
 def _required(d: dict[str, Any], key: str, cls: type) -> str:
     if key not in d:
         raise InvalidParameterValue(f"Cannot read a {cls.__name__} without {key!r}: {d!r}")
-    return d[key]
+    value: str = d[key]
+    return value
 
 
 def resolve_dataset_source(source: Any) -> DatasetSource:

@@ -12,7 +12,7 @@ what the signature expects and what to do.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -228,10 +228,12 @@ def _column_as_tensor(name: Any, series: Any, spec: TensorSpec) -> Any:
 def _enforce_tensors(data: Any, schema: Schema) -> Any:
     import pandas as pd
 
+    inputs = cast("list[TensorSpec]", schema.inputs)  # a tensor schema: every input is a TensorSpec
+
     if schema.has_input_names():
         if isinstance(data, dict):
             out = {}
-            for spec in schema.inputs:
+            for spec in inputs:
                 if spec.name not in data:
                     _fail(f"missing input tensor {spec.name!r}; the model takes {schema.input_names()}")
                 value = data[spec.name]
@@ -240,13 +242,13 @@ def _enforce_tensors(data: Any, schema: Schema) -> Any:
                 out[spec.name] = _check_tensor(value, spec, f"input {spec.name!r}")
             return out
         if isinstance(data, pd.DataFrame):
-            missing = [s.name for s in schema.inputs if s.name not in data.columns]
+            missing = [s.name for s in inputs if s.name not in data.columns]
             if missing:
                 _fail(f"missing input column(s) {missing}; the model takes {schema.input_names()}")
-            return {s.name: _column_as_tensor(s.name, data[s.name], s) for s in schema.inputs}
+            return {s.name: _column_as_tensor(s.name, data[s.name], s) for s in inputs}
         _fail(f"the model takes named tensors {schema.input_names()} (a dict of numpy arrays or a DataFrame), "
               f"got {_describe(data)}")
-    spec = schema.inputs[0]
+    spec = inputs[0]
     if isinstance(data, pd.DataFrame):
         if data.empty:
             _fail("the input DataFrame is empty")

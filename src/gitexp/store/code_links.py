@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import _git as git
 from .. import code_version
@@ -41,7 +41,7 @@ SEARCH_DEPTH = 64
 _CACHE_FILE = "code-index.json"
 
 
-def _git(git_dir: str, args: list[str], input: bytes | None = None) -> subprocess.CompletedProcess:
+def _git(git_dir: str, args: list[str], input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ)
     env.pop("GIT_INDEX_FILE", None)
     return git.run(args, git_dir=git_dir, input=input, env=env)
@@ -57,7 +57,7 @@ def _code_index(store: GitStore) -> dict[str, tuple[str | None, bool]]:
     path = os.path.join(store.repo.state_dir, _CACHE_FILE)
     try:
         with open(path) as fh:
-            cache: dict[str, list] = json.load(fh)
+            cache: dict[str, list[Any]] = json.load(fh)
     except (OSError, ValueError):
         cache = {}
     changed = False
@@ -83,7 +83,7 @@ def _code_index(store: GitStore) -> dict[str, tuple[str | None, bool]]:
     return out
 
 
-def commit_contains(git_dir: str, code: dict, patch: bytes, commit: str, object_format: str = "sha1") -> bool:
+def commit_contains(git_dir: str, code: dict[str, Any], patch: bytes, commit: str, object_format: str = "sha1") -> bool:
     """Rules 3 and 4 of the module docstring: does `commit` hold the run's uncommitted code?"""
     if code.get("diff_truncated"):
         return False

@@ -32,11 +32,11 @@ class Diagnosis:
     swept: Any = None                                # protection.sweep's result, if anything ran
     live_journals: list[tuple[str, int]] = field(default_factory=list)    # (run id, pid)
     live_checkpoints: list[str] = field(default_factory=list)              # run ids
-    unknown_journals: list[tuple[str, dict]] = field(default_factory=list)  # (path, header)
+    unknown_journals: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, header)
     damaged: list[tuple[str, str, str]] = field(default_factory=list)     # (kind, id, where)
 
 
-def diagnose(store: GitStore, recover_all: bool = False, progress: Callable | None = None) -> Diagnosis:
+def diagnose(store: GitStore, recover_all: bool = False, progress: Callable[..., Any] | None = None) -> Diagnosis:
     """Clear ref locks whose owner is provably dead, describe the branch, recover the journals of
     dead processes (also those not provably dead with recover_all) and list what is left."""
     repo = store.repo

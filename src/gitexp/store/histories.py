@@ -142,7 +142,7 @@ def parse(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not data.strip():
         return _empty()
     if data[:1] == b"[":
-        flat = np.fromstring(data.translate(_STRIP), sep=",")  # type: ignore[call-overload]
+        flat = np.fromstring(data.translate(_STRIP), sep=",")
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         if flat.size == 3 * lines and _three_a_line(data):
             table = flat.reshape(-1, 3)
@@ -232,7 +232,7 @@ def _drop_duplicates(steps: np.ndarray, times: np.ndarray, values: np.ndarray
     import numpy as np
 
     keep = np.ones(len(steps), dtype=bool)
-    seen: set = set()
+    seen: set[Any] = set()
     group: tuple[int, int] | None = None
     for i in range(len(steps)):
         ident = (int(steps[i]), int(times[i]))

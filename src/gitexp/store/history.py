@@ -88,7 +88,7 @@ class CommitDetail:
     files_truncated: bool
 
 
-def _git(store: GitStore, args: list[str]) -> subprocess.CompletedProcess:
+def _git(store: GitStore, args: list[str]) -> subprocess.CompletedProcess[bytes]:
     return git.run(args, git_dir=store.repo.common_dir)
 
 

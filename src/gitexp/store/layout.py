@@ -122,7 +122,8 @@ _resolved: dict[str, str] = {}
 def _resolves_as(text: str) -> str:
     tag = _resolved.get(text)
     if tag is None:
-        tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
+        # types-PyYAML leaves Resolver.resolve unannotated; it returns the tag, a str.
+        tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
         if len(_resolved) < 50_000:
             _resolved[text] = tag
     return tag

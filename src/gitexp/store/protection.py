@@ -34,7 +34,7 @@ from .objects import KEEP_MAGIC, MODE_BLOB, MODE_TREE, TreeEntry
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl (Windows): locking falls back
 
 if TYPE_CHECKING:
     from .branch import TrackingBranch

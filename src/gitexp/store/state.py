@@ -44,7 +44,7 @@ class RunState:
         "param_conflicts", "artifacts", "damaged",
     )
 
-    def __init__(self, run_id: str, keep_points: bool = True):
+    def __init__(self, run_id: str, keep_points: bool = True) -> None:
         self.run_id = run_id
         self.experiment_id = layout.DEFAULT_EXPERIMENT_ID
         self.run_name: str | None = None
@@ -63,8 +63,8 @@ class RunState:
         # A writing session's own state does not keep them (keep_points=False).
         self.points: dict[str, list[tuple[int, int, float]]] = {}
         self.keep_points = keep_points
-        self.inputs: list[dict] = []
-        self.code: dict | None = None
+        self.inputs: list[dict[str, Any]] = []
+        self.code: dict[str, Any] | None = None
         self.param_conflicts: list[tuple[str, str, str]] = []
         # Artifacts logged by events and pending ops, path -> op, in fold order (later wins).
         # The run's own artifacts are the tree under artifacts/, read on demand.
@@ -140,7 +140,7 @@ class RunState:
             else:
                 points.append(point)
 
-    def add_input(self, dataset: dict, tags: dict) -> None:
+    def add_input(self, dataset: dict[str, Any], tags: dict[str, Any]) -> None:
         ident = (dataset.get("name"), dataset.get("digest"), tags.get("mlflow.data.context"))
         for existing in self.inputs:
             d = existing["dataset"]
@@ -230,7 +230,7 @@ class ExperimentState:
     __slots__ = ("experiment_id", "name", "artifact_location", "lifecycle_stage", "tags",
                  "creation_time", "last_update_time")
 
-    def __init__(self, experiment_id: str):
+    def __init__(self, experiment_id: str) -> None:
         self.experiment_id = experiment_id
         self.name: str | None = None
         self.artifact_location = layout.experiment_artifact_location(experiment_id)

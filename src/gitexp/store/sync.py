@@ -16,6 +16,7 @@ anyway, nothing moves and MergeConflict names the paths.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import random
 import re
@@ -26,13 +27,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .. import _git as git
 from ..exceptions import MergeConflict, SyncError
 from .objects import MODE_TREE, TreeEntry
 
 if TYPE_CHECKING:
+    from .objects import ObjectDB
     from .repo import Repository
     from .tracking import GitStore
 
@@ -55,7 +57,7 @@ class Remote:
     tracking_ref: str | None
 
 
-def _git(repo: Repository, args: list[str], git_dir: str | None = None) -> subprocess.CompletedProcess:
+def _git(repo: Repository, args: list[str], git_dir: str | None = None) -> subprocess.CompletedProcess[bytes]:
     return git.run(args, git_dir=git_dir or repo.common_dir, cwd=_cwd(repo))
 
 
@@ -131,12 +133,14 @@ def _run_transfer(repo: Repository, args: list[str], progress: bool) -> tuple[in
         return result.returncode, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
     proc = git.start(args, git_dir=repo.common_dir, cwd=_cwd(repo))
     out: list[bytes] = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
+    stdout = git.pipe(proc.stdout)
+    stderr = cast(io.BufferedReader, proc.stderr)  # a pipe, buffered (Popen's default bufsize)
+    reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
     reader.start()
     err = bytearray()
     sink = getattr(sys.stderr, "buffer", None)
     while True:
-        chunk = proc.stderr.read1(4096)  # type: ignore[union-attr]
+        chunk = stderr.read1(4096)
         if not chunk:
             break
         err += chunk
@@ -249,7 +253,7 @@ def _base_tree(store: GitStore, ours: str, theirs: str, depth: int = 0) -> str |
     return tree
 
 
-def _merge_tree_level(odb, base: str | None, ours: str | None, theirs: str | None, prefix: str,
+def _merge_tree_level(odb: ObjectDB, base: str | None, ours: str | None, theirs: str | None, prefix: str,
                       conflicts: list[str]) -> str | None:
     if ours == theirs or theirs == base:
         return ours

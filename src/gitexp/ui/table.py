@@ -74,7 +74,8 @@ class Row:
 
     @property
     def run_id(self) -> str:
-        return self.run.info.run_id
+        run_id: str = self.run.info.run_id
+        return run_id
 
 
 def group_rows(runs: list[Run], nested: bool = True) -> list[Row]:
