@@ -1,13 +1,14 @@
 # The two commands: `make demo` (track real runs into a scratch repo and show them; PORT=5000
-# for its web UI) and `make test` (set up everything and run the whole suite). CI runs `make test`.
-# `make test-fast` runs every test but the browser ones (no chromium needed).
+# for its web UI) and `make test` (set up everything, lint, type-check and run the whole suite).
+# CI runs `make test`. `make lint` is ruff and mypy alone; `make test-fast` runs every test but the
+# browser ones (no chromium needed), without the lint.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test test-fast setup browser bench clean
+.PHONY: demo test test-fast lint setup browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +49,12 @@ setup: $(VENV)/.dev browser
 demo: $(VENV)/.demo
 	$(BIN)/gitexp demo --port $(PORT)
 
-test: setup
+# ruff and mypy read their settings from pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: $(VENV)/.dev
+	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m mypy
+
+test: setup lint
 	$(BIN)/python -m pytest -n 2
 
 test-fast: $(VENV)/.dev
@@ -58,4 +64,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts build dist src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts build dist src/*.egg-info

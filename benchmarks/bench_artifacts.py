@@ -29,7 +29,7 @@ import sys
 import textwrap
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import ENV, scratch_repo  # noqa: E402
+from _harness import ENV, scratch_repo
 
 ENV = {**ENV, "PYTHONWARNINGS": "ignore"}
 

@@ -17,7 +17,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import Row, report, run_workload, scratch_repo  # noqa: E402
+from _harness import Row, report, run_workload, scratch_repo
 
 WORKLOAD = """
 import json, sys, time, warnings
@@ -44,8 +44,9 @@ workloads = {{
     "RandomForestClassifier fit (wine)": lambda: RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y),
     "GridSearchCV, 8 candidates": lambda: GridSearchCV(LinearRegression(), {{"fit_intercept": [True, False],
         "positive": [True, False], "copy_X": [True, False]}}, cv=3).fit(Xr, yr),
-    "xgb.train, 100 rounds, evals": lambda: xgb.train({{"max_depth": 3, "nthread": 1}}, xgb.DMatrix(Xr[:1500], label=yr[:1500]),
-        100, evals=[(xgb.DMatrix(Xr[1500:], label=yr[1500:]), "validation")], verbose_eval=False),
+    "xgb.train, 100 rounds, evals": lambda: xgb.train({{"max_depth": 3, "nthread": 1}},
+        xgb.DMatrix(Xr[:1500], label=yr[:1500]), 100,
+        evals=[(xgb.DMatrix(Xr[1500:], label=yr[1500:]), "validation")], verbose_eval=False),
 }}
 
 if LIB == "gitexp":

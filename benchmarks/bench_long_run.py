@@ -51,7 +51,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import ENV  # noqa: E402
+from _harness import ENV
 
 HERE = os.path.abspath(__file__)
 CHECKPOINT_EVERY = 2_500           # points: 500 points/s x the default 5 s interval
@@ -191,7 +191,7 @@ def child_gitexp_log(points: int, seed: int) -> dict:
         block = [(s, series.step(s)) for s in range(first, first + STEPS_PER_BLOCK)]
         t0 = perf()
         for step, values in block:
-            for key, value in zip(KEYS, values):
+            for key, value in zip(KEYS, values, strict=False):
                 log_metric(key, value, step=step)
         t1 = perf()
         checkpoint(run_id)
@@ -234,7 +234,7 @@ def _verify(histories: dict[str, list[tuple[int, float, int]]], seed: int, steps
     checked = mismatches = 0
     for step in range(steps):
         values = series.step(step)
-        for key, value in zip(KEYS, values):
+        for key, value in zip(KEYS, values, strict=False):
             hist = histories[key]
             if step >= len(hist):
                 continue
@@ -275,7 +275,8 @@ def _time_histories(get_metric_history, run_id: str) -> dict:
     rss = peak_rss_mb()
     return {"history_s": per_key, "history_total_s": sum(per_key.values()),
             "history_iterated_s": sum(per_key.values()) + iterate, "read_peak_rss_mb": rss,
-            "histories": {k: sorted(zip(*cols), key=lambda p: (p[0], p[2])) for k, cols in histories.items()}}
+            "histories": {k: sorted(zip(*cols, strict=False), key=lambda p: (p[0], p[2]))
+                          for k, cols in histories.items()}}
 
 
 def child_gitexp_read(run_id: str, seed: int, steps: int, t_start: int, t_end: int) -> dict:
@@ -312,7 +313,7 @@ def child_mlflow_log(points: int, seed: int, seconds: float) -> dict:
         t0 = perf()
         for step, values in block:
             ts = time.time_ns() // 1_000_000
-            client.log_batch(run_id, metrics=[Metric(k, v, ts, step) for k, v in zip(KEYS, values)])
+            client.log_batch(run_id, metrics=[Metric(k, v, ts, step) for k, v in zip(KEYS, values, strict=False)])
         block_s.append(perf() - t0)
         logged_steps = first + MLFLOW_BLOCK
         if perf() - wall0 >= seconds:
@@ -333,7 +334,7 @@ def child_mlflow_log(points: int, seed: int, seconds: float) -> dict:
         ts = t_api_end
         rows = []
         for step in range(logged_steps, steps):
-            for key, value in zip(KEYS, series.step(step)):
+            for key, value in zip(KEYS, series.step(step), strict=False):
                 if math.isnan(value):
                     rows.append((key, 0.0, ts, run_id, step, 1))
                 else:
@@ -543,7 +544,8 @@ def gitexp_table(points: int, rows: list[dict]) -> list[str]:
 
     T = TARGETS
     add("bytes written, wchar (logging process, incl. the git processes it reaped)", "wchar_MB", unit=" MB")
-    add("  per point", "wchar_per_point", f"≤ {T['wchar_per_point']:g} B", m["wchar_per_point"] <= T["wchar_per_point"], " B")
+    add("  per point", "wchar_per_point", f"≤ {T['wchar_per_point']:g} B",
+        m["wchar_per_point"] <= T["wchar_per_point"], " B")
     add("bytes written, write_bytes (likewise)", "write_bytes_MB", unit=" MB")
     add("  per point", "write_bytes_per_point", f"≤ {T['write_bytes_per_point']:g} B",
         m["write_bytes_per_point"] <= T["write_bytes_per_point"], " B")

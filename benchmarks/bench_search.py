@@ -79,7 +79,7 @@ def make_runs(n: int, seed: int = 7) -> list[dict]:
     for i in range(n):
         start = BASE_TIME + order[i] * 1000
         runs.append({
-            "run_id": "%032x" % rng.getrandbits(128),
+            "run_id": f"{rng.getrandbits(128):032x}",
             "name": f"run-{i}",
             "start": start,
             "end": start + 60_000,
@@ -223,7 +223,8 @@ def _json_tail(stdout: str) -> dict:
 # optionally a DataFrame of every run.  Times after `import gitexp` and pandas.
 COLD_SCRIPT = """
 import json, os, subprocess, sys, time
-repo, exp, flt, order, drop, what = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5], sys.argv[6]
+repo, exp, flt, order = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+drop, what = sys.argv[5], sys.argv[6]
 index = os.path.join(repo, ".git", "gitexp", "index.sqlite")
 if drop != "0":
     for suffix in ("", "-wal", "-shm"):
@@ -314,7 +315,8 @@ def gitexp_figures(workdir: Path, n: int, repeat: int, cold_repeat: int, clone: 
     repo, exp, fill_g = stored_gitexp(workdir, n, runs)
     git_dir = repo / ".git"
     print(f"\n== {n:,} runs ({N_PARAMS} params, {N_METRICS} metrics x {N_STEPS} steps, 1 tag each)")
-    written = "reused from an earlier run" if fill_g is None else f"written in {ms(fill_g)} (write path, 1,000 runs a commit)"
+    written = ("reused from an earlier run" if fill_g is None
+               else f"written in {ms(fill_g)} (write path, 1,000 runs a commit)")
     print(f"gitexp branch {written}; .git is {_du(git_dir) / 1e6:,.0f} MB")
     out: dict = {"runs": n, "fill_gitexp_s": fill_g, "git_dir_mb": _du(git_dir) / 1e6}
 
@@ -391,7 +393,7 @@ def clone_figures(workdir: Path, repo: Path, exp: str, cold_repeat: int) -> dict
             searches.append(fresh_gitexp(target, exp, "clone"))
         shutil.rmtree(target, ignore_errors=True)
         search = Figure([s["import"] + s["first"] for s in searches])
-        total = Figure([c + s["import"] + s["first"] for c, s in zip(clone_times, searches)])
+        total = Figure([c + s["import"] + s["first"] for c, s in zip(clone_times, searches, strict=True)])
         what = "from the repository as written" if not label else "from a server-like copy (repack -adb)"
         print(f"fresh clone {what} (git clone --no-local): {Figure(clone_times)}; then import gitexp + first "
               f"filtered search in the clone: {search}; clone to first result: {total}")

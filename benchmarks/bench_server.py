@@ -29,7 +29,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import ENV, Row, report, scratch_repo  # noqa: E402
+from _harness import ENV, Row, report, scratch_repo
 
 API = "/api/2.0/mlflow"
 

@@ -18,7 +18,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import Row, report, run_workload, scratch_repo  # noqa: E402
+from _harness import Row, report, run_workload, scratch_repo
 
 SETUP = {
     "gitexp": "import gitexp as lib\n",

@@ -29,7 +29,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tests.faults import FaultTrial  # noqa: E402
+from tests.faults import FaultTrial
 
 
 def main() -> int:

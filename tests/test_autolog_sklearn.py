@@ -14,7 +14,14 @@ import pytest
 import gitexp
 from gitexp.exceptions import InvalidParameterValue
 
-from .autolog_helpers import artifact_paths, no_autolog_left_behind, only_run, read_artifact, read_json_artifact, runs_of  # noqa: F401
+from .autolog_helpers import (  # noqa: F401
+    artifact_paths,
+    no_autolog_left_behind,
+    only_run,
+    read_artifact,
+    read_json_artifact,
+    runs_of,
+)
 from .conftest import require_mlflow, run_python
 
 sklearn = pytest.importorskip("sklearn")
@@ -384,7 +391,8 @@ client = tracker.MlflowClient()
 def describe(run_id):
     run = client.get_run(run_id)
     return dict(params=sorted(run.data.params), metrics=sorted(run.data.metrics),
-                tags=sorted(k for k in run.data.tags if not k.startswith("mlflow.")) + [run.data.tags["mlflow.autologging"]],
+                tags=(sorted(k for k in run.data.tags if not k.startswith("mlflow."))
+                      + [run.data.tags["mlflow.autologging"]]),
                 artifacts=sorted(f.path for f in client.list_artifacts(run_id)),
                 inputs=sorted((i.dataset.name, i.dataset.digest, i.tags[0].value) for i in run.inputs.dataset_inputs),
                 history=len(client.get_metric_history(run_id, "validation-mlogloss")))

@@ -25,8 +25,8 @@ def test_bench_long_run_quick(tmp_path):
                    "commits on the branch made by the run", "log_metric per call", "get_metric_history",
                    "end_run"):
         assert figure in text, figure
-    assert "| every point read back exactly (count, step, value incl. NaN/±inf, timestamp) | 1/1 repeats | all | PASS |" \
-        in text
+    assert ("| every point read back exactly (count, step, value incl. NaN/±inf, timestamp) | 1/1 repeats"
+            " | all | PASS |") in text
     assert "PASS" in text or "FAIL" in text
     assert "#### gitexp vs MLflow" in text
     assert "| MLflow / gitexp |" in text

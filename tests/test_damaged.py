@@ -34,7 +34,8 @@ def hand_edit(repo: Path, path: str, content: bytes) -> None:
         subprocess.run(["git", "read-tree", "gitexp"], cwd=repo, env=env, check=True)
         sha = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=content,
                              capture_output=True, check=True).stdout.decode().strip()
-        subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{sha},{path}"], cwd=repo, env=env, check=True)
+        subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{sha},{path}"], cwd=repo, env=env,
+                       check=True)
         tree = subprocess.run(["git", "write-tree"], cwd=repo, env=env, capture_output=True, check=True,
                               text=True).stdout.strip()
     commit = git("commit-tree", tree, "-p", "gitexp", "-m", f"hand edit of {path}", cwd=repo).strip()

@@ -473,7 +473,8 @@ def test_artifact_names_git_refuses_are_refused_by_the_python_api_before_anythin
         gitexp.flush()
         tip = git("rev-parse", "gitexp", cwd=repo)
         objects = object_count(repo)
-        for bad in BAD_DIRS:
+        # Each check is a function of its bad name: the lambdas are called at once, but bind no loop variable.
+        def refuses_dir(bad: str) -> None:
             name = _component(bad)
             for call in [
                 lambda: gitexp.log_text("x", f"{bad}/x.txt"),
@@ -491,16 +492,16 @@ def test_artifact_names_git_refuses_are_refused_by_the_python_api_before_anythin
                 refused(call, name, "git")
             # (log_table refuses ':' in a table's name before anything else)
             refused(lambda: gitexp.log_table({"a": [1]}, f"{bad}/t.json"), *(["':'"] if ":" in bad else [name, "git"]))
-        for bad in BAD_FILES:
+
+        def refuses_file(bad: str) -> None:
             name = _component(bad)
             refused(lambda: gitexp.log_text("x", bad), name, "git")
             refused(lambda: client.log_text(run_id, "x", bad), name, "git")
-        for bad_model in ("GIT~1", "gitmod~1", ".git\u200c"):
+
+        def refuses_model(bad_model: str) -> None:
             refused(lambda: gitexp.sklearn.log_model(model, name=bad_model), repr(bad_model), "git")
-        refused(lambda: client.create_logged_model("0", name="GIT~1"), "'GIT~1'", "git")
-        refused(lambda: client.create_logged_model("0", name="gi7eba~1"), "'gi7eba~1'", "git")
-        # A directory with one bad name among good files: every file is checked first, nothing is written.
-        for bad_local in ("GIT~1", ".git.", ".gitmodules", "gitmod~2"):
+
+        def refuses_mixed_dir(bad_local: str) -> None:
             mixed = tmp_path / f"mixed-{bad_local}"
             (mixed / "a").mkdir(parents=True)
             (mixed / "a" / "good.txt").write_text("good")
@@ -512,6 +513,18 @@ def test_artifact_names_git_refuses_are_refused_by_the_python_api_before_anythin
                 (mixed / "a" / bad_local / "config").write_text("x")
             refused(lambda: gitexp.log_artifacts(str(mixed), "mixed"), repr(bad_local), "git")
             refused(lambda: gitexp.log_artifact(str(mixed / "a")), repr(bad_local), "git")
+
+        for bad in BAD_DIRS:
+            refuses_dir(bad)
+        for bad in BAD_FILES:
+            refuses_file(bad)
+        for bad_model in ("GIT~1", "gitmod~1", ".git\u200c"):
+            refuses_model(bad_model)
+        refused(lambda: client.create_logged_model("0", name="GIT~1"), "'GIT~1'", "git")
+        refused(lambda: client.create_logged_model("0", name="gi7eba~1"), "'gi7eba~1'", "git")
+        # A directory with one bad name among good files: every file is checked first, nothing is written.
+        for bad_local in ("GIT~1", ".git.", ".gitmodules", "gitmod~2"):
+            refuses_mixed_dir(bad_local)
         # A .gitattributes file git cannot parse (a line of 2048 bytes or more) is refused too.
         long_line = "*" + "a" * 3000 + " text\n"
         refused(lambda: gitexp.log_text(long_line, "attrs/.gitattributes"), "2048", ".gitattributes")
@@ -619,19 +632,19 @@ def test_git_name_rules_agree_with_the_installed_gits_fsck(tmp_path):
                     (name, "dir", f"100644 blob {plain}\tf{i}")]
 
     def mktree(lines: list[str]) -> list[str]:
-        return subprocess.run(["git", "mktree", "--batch"], cwd=repo, input="".join(l + "\n\n" for l in lines),
+        return subprocess.run(["git", "mktree", "--batch"], cwd=repo, input="".join(line + "\n\n" for line in lines),
                               capture_output=True, text=True, check=True).stdout.split()
 
     owner = {}
     trees = mktree([line for _, _, line in entries])
     dirs = []
-    for (name, kind, line), tree in zip(entries, trees):
+    for (name, kind, line), tree in zip(entries, trees, strict=True):
         owner[tree] = (name, kind)
         if kind == "dir":
             dirs.append((name, tree))
         else:
             owner[line.split()[2]] = (name, kind)
-    for (name, _), parent in zip(dirs, mktree([f"040000 tree {tree}\t{name}" for name, tree in dirs])):
+    for (name, _), parent in zip(dirs, mktree([f"040000 tree {tree}\t{name}" for name, tree in dirs]), strict=True):
         owner[parent] = (name, "dir")
     fsck = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=repo, capture_output=True, text=True)
     flagged = set()
@@ -703,12 +716,12 @@ def test_bad_numbers_get_400_from_the_rest_server(http):
     def raw(body: str):
         return http.post(API + "/runs/log-metric", content=body.encode(), headers={"Content-Type": "application/json"})
 
-    bad_request(raw('{"run_id": "%s", "key": "m", "value": 1%s, "timestamp": 1}' % (run_id, "0" * 400)), "value")
-    bad_request(raw('{"run_id": "%s", "key": "m", "value": 1, "timestamp": "Infinity"}' % run_id), "timestamp")
-    bad_request(raw('{"run_id": "%s", "key": "m", "value": 1, "timestamp": 1e400}' % run_id), "timestamp")
-    bad_request(raw('{"run_id": "%s", "key": "m", "value": 1, "timestamp": 1, "step": NaN}' % run_id), "step")
+    bad_request(raw(f'{{"run_id": "{run_id}", "key": "m", "value": 1{"0" * 400}, "timestamp": 1}}'), "value")
+    bad_request(raw(f'{{"run_id": "{run_id}", "key": "m", "value": 1, "timestamp": "Infinity"}}'), "timestamp")
+    bad_request(raw(f'{{"run_id": "{run_id}", "key": "m", "value": 1, "timestamp": 1e400}}'), "timestamp")
+    bad_request(raw(f'{{"run_id": "{run_id}", "key": "m", "value": 1, "timestamp": 1, "step": NaN}}'), "step")
     # MLflow's REST API reads a JSON number too large for a double as Infinity, and so does gitexp.
-    ok(raw('{"run_id": "%s", "key": "m", "value": 1e400, "timestamp": 1}' % run_id))
+    ok(raw(f'{{"run_id": "{run_id}", "key": "m", "value": 1e400, "timestamp": 1}}'))
     ok(send(http, "POST", "/runs/log-metric", {"run_id": run_id, "key": "m", "value": "NaN", "timestamp": 2}))
     run = ok(http.get(f"{API}/runs/get", params={"run_id": run_id}))["run"]
     assert run["data"]["metrics"] == [{"key": "m", "value": "NaN", "timestamp": 2, "step": 0}]

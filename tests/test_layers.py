@@ -136,7 +136,8 @@ def test_only_client_py_touches_a_clients_store():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "setattr", "hasattr") \
                     and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) \
                     and node.args[1].value in STORE_PRIVATES | {"is_remote"}:
-                wrong.append(f"{path.relative_to(SRC.parent)}:{node.lineno}: {node.func.id}(..., {node.args[1].value!r})")
+                where = f"{path.relative_to(SRC.parent)}:{node.lineno}"
+                wrong.append(f"{where}: {node.func.id}(..., {node.args[1].value!r})")
     assert not wrong, "store privates used outside client.py (add a public Client method):\n" + "\n".join(wrong)
 
 

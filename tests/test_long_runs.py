@@ -42,7 +42,7 @@ def _history(client, run_id: str, key: str) -> list[tuple[int, int, float]]:
 def _same(a: list[tuple[int, int, float]], b: list[tuple[int, int, float]]) -> bool:
     if len(a) != len(b):
         return False
-    for (s1, t1, v1), (s2, t2, v2) in zip(a, b):
+    for (s1, t1, v1), (s2, t2, v2) in zip(a, b, strict=True):
         if s1 != s2 or t1 != t2:
             return False
         if not (v1 == v2 or (math.isnan(v1) and math.isnan(v2))) or math.copysign(1, v1) != math.copysign(1, v2):

@@ -18,7 +18,6 @@ from .conftest import git
 from .remotes import bare_remote, clone, first_clone
 
 
-
 def finished_run(client: gitexp.Client, experiment_id: str, name: str, **metrics: float) -> str:
     run = client.create_run(experiment_id, run_name=name)
     for key, value in metrics.items():

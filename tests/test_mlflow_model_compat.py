@@ -124,8 +124,8 @@ class AddColumns(gitexp.pyfunc.PythonModel):
 def test_custom_python_models_both_directions(tmp_path, data):
     X, _ = data
     (tmp_path / "offset.txt").write_text("10")
-    gitexp.pyfunc.save_model(tmp_path / "ours", python_model=AddColumns(), artifacts={"offset": str(tmp_path / "offset.txt")},
-                             input_example=X.head(2))
+    gitexp.pyfunc.save_model(tmp_path / "ours", python_model=AddColumns(),
+                             artifacts={"offset": str(tmp_path / "offset.txt")}, input_example=X.head(2))
     theirs = mlflow.pyfunc.load_model(str(tmp_path / "ours"))
     np.testing.assert_allclose(theirs.predict(X), X["sepal"] + X["petal"] + 10)
 

@@ -106,7 +106,8 @@ def test_make_clean_removes_what_tests_leave(tmp_path):
     scratch = tmp_path / "checkout"
     scratch.mkdir()
     shutil.copy(ROOT / "Makefile", scratch / "Makefile")
-    for name in (".hypothesis/examples", "test-artifacts/screenshots", ".pytest_cache", "build", "src/x.egg-info"):
+    for name in (".hypothesis/examples", "test-artifacts/screenshots", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+                 "build", "src/x.egg-info"):
         (scratch / name).mkdir(parents=True)
     subprocess.run(["make", "clean", "VENV=.venv-none"], cwd=scratch, check=True, capture_output=True)
     assert sorted(p.name for p in scratch.iterdir()) == ["Makefile", "src"]
@@ -131,6 +132,22 @@ def test_make_test_without_chromium_or_root_says_what_to_install(tmp_path):
     out = subprocess.run(["make", "-n", "test-fast", "VENV=/nonexistent-venv"], cwd=ROOT, capture_output=True,
                          text=True).stdout
     assert "--ignore=tests/ui/test_browser.py" in out and "apt-get" not in out
+
+
+def test_make_test_lints_and_type_checks_before_the_suite():
+    """`make test` (what CI runs) runs ruff and mypy, each with the project's settings, before pytest;
+    `make lint` runs the two alone."""
+    out = subprocess.run(["make", "-n", "test", "VENV=/nonexistent-venv"], cwd=ROOT,
+                         capture_output=True, text=True).stdout.splitlines()
+    ruff = next(i for i, line in enumerate(out) if "-m ruff check src tests benchmarks" in line)
+    mypy = next(i for i, line in enumerate(out) if line.endswith("-m mypy"))
+    pytest_ = next(i for i, line in enumerate(out) if "-m pytest" in line)
+    assert ruff < pytest_ and mypy < pytest_
+    lint = subprocess.run(["make", "-n", "lint", "VENV=/nonexistent-venv"], cwd=ROOT, capture_output=True,
+                          text=True).stdout
+    assert "-m ruff check" in lint and "-m mypy" in lint and "pytest" not in lint
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    assert {d.split("=")[0].split(">")[0] for d in dev} >= {"ruff", "mypy"}
 
 
 def test_cpu_extras_leave_out_nvidia_s_libraries():

@@ -59,7 +59,8 @@ def test_eight_threads_logging_to_a_finished_run_lose_nothing(repo, trial):
     client.set_terminated(run_id)
     reset_gitexp()
     # A short checkpoint interval: the checkpoint thread closes the session too.
-    result = run_python(THREADS_ON_A_FINISHED_RUN.replace("RUN_ID", repr(run_id)), cwd=repo, env={"GITEXP_CHECKPOINT_INTERVAL": "0.05"})
+    result = run_python(THREADS_ON_A_FINISHED_RUN.replace("RUN_ID", repr(run_id)), cwd=repo,
+                        env={"GITEXP_CHECKPOINT_INTERVAL": "0.05"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []  # no write raised
     assert _journals(repo) == []  # a normal exit leaves no journal behind

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
+import json
 from pathlib import Path
+
+import tomllib
 
 import gitexp
 
@@ -21,9 +23,47 @@ def test_import_is_light(tmp_path):
     assert result.stdout.strip() == "", f"import gitexp loaded {result.stdout.strip()}"
 
 
+# gitexp's public API, exactly: a name added to or dropped from the package is a decision, made here too.
+PUBLIC_API = [
+    "ActiveRun", "Client", "GitexpError", "MlflowClient", "MlflowException",
+    "active_run", "autolog", "create_experiment", "delete_experiment", "delete_experiment_tag", "delete_run",
+    "delete_tag", "end_run", "entities", "exceptions", "flush", "get_artifact_uri", "get_experiment",
+    "get_experiment_by_name", "get_parent_run", "get_run", "get_tracking_uri", "is_tracking_uri_set",
+    "last_active_run", "load_table", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",
+    "log_input", "log_inputs", "log_metric", "log_metrics", "log_param", "log_params", "log_table", "log_text",
+    "metric_history_frame", "register_model", "rename_experiment", "restore_experiment", "restore_run",
+    "search_experiments", "search_model_versions", "search_registered_models", "search_runs", "set_experiment",
+    "set_experiment_tag", "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+]
+
+
+def test_all_is_exactly_the_public_api_sorted():
+    assert gitexp.__all__ == PUBLIC_API
+    assert gitexp.__all__ == sorted(set(gitexp.__all__))  # sorted, each name once
+
+
 def test_everything_in_all_exists():
     for name in gitexp.__all__:
         assert getattr(gitexp, name) is not None, name
+
+
+def test_star_import_gives_all_and_all_lists_every_public_name(tmp_path):
+    """In a fresh interpreter: `from gitexp import *` binds every name in __all__ (autolog loads
+    lazily), and every public name gitexp's namespace defines, other than its submodules and the
+    two typing helpers its own code uses, is in __all__."""
+    result = run_python(
+        "import json, types\n"
+        "namespace = {}\n"
+        "exec('from gitexp import *', namespace)\n"
+        "import gitexp\n"
+        "defined = sorted(n for n, v in vars(gitexp).items() if not n.startswith('_')\n"
+        "                 and (not isinstance(v, types.ModuleType) or n in ('entities', 'exceptions')))\n"
+        "print(json.dumps({'star': sorted(n for n in namespace if n != '__builtins__'), 'defined': defined}))",
+        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = json.loads(result.stdout)
+    assert names["star"] == gitexp.__all__
+    assert sorted(set(names["defined"]) - {"annotations", "Any"}) == sorted(set(gitexp.__all__) - {"autolog"})
 
 
 def test_extras_and_scripts_are_declared():

@@ -368,7 +368,7 @@ def test_runs_of_a_sigkilled_server_with_nothing_pending_end_killed(tmp_path, mo
     try:
         client = mlflow.MlflowClient(srv.url)
         finished = []
-        for i in range(5):
+        for _ in range(5):
             run_id = client.create_run("0").info.run_id
             client.log_metric(run_id, "m", 1.0, step=0)
             client.set_terminated(run_id)

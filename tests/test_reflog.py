@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from itertools import pairwise
 
 from tests.conftest import git
 
@@ -58,7 +59,7 @@ def test_concurrent_updates_leave_a_complete_ordered_reflog(repo, tmp_path):
     assert len(lines) == processes * per_process
     moves = [line.split(" ", 2)[:2] for line in lines]
     assert moves[0][0] == "0" * 40
-    for (_, previous_new), (old, _) in zip(moves, moves[1:]):
+    for (_, previous_new), (old, _) in pairwise(moves):
         assert old == previous_new
     assert sorted(new for _, new in moves) == sorted(ids)
     assert moves[-1][1] == (repo / ".git" / ref).read_text().strip()

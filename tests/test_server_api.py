@@ -6,7 +6,6 @@ non-Python MLflow client would send them.
 
 from __future__ import annotations
 
-
 import pytest
 
 httpx = pytest.importorskip("httpx")

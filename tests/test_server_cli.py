@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 pytest.importorskip("fastapi")
 
-import gitexp  # noqa: E402
-from gitexp.cli import main  # noqa: E402
-from tests.conftest import git, make_repo, reset_gitexp  # noqa: E402
-from tests.server_process import ServerProcess  # noqa: E402
+import gitexp
+from gitexp.cli import main
+from tests.conftest import git, make_repo, reset_gitexp
+from tests.server_process import ServerProcess
 
 
 def _post(url: str, path: str, body: dict) -> dict:

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-import gitexp  # noqa: E402
-from gitexp.entities import Metric, Param, RunTag  # noqa: E402
-from gitexp.exceptions import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist  # noqa: E402
-from tests.conftest import git, make_repo, reset_gitexp  # noqa: E402
-from tests.server_process import ServerProcess  # noqa: E402
+import gitexp
+from gitexp.entities import Metric, Param, RunTag
+from gitexp.exceptions import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from tests.conftest import git, make_repo, reset_gitexp
+from tests.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")

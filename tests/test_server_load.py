@@ -20,9 +20,9 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-import gitexp  # noqa: E402
-from tests.conftest import make_repo, reset_gitexp  # noqa: E402
-from tests.server_process import ServerProcess  # noqa: E402
+import gitexp
+from tests.conftest import make_repo, reset_gitexp
+from tests.server_process import ServerProcess
 
 CLIENTS = 20
 RUNS_PER_CLIENT = 50

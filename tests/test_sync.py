@@ -19,7 +19,6 @@ from .conftest import git, make_repo
 from .remotes import GitDaemon, bare_remote, child_env, clone, first_clone
 
 
-
 @pytest.fixture(params=["bare", "daemon"])
 def remote_url(request, fresh):
     if request.param == "bare":
@@ -214,8 +213,8 @@ def test_hand_edited_conflict_stops_the_pull_and_names_the_path(fresh):
     a, b, a_path, b_path = _diverge(fresh)
     for client, text in ((a, b"edited by a\n"), (b, b"edited by b\n")):
         branch = client._store.branch
-        branch.commit(lambda _t, text=text, branch=branch: {".tracking/NOTES.txt": (MODE_BLOB, branch.odb.write_blob(text))},
-                      "hand edit")
+        branch.commit(lambda _t, text=text, branch=branch:
+                      {".tracking/NOTES.txt": (MODE_BLOB, branch.odb.write_blob(text))}, "hand edit")
     a.push()
     before = git("rev-parse", "gitexp", cwd=b_path).strip()
     with pytest.raises(MergeConflict, match=r"\.tracking/NOTES\.txt") as err:
@@ -291,7 +290,7 @@ def test_six_clones_pushing_concurrently_land_every_run(fresh):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
                  for p in clones]
         outputs = [p.communicate(timeout=240) for p in procs]
-        for proc, (out, err) in zip(procs, outputs):
+        for proc, (_out, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err
         attempts = [a for out, _ in outputs for a in json.loads(out)]
         check = gitexp.Client(str(clone(url, fresh / "check")))

@@ -187,7 +187,7 @@ def test_start_run_while_active_needs_nested(repo):
 def test_exception_in_with_block_marks_run_failed(repo):
     with pytest.raises(ZeroDivisionError):
         with gitexp.start_run() as run:
-            1 / 0
+            _ = 1 / 0
     assert gitexp.get_run(run.info.run_id).info.status == "FAILED"
 
 

@@ -56,7 +56,6 @@ from .fluent import (
     set_tracking_uri,
     start_run,
 )
-from .fluent_registry import register_model, search_model_versions, search_registered_models
 from .fluent_artifacts import (
     get_artifact_uri,
     load_table,
@@ -70,6 +69,7 @@ from .fluent_artifacts import (
     log_table,
     log_text,
 )
+from .fluent_registry import register_model, search_model_versions, search_registered_models
 
 __version__ = "0.2.0"
 
@@ -125,10 +125,10 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
-    "register_model",
     "log_table",
     "log_text",
     "metric_history_frame",
+    "register_model",
     "rename_experiment",
     "restore_experiment",
     "restore_run",

@@ -11,9 +11,13 @@ import importlib.util
 import io
 import json
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidParameterValue
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from PIL.Image import Image as PILImage
 
 COMPRESSED_IMAGE_SIZE = 256
 _IMAGE_KEY = r"^[a-zA-Z0-9_\-./ ]+$"
@@ -56,7 +60,7 @@ def dict_bytes(dictionary: Any, artifact_file: str) -> bytes:
 
 
 # -- figures ---------------------------------------------------------------------------------------
-def figure_bytes(figure: Any, artifact_file: str, save_kwargs: dict | None = None) -> bytes:
+def figure_bytes(figure: Any, artifact_file: str, save_kwargs: dict[str, Any] | None = None) -> bytes:
     """A matplotlib or plotly figure, in the format the file name's extension names."""
     kwargs = dict(save_kwargs or {})
     ext = _extension(artifact_file)
@@ -75,19 +79,21 @@ def figure_bytes(figure: Any, artifact_file: str, save_kwargs: dict | None = Non
     if module.startswith("plotly") and hasattr(figure, "to_html"):
         if ext == ".html":
             kwargs.setdefault("include_plotlyjs", "cdn")
-            return figure.to_html(**kwargs).encode()
+            html: str = figure.to_html(**kwargs)
+            return html.encode()
         if importlib.util.find_spec("kaleido") is None:
             raise InvalidParameterValue(
                 f"Saving a plotly figure as {artifact_file!r} needs the kaleido package "
                 "(pip install kaleido); or log it as an interactive .html file instead")
-        return figure.to_image(format=ext[1:] or "png", **kwargs)
+        data: bytes = figure.to_image(format=ext[1:] or "png", **kwargs)
+        return data
     raise InvalidParameterValue(
         f"log_figure takes a matplotlib or plotly figure, got {type(figure).__module__}.{type(figure).__name__}; "
         "for arrays and PIL images use log_image")
 
 
 # -- images ------------------------------------------------------------------------------------------
-def to_pil_image(image: Any):
+def to_pil_image(image: Any) -> PILImage:
     """A PIL image from a PIL image or a numpy array (HxW, HxWx1, HxWx3 or HxWx4)."""
     try:
         from PIL import Image
@@ -96,7 +102,8 @@ def to_pil_image(image: Any):
     if isinstance(image, Image.Image):
         return image
     if hasattr(image, "to_pil"):  # mlflow.Image and look-alikes
-        return image.to_pil()
+        pil: PILImage = image.to_pil()
+        return pil
     try:
         import numpy as np
     except ImportError:  # pragma: no cover - numpy comes with pandas
@@ -190,7 +197,7 @@ def check_table_file(artifact_file: str) -> None:
             f"A table must be logged as a .json or .parquet file, got {artifact_file!r}")
 
 
-def table_frame(data: Any):
+def table_frame(data: Any) -> pd.DataFrame:
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
@@ -219,7 +226,7 @@ def table_bytes(frame: Any, artifact_file: str) -> bytes:
     return buffer.getvalue()
 
 
-def read_table(data: bytes, artifact_file: str):
+def read_table(data: bytes, artifact_file: str) -> pd.DataFrame:
     import pandas as pd
 
     if _extension(artifact_file) == ".json":

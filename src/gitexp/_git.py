@@ -18,7 +18,8 @@ no process at all for writes (docs/ARCHITECTURE.md, "One git wrapper").
 from __future__ import annotations
 
 import subprocess
-from typing import IO, Any, Sequence
+from collections.abc import Sequence
+from typing import IO, Any, Literal, overload
 
 from .exceptions import GitCommandFailed, GitNotFound
 
@@ -26,12 +27,30 @@ PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 
 
+def pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """A pipe of a process started with PIPE for it: subprocess types every pipe Optional, and
+    this one is there (None would be a bug in how the process was started)."""
+    assert stream is not None, "the process was started without this pipe"
+    return stream
+
+
 def _command(args: Sequence[str], git_dir: str | None) -> list[str]:
     return ["git", *([f"--git-dir={git_dir}"] if git_dir else []), *args]
 
 
+@overload
+def run(args: Sequence[str], *, git_dir: str | None = None, cwd: str | None = None, input: bytes | None = None,
+        env: dict[str, str] | None = None, check: bool = False,
+        text: Literal[False] = False) -> subprocess.CompletedProcess[bytes]: ...
+@overload
+def run(args: Sequence[str], *, git_dir: str | None = None, cwd: str | None = None, input: str | None = None,
+        env: dict[str, str] | None = None, check: bool = False,
+        text: Literal[True]) -> subprocess.CompletedProcess[str]: ...
+
+
 def run(args: Sequence[str], *, git_dir: str | None = None, cwd: str | None = None, input: bytes | str | None = None,
-        env: dict | None = None, check: bool = False, text: bool = False) -> subprocess.CompletedProcess:
+        env: dict[str, str] | None = None, check: bool = False,
+        text: bool = False) -> subprocess.CompletedProcess[bytes] | subprocess.CompletedProcess[str]:
     """Run `git [--git-dir=...] args` to completion, capturing stdout and stderr."""
     command = _command(args, git_dir)
     try:
@@ -46,9 +65,9 @@ def run(args: Sequence[str], *, git_dir: str | None = None, cwd: str | None = No
     return result
 
 
-def start(args: Sequence[str], *, git_dir: str | None = None, cwd: str | None = None, env: dict | None = None,
-          stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = PIPE,
-          stderr: int | IO[Any] | None = PIPE) -> subprocess.Popen:
+def start(args: Sequence[str], *, git_dir: str | None = None, cwd: str | None = None,
+          env: dict[str, str] | None = None, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = PIPE,
+          stderr: int | IO[Any] | None = PIPE) -> subprocess.Popen[bytes]:
     """Start `git [--git-dir=...] args` with its output piped, for callers that stream it."""
     try:
         return subprocess.Popen(_command(args, git_dir), cwd=cwd, env=env, stdin=stdin, stdout=stdout,

@@ -6,6 +6,7 @@ import math
 import numbers
 import posixpath
 import re
+from typing import Any, cast
 
 from .exceptions import InvalidParameterValue
 
@@ -26,7 +27,7 @@ _RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _EXPERIMENT_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 
 
-_VALID_KEYS: set[tuple[str, str]] = set()
+_VALID_KEYS: set[tuple[str, object]] = set()  # (kind, name) of names checked already: strings
 
 
 # -- text that can be stored --------------------------------------------------------------------
@@ -45,7 +46,7 @@ def shown(value: object, limit: int = 120, around: int | None = None) -> str:
     return ("..." if start else "") + piece + ("..." if start + limit < len(value) else "")
 
 
-def text(what: str, value: str, **attributes: object) -> str:
+def text(what: str, value: str, **attributes: Any) -> str:
     """`value` unchanged if it can be stored (encoded as UTF-8), else InvalidParameterValue.
 
     Python strings may hold lone surrogates (U+D800..U+DFFF), which are not text: they come from
@@ -74,15 +75,16 @@ def text(what: str, value: str, **attributes: object) -> str:
 
 def validate_key(kind: str, key: object) -> str:
     """A metric, param or tag name: MLflow's characters, never a path that escapes."""
-    if (kind, key) in _VALID_KEYS:  # type: ignore[comparison-overlap]
-        return key  # type: ignore[return-value]
-    _check_key(kind, key)
+    if (kind, key) in _VALID_KEYS:
+        return cast(str, key)  # a name checked before: a string
+    name = _check_key(kind, key)
     if len(_VALID_KEYS) < 100_000:
-        _VALID_KEYS.add((kind, key))  # type: ignore[arg-type]
-    return key  # type: ignore[return-value]
+        _VALID_KEYS.add((kind, name))
+    return name
 
 
-def _check_key(kind: str, key: object) -> None:
+def _check_key(kind: str, key: object) -> str:
+    """`key` if it is a valid name, else InvalidParameterValue."""
     if key is None or key == "":
         raise InvalidParameterValue(f"{kind} name must be a non-empty string, got {key!r}", key=key)
     if not isinstance(key, str):
@@ -110,6 +112,7 @@ def _check_key(kind: str, key: object) -> None:
             "or doubled slashes",
             key=key,
         )
+    return key
 
 
 def _length(kind: str, key: str, value: str, limit: int) -> str:
@@ -136,12 +139,11 @@ def experiment_tag_value(key: str, value: object) -> str:
 
 
 def metric_value(key: str, value: object) -> float:
-    kind = type(value)
-    if kind is float:
-        return value  # type: ignore[return-value]
-    if kind is int:
+    if type(value) is float:
+        return value
+    if type(value) is int:
         try:
-            return float(value)  # type: ignore[arg-type]
+            return float(value)
         except OverflowError:
             raise _too_large(key, value) from None
     # bool is a Number but MLflow rejects it, and so do we.
@@ -154,7 +156,7 @@ def metric_value(key: str, value: object) -> float:
             value=value,
         )
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]  # typeshed's Number has no __float__; real ones do
     except OverflowError:
         raise _too_large(key, value) from None
     except (TypeError, ValueError):
@@ -185,15 +187,15 @@ def _real(value: object) -> int | float | None:
         try:
             return float(value)  # type: ignore[arg-type]  # numpy floats, Decimal, Fraction
         except OverflowError:
-            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+            return math.inf if value > 0 else -math.inf  # type: ignore[operator]  # a real Number orders with 0
         except (TypeError, ValueError):  # complex
             return None
     return None
 
 
 def metric_step(key: str, step: object) -> int:
-    if type(step) is int and INT64_MIN <= step <= INT64_MAX:  # type: ignore[operator]
-        return step  # type: ignore[return-value]
+    if type(step) is int and INT64_MIN <= step <= INT64_MAX:
+        return step
     if step is None:
         return 0
     number = _real(step)
@@ -213,12 +215,12 @@ def metric_step(key: str, step: object) -> int:
 
 
 def metric_timestamp(key: str, timestamp: object) -> int:
-    if type(timestamp) is int and 0 <= timestamp <= INT64_MAX:  # type: ignore[operator]
-        return timestamp  # type: ignore[return-value]
+    if type(timestamp) is int and 0 <= timestamp <= INT64_MAX:
+        return timestamp
     return _milliseconds(f"Timestamp for metric {key!r}", timestamp, 0, key=key)
 
 
-def _milliseconds(what: str, value: object, minimum: int, **attributes: object) -> int:
+def _milliseconds(what: str, value: object, minimum: int, **attributes: Any) -> int:
     number = _real(value)
     if number is None or (isinstance(number, float) and not math.isfinite(number)) or (minimum == 0 and number < 0):
         kind = "a non-negative" if minimum == 0 else "an"
@@ -240,8 +242,8 @@ def _milliseconds(what: str, value: object, minimum: int, **attributes: object) 
 
 def run_time(what: str, value: object) -> int | None:
     """A run's start or end time (milliseconds): None, or a 64-bit integer."""
-    if value is None or (type(value) is int and INT64_MIN <= value <= INT64_MAX):  # type: ignore[operator]
-        return value  # type: ignore[return-value]
+    if value is None or (type(value) is int and INT64_MIN <= value <= INT64_MAX):
+        return value
     return _milliseconds(f"Run {what}", value, INT64_MIN)
 
 
@@ -307,7 +309,7 @@ def artifact_location(location: object) -> str | None:
 _DATASET_FIELDS = ("name", "digest", "source_type", "source", "schema", "profile")
 
 
-def dataset_input(dataset: dict, tags: dict) -> tuple[dict, dict]:
+def dataset_input(dataset: dict[str, Any], tags: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A dataset input of a run (log_inputs): its fields and tags must be storable text."""
     for field in _DATASET_FIELDS:
         value = dataset.get(field)

@@ -11,12 +11,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from .entities import FileInfo
 from .exceptions import InvalidParameterValue, ResourceDoesNotExist
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from .client import Client
 
 _SCHEMES: dict[str, Callable[[str], str]] = {}
 
@@ -57,7 +63,7 @@ class ArtifactLocation:
     local_path: str | None = None
 
 
-def parse_artifact_uri(uri: str | os.PathLike) -> ArtifactLocation:
+def parse_artifact_uri(uri: str | os.PathLike[str]) -> ArtifactLocation:
     """Resolve an artifact URI (following registered schemes) to a run path or a local path."""
     from .store.artifacts import validate_artifact_path
 
@@ -86,7 +92,7 @@ def parse_artifact_uri(uri: str | os.PathLike) -> ArtifactLocation:
     raise InvalidParameterValue(f"Artifact URI {uri!r} keeps redirecting; check the scheme handlers")
 
 
-def _client(tracking_uri: str | None):
+def _client(tracking_uri: str | None) -> Client:
     from .client import Client
     from .fluent import _client as fluent_client
 
@@ -127,6 +133,7 @@ def download_artifacts(artifact_uri: str | None = None, run_id: str | None = Non
         else:
             shutil.copy2(where.local_path, target)
         return target
+    assert where.run_id is not None  # not a local path: a run's
     return _client(tracking_uri).download_artifacts(where.run_id, where.path, dst_path)
 
 
@@ -143,6 +150,7 @@ def list_artifacts(artifact_uri: str | None = None, run_id: str | None = None,
             is_dir = os.path.isdir(full)
             out.append(FileInfo(name, is_dir, None if is_dir else os.path.getsize(full)))
         return out
+    assert where.run_id is not None  # not a local path: a run's
     return _client(tracking_uri).list_artifacts(where.run_id, where.path or None)
 
 
@@ -154,6 +162,7 @@ def _read_bytes(artifact_uri: str) -> tuple[bytes, str]:
                 return fh.read(), where.local_path
         except OSError as exc:
             raise ResourceDoesNotExist(f"Cannot read {where.local_path}: {exc.strerror}") from exc
+    assert where.run_id is not None  # not a local path: a run's
     return _client(None).read_artifact(where.run_id, where.path), where.path
 
 
@@ -168,14 +177,16 @@ def load_dict(artifact_uri: str) -> dict[str, Any]:
     if name.lower().endswith((".yaml", ".yml")):
         import yaml
 
-        return yaml.safe_load(data)
+        loaded: dict[str, Any] = yaml.safe_load(data)
+        return loaded
     try:
-        return json.loads(data)
+        parsed: dict[str, Any] = json.loads(data)
+        return parsed
     except ValueError as exc:
         raise InvalidParameterValue(f"Artifact {artifact_uri!r} is not valid JSON: {exc}") from exc
 
 
-def load_image(artifact_uri: str):
+def load_image(artifact_uri: str) -> PILImage:
     """An image artifact as a PIL image."""
     import io
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from .entities import (
     Experiment,
@@ -25,9 +26,18 @@ from .store.interface import RepositoryInfo, TrackingStore, lazy_attribute
 from .store.repo import open_repository, path_from_uri
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from .code_version import CodeCheckout, CodeDiff
     from .entities.logged_model import LoggedModel
     from .entities.model_registry import ModelHistoryEntry, ModelVersion, RegisteredModel
+    from .store.artifacts import RunArtifacts
     from .store.diagnosis import Diagnosis
+    from .store.history import CommitDetail
+    from .store.logged_models import LoggedModels
+    from .store.registry import ModelRegistry
+    from .store.rest import RestArtifacts, RestLoggedModels, RestRegistry
+    from .store.sync import PullResult, PushResult, SyncResult
 
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 
@@ -96,7 +106,7 @@ class Client:
     methods; the store itself (``_store``) is for this module only.
     """
 
-    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
+    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
         self._tracking_uri = resolve_tracking_uri(tracking_uri)
         self._registry_uri = registry_uri or self._tracking_uri
 
@@ -123,7 +133,7 @@ class Client:
         """Create the tracking branch if it does not exist (`gitexp init`); its commit id."""
         return self._store.ensure_branch()
 
-    def diagnose(self, recover_all: bool = False, progress: Any = None) -> "Diagnosis":
+    def diagnose(self, recover_all: bool = False, progress: Any = None) -> Diagnosis:
         """What `gitexp doctor` does: clear ref locks of dead processes, recover their journals
         (also those not provably dead with recover_all), and report what is left."""
         return self._store.diagnose(recover_all, progress)
@@ -157,14 +167,14 @@ class Client:
     def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY,
                            max_results: int | None = SEARCH_MAX_RESULTS_DEFAULT,
                            filter_string: str | None = None, order_by: list[str] | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Any]:
         from .search import search_experiments
 
         return search_experiments(self._store.list_experiments(view_type), filter_string, order_by,
                                   max_results, page_token)
 
     def list_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
-                         page_token: str | None = None) -> PagedList:
+                         page_token: str | None = None) -> PagedList[Any]:
         """MLflow 1.x's name for search_experiments() without a filter (older tutorials use it)."""
         return self.search_experiments(view_type, max_results, page_token=page_token)
 
@@ -188,7 +198,7 @@ class Client:
         sequence of Metric entities backed by arrays; `list(...)` for a real list)."""
         return self._store.get_metric_history(run_id, key)
 
-    def metric_history_arrays(self, run_id: str, key: str) -> tuple:
+    def metric_history_arrays(self, run_id: str, key: str) -> tuple[Any, ...]:
         """A metric's history as numpy arrays (steps, timestamps, values): a long history
         without a Python object per point."""
         return self._store.metric_history_arrays(run_id, key)
@@ -253,7 +263,7 @@ class Client:
     def search_runs(self, experiment_ids: str | list[str], filter_string: str = "",
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
                     order_by: list[str] | None = None, page_token: str | None = None,
-                    as_of: Any = None) -> PagedList:
+                    as_of: Any = None) -> PagedList[Any]:
         """Runs matching an MLflow filter string, ordered and paged (at most 50000 a page).
 
         ``as_of`` (gitexp addition) searches the store as it was: a commit-ish
@@ -264,7 +274,7 @@ class Client:
 
     def search_runs_frame(self, experiment_ids: str | list[str], filter_string: str = "",
                           run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
-                          order_by: list[str] | None = None, as_of: Any = None):
+                          order_by: list[str] | None = None, as_of: Any = None) -> pd.DataFrame:
         """search_runs as a pandas DataFrame with MLflow's columns, any number of rows (gitexp addition).
 
         Built column-wise from the search index, without Run entities: the fast
@@ -282,7 +292,7 @@ class Client:
 
         return metric_history_metrics(self._store, run_ids, keys)
 
-    def metric_history_frame(self, run_ids: Any, keys: str | Sequence[str] | None = None):
+    def metric_history_frame(self, run_ids: Any, keys: str | Sequence[str] | None = None) -> pd.DataFrame:
         """A tidy pandas DataFrame of metric histories: columns run_id, key, step, timestamp,
         value; one row per logged point (gitexp addition)."""
         from .search import metric_history_frame
@@ -327,7 +337,7 @@ class Client:
         self._store.capture_code(run_id, capture)
 
     # -- sharing and code versions (gitexp additions) ---------------------------------------
-    def pull(self, remote: str | None = None, progress: bool | None = None):
+    def pull(self, remote: str | None = None, progress: bool | None = None) -> PullResult:
         """Fetch the remote's tracking branch and merge it into yours (see docs/sync.md).
 
         remote: a remote name or URL (default: the current branch's upstream remote, else origin).
@@ -335,18 +345,18 @@ class Client:
         """
         return self._store.pull(remote, progress)
 
-    def push(self, remote: str | None = None, progress: bool | None = None, no_verify: bool = False):
+    def push(self, remote: str | None = None, progress: bool | None = None, no_verify: bool = False) -> PushResult:
         """Push the tracking branch; if another clone pushed first, merge theirs and retry.
 
         no_verify skips your pre-push hooks for this push (as `git push --no-verify`).
         """
         return self._store.push(remote, progress, no_verify=no_verify)
 
-    def sync(self, remote: str | None = None, progress: bool | None = None):
+    def sync(self, remote: str | None = None, progress: bool | None = None) -> SyncResult:
         """pull() then push(): afterwards you and the remote hold every run of both."""
         return self._store.sync(remote, progress)
 
-    def checkout_code(self, run_id: str, directory: str):
+    def checkout_code(self, run_id: str, directory: str) -> CodeCheckout:
         """Recreate the source tree a run ran with in `directory` (commit + uncommitted diff).
 
         Returns a CodeCheckout (commit, whether a diff was applied, untracked files whose
@@ -364,26 +374,27 @@ class Client:
         return self._store.link_runs_to_commit(commit, repository)
 
     def _run_info(self, run_id: str) -> RunInfo:
-        return self.get_run(run_id).info
+        info: RunInfo = self.get_run(run_id).info
+        return info
 
-    # -- model registry (store logic: store/registry.py) ------------------------------------
+    # -- model registry (store logic: store/registry/) ------------------------------------
     @property
-    def _registry(self) -> Any:
+    def _registry(self) -> ModelRegistry | RestRegistry:
         return self._store.registry
 
     def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,
                                 description: str | None = None,
-                                deployment_job_id: str | None = None) -> "RegisteredModel":
+                                deployment_job_id: str | None = None) -> RegisteredModel:
         return self._registry.create_registered_model(name, tags, description)
 
-    def get_registered_model(self, name: str) -> "RegisteredModel":
+    def get_registered_model(self, name: str) -> RegisteredModel:
         return self._registry.get_registered_model(name)
 
-    def rename_registered_model(self, name: str, new_name: str) -> "RegisteredModel":
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         return self._registry.rename_registered_model(name, new_name)
 
     def update_registered_model(self, name: str, description: str | None = None,
-                                deployment_job_id: str | None = None) -> "RegisteredModel":
+                                deployment_job_id: str | None = None) -> RegisteredModel:
         return self._registry.update_registered_model(name, description)
 
     def delete_registered_model(self, name: str) -> None:
@@ -396,24 +407,24 @@ class Client:
         self._registry.delete_registered_model_tag(name, key)
 
     def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
-                                 order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
+                                 order_by: list[str] | None = None, page_token: str | None = None) -> PagedList[Any]:
         from .search._objects import search_registered_models
 
         return search_registered_models(self._registry.list_registered_models(), filter_string, max_results,
                                         order_by, page_token)
 
-    def list_registered_models(self, max_results: int = 100, page_token: str | None = None) -> PagedList:
+    def list_registered_models(self, max_results: int = 100, page_token: str | None = None) -> PagedList[Any]:
         """MLflow 1.x's name for search_registered_models() without a filter (older tutorials use it)."""
         return self.search_registered_models(max_results=max_results, page_token=page_token)
 
-    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list["ModelVersion"]:
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
         """The highest version in each of `stages` (default: every stage, None included)."""
         return self._registry.get_latest_versions(name, stages)
 
     def create_model_version(self, name: str, source: str, run_id: str | None = None,
                              tags: dict[str, Any] | None = None, run_link: str | None = None,
                              description: str | None = None, await_creation_for: int = 300,
-                             model_id: str | None = None) -> "ModelVersion":
+                             model_id: str | None = None) -> ModelVersion:
         """Register `source` (runs:/<run_id>/<path>, models:/..., or a path) as the next version of `name`.
 
         Versions are READY at once, so `await_creation_for` has nothing to wait for.
@@ -428,7 +439,7 @@ class Client:
             run_id = run_id or found.source_run_id
         return self._registry.create_model_version(name, source, run_id, tags, run_link, description, model_id)
 
-    def copy_model_version(self, src_model_uri: str, dst_name: str) -> "ModelVersion":
+    def copy_model_version(self, src_model_uri: str, dst_name: str) -> ModelVersion:
         """Register the version `src_model_uri` (models:/...) names as a new version of `dst_name`."""
         from .exceptions import ResourceAlreadyExists
 
@@ -440,17 +451,17 @@ class Client:
         return self.create_model_version(dst_name, f"models:/{src.name}/{src.version}", run_id=src.run_id,
                                          tags=src.tags, description=src.description)
 
-    def get_model_version(self, name: str, version: str | int) -> "ModelVersion":
+    def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         return self._registry.get_model_version(name, version)
 
-    def update_model_version(self, name: str, version: str | int, description: str | None = None) -> "ModelVersion":
+    def update_model_version(self, name: str, version: str | int, description: str | None = None) -> ModelVersion:
         return self._registry.update_model_version(name, version, description)
 
     def delete_model_version(self, name: str, version: str | int) -> None:
         self._registry.delete_model_version(name, version)
 
     def search_model_versions(self, filter_string: str | None = None, max_results: int = 10_000,
-                              order_by: list[str] | None = None, page_token: str | None = None) -> PagedList:
+                              order_by: list[str] | None = None, page_token: str | None = None) -> PagedList[Any]:
         from .search._objects import search_model_versions
 
         return search_model_versions(self._registry.list_model_versions(), filter_string, max_results,
@@ -467,7 +478,7 @@ class Client:
         return list(ModelVersionStages.ALL)
 
     def transition_model_version_stage(self, name: str, version: str | int, stage: str,
-                                       archive_existing_versions: bool = False) -> "ModelVersion":
+                                       archive_existing_versions: bool = False) -> ModelVersion:
         """Move a version to None/Staging/Production/Archived (any case); optionally archive the others there."""
         return self._registry.transition_model_version_stage(name, version, stage, archive_existing_versions)
 
@@ -478,20 +489,24 @@ class Client:
                 f"stage={stage!r})")
         if version is not None:
             return version
-        latest = self.get_latest_versions(name, [stage])  # type: ignore[list-item]
+        assert stage is not None  # exactly one of the two, checked above
+        latest = self.get_latest_versions(name, [stage])
         if not latest:
             from .exceptions import ResourceDoesNotExist
 
             raise ResourceDoesNotExist(f"Model {name!r} has no version in stage {stage!r}", name=name)
-        return latest[0].version
+        found: str | int = latest[0].version
+        return found
 
     def set_model_version_tag(self, name: str, version: str | int | None = None, key: str | None = None,
                               value: Any = None, stage: str | None = None) -> None:
-        self._registry.set_model_version_tag(name, self._version_or_stage(name, version, stage), key, value)
+        # A missing key is refused by the store's key check (InvalidParameterValue), as by MLflow's.
+        self._registry.set_model_version_tag(name, self._version_or_stage(name, version, stage), cast(str, key), value)
 
     def delete_model_version_tag(self, name: str, version: str | int | None = None, key: str | None = None,
                                  stage: str | None = None) -> None:
-        self._registry.delete_model_version_tag(name, self._version_or_stage(name, version, stage), key)
+        # A missing key is refused by the store's key check (InvalidParameterValue), as by MLflow's.
+        self._registry.delete_model_version_tag(name, self._version_or_stage(name, version, stage), cast(str, key))
 
     def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
         self._registry.set_registered_model_alias(name, alias, version)
@@ -499,39 +514,39 @@ class Client:
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         self._registry.delete_registered_model_alias(name, alias)
 
-    def get_model_version_by_alias(self, name: str, alias: str) -> "ModelVersion":
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return self._registry.get_model_version_by_alias(name, alias)
 
-    def get_registered_model_history(self, name: str) -> list["ModelHistoryEntry"]:
+    def get_registered_model_history(self, name: str) -> list[ModelHistoryEntry]:
         """Who changed what in a registered model, and when, oldest first (gitexp addition).
 
         Works for deleted models too. Each entry names the event file and the commit that added it.
         """
         return self._registry.history(name)
 
-    def resolve_model_version(self, model_uri: str) -> "ModelVersion":
+    def resolve_model_version(self, model_uri: str) -> ModelVersion:
         """The version a models:/<name>/<version|stage|latest> or models:/<name>@<alias> URI names
         (gitexp addition)."""
         return self._registry.resolve(model_uri)
 
     # -- logged models (MLflow 3; store logic: store/logged_models.py) ------------------------
     @property
-    def _logged_models(self) -> Any:
+    def _logged_models(self) -> LoggedModels | RestLoggedModels:
         return self._store.logged_models
 
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                             tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                            model_type: str | None = None) -> "LoggedModel":
+                            model_type: str | None = None) -> LoggedModel:
         """A new logged model (status PENDING) whose files go to runs:/<source_run_id>/<name>.
 
         Without a source run, gitexp creates a run in the experiment to hold the files.
         """
         return self._logged_models.create(experiment_id, name, source_run_id, tags, params, model_type)
 
-    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> "LoggedModel":
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         return self._logged_models.get(model_id, allow_deleted)
 
-    def finalize_logged_model(self, model_id: str, status: Any) -> "LoggedModel":
+    def finalize_logged_model(self, model_id: str, status: Any) -> LoggedModel:
         """Set the status to READY or FAILED (LoggedModelStatus or its name)."""
         return self._logged_models.finalize(model_id, status)
 
@@ -547,14 +562,14 @@ class Client:
     def delete_logged_model(self, model_id: str) -> None:
         self._logged_models.delete(model_id)
 
-    def list_run_logged_models(self, run_id: str) -> list["LoggedModel"]:
+    def list_run_logged_models(self, run_id: str) -> list[LoggedModel]:
         """Active logged models whose files are in the run, newest first (gitexp addition)."""
         return self._logged_models.for_run(run_id)
 
     def search_logged_models(self, experiment_ids: list[str], filter_string: str | None = None,
-                             datasets: list[dict] | None = None, max_results: int | None = None,
+                             datasets: list[dict[str, Any]] | None = None, max_results: int | None = None,
                              order_by: list[dict[str, Any]] | None = None,
-                             page_token: str | None = None) -> PagedList:
+                             page_token: str | None = None) -> PagedList[Any]:
         """Logged models of the experiments matching the filter (name, model_id, model_type, status,
         source_run_id, creation_timestamp, tags.<key>); order_by: [{"field_name": ..., "ascending": ...}]."""
         return self._logged_models.search(experiment_ids, filter_string, datasets, max_results, order_by,
@@ -562,7 +577,7 @@ class Client:
 
     # -- artifacts (files of a run: small ones in git, large ones in the artifact store) ------
     @property
-    def _artifacts(self) -> Any:
+    def _artifacts(self) -> RunArtifacts | RestArtifacts:
         return self._store.artifacts
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
@@ -588,7 +603,8 @@ class Client:
 
         self._artifacts.log_bytes(run_id, dict_bytes(dictionary, artifact_file), artifact_file)
 
-    def log_figure(self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict | None = None) -> None:
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str, *,
+                   save_kwargs: dict[str, Any] | None = None) -> None:
         """Log a matplotlib or plotly figure (plotly: .html, or an image format via kaleido)."""
         from ._artifact_formats import figure_bytes
 
@@ -608,6 +624,7 @@ class Client:
             return
         import uuid
 
+        assert key is not None  # artifact_file or key: checked above
         full, thumb = fmt.image_key_paths(key, step, timestamp, str(uuid.uuid4()))
         self._artifacts.log_bytes(run_id, fmt.image_bytes(image, full), full)
         self._artifacts.log_bytes(run_id, fmt.compressed_image_bytes(image), thumb)
@@ -631,7 +648,7 @@ class Client:
             if is_image.any() and not is_image.all():
                 raise InvalidParameterValue(f"Column {column!r} of the table mixes images and other values")
             if len(frame) and is_image.all():
-                def save(image: Any) -> dict:
+                def save(image: Any) -> dict[str, Any]:
                     base = posixpath.join("table_images", posixpath.splitext(artifact_file)[0], str(uuid.uuid4()))
                     self._artifacts.log_bytes(run_id, fmt.image_bytes(image, base + ".png"), base + ".png")
                     self._artifacts.log_bytes(run_id, fmt.compressed_image_bytes(image), base + ".webp")
@@ -649,7 +666,7 @@ class Client:
             self.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(tag + [entry]))
 
     def load_table(self, experiment_id: str, artifact_file: str, run_ids: list[str] | None = None,
-                   extra_columns: list[str] | None = None):
+                   extra_columns: list[str] | None = None) -> pd.DataFrame:
         """One DataFrame of the table artifact_file from the given runs (default: every run of the experiment)."""
         import pandas as pd
 
@@ -672,7 +689,7 @@ class Client:
                 f"No run of experiment {experiment_id} has a table artifact {artifact_file!r}")
         return pd.concat(frames, ignore_index=True)
 
-    def list_artifacts(self, run_id: str, path: str | None = None) -> list:
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[Any]:
         """FileInfo of each file and directory directly below path (the root by default)."""
         return self._artifacts.list(run_id, path)
 
@@ -695,7 +712,8 @@ class Client:
         server's is downloaded to a new temporary directory (gitexp addition)."""
         return self._artifacts.local_copy(run_id, path)
 
-    def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None, models: Sequence[Any] | None = None) -> None:
+    def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None,
+                   models: Sequence[Any] | None = None) -> None:
         """Record dataset inputs (DatasetInput entities) of a run."""
         from ._validation import dataset_input
         from .entities import DatasetInput
@@ -728,7 +746,7 @@ class Client:
 
     def get_tracking_history(self, max_results: int = 50, page_token: str | None = None,
                              run_id: str | None = None, experiment_id: str | None = None,
-                             model_name: str | None = None) -> PagedList:
+                             model_name: str | None = None) -> PagedList[Any]:
         """Commits of the tracking branch, newest first: who changed which runs, experiments and
         models, and when (BranchCommit entries; ``.token`` for the next page).
 
@@ -737,12 +755,12 @@ class Client:
         commits, token = self._store.tracking_history(max_results, page_token, run_id, experiment_id, model_name)
         return PagedList(commits, token)
 
-    def get_tracking_commit(self, commit: str):
+    def get_tracking_commit(self, commit: str) -> CommitDetail:
         """One commit of the tracking branch with the runs/experiments/models it changed and its
         file diffs (CommitDetail)."""
         return self._store.tracking_commit(commit)
 
-    def diff_run_code(self, run_id: str, other_run_id: str):
+    def diff_run_code(self, run_id: str, other_run_id: str) -> CodeDiff:
         """How the code of two runs differs, uncommitted changes included (CodeDiff: stat, patch,
         and why a run's code could not be rebuilt, if so)."""
         return self._store.diff_run_code(run_id, other_run_id)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from . import _git as git
 
@@ -29,11 +30,20 @@ _EMPTY_TREE = {"sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
                "sha256": "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
 
 
-def _git(args: list[str], cwd: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+class GitRepository(Protocol):
+    """What code checkouts and diffs need of a repository (store.repo.Repository has it)."""
+
+    @property
+    def common_dir(self) -> str: ...
+    @property
+    def object_format(self) -> str: ...
+
+
+def _git(args: list[str], cwd: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return git.run(["--no-optional-locks", *args], cwd=cwd, input=input)
 
 
-def _start(args: list[str], cwd: str) -> subprocess.Popen:
+def _start(args: list[str], cwd: str) -> subprocess.Popen[bytes]:
     return git.start(["--no-optional-locks", *args], cwd=cwd, stderr=git.DEVNULL)
 
 
@@ -67,7 +77,7 @@ def _repo_facts(directory: str) -> tuple[str | None, dict[str, str]]:
     return top.stdout.decode().strip(), urls
 
 
-def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) -> dict | None:
+def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) -> dict[str, Any] | None:
     """Describe the code in `directory`'s repository, or None outside a work tree."""
     directory = directory or source_dir()
     # status and diff run side by side: each costs mostly git's start-up time.
@@ -103,7 +113,7 @@ def capture(directory: str | None = None, max_diff_bytes: int = MAX_DIFF_BYTES) 
     remote = upstream.split("/", 1)[0] if upstream else "origin"
     untracked_blobs = _hash_untracked(top, untracked) if untracked and top else {}
     url = urls.get(remote) or (next(iter(urls.values())) if len(urls) == 1 else None)
-    info: dict = {
+    info: dict[str, Any] = {
         "repository": top,
         "commit": commit,
         "branch": _storable(branch),
@@ -152,7 +162,8 @@ def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:
         except OSError:
             continue
         size = info.st_size
-        if stat.S_ISREG(info.st_mode) and size <= UNTRACKED_HASH_BYTES and total + size <= UNTRACKED_HASH_TOTAL and "\n" not in path:
+        if (stat.S_ISREG(info.st_mode) and size <= UNTRACKED_HASH_BYTES and total + size <= UNTRACKED_HASH_TOTAL
+                and "\n" not in path):
             paths.append(path)
             total += size
             if len(paths) >= UNTRACKED_HASH_FILES:
@@ -165,7 +176,7 @@ def _hash_untracked(top: str, untracked: list[str]) -> dict[str, str]:
     shas = result.stdout.decode().split()
     if result.returncode != 0 or len(shas) != len(paths):
         return {}
-    return dict(zip(paths, shas))
+    return dict(zip(paths, shas, strict=True))
 
 
 def _object_format(directory: str) -> str:
@@ -173,7 +184,7 @@ def _object_format(directory: str) -> str:
     return out or "sha1"
 
 
-def tags_for(info: dict | None) -> dict[str, str]:
+def tags_for(info: dict[str, Any] | None) -> dict[str, str]:
     """MLflow's source tags for a captured code version."""
     if not info:
         return {}
@@ -212,7 +223,7 @@ class CodeCheckout:
 
 
 def _plumbing(git_dir: str, args: list[str], index: str | None = None, input: bytes | None = None,
-              work_tree: str | None = None) -> subprocess.CompletedProcess:
+              work_tree: str | None = None) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ)
     env.pop("GIT_INDEX_FILE", None)  # set inside git hooks; ours is a private index
     env.pop("GIT_WORK_TREE", None)
@@ -241,7 +252,8 @@ def apply_to_index(git_dir: str, index: str, base: str | None, patch: bytes, obj
     return None
 
 
-def checkout(repo, run_id: str, code: dict | None, patch: bytes | str | None, directory: str) -> CodeCheckout:
+def checkout(repo: GitRepository, run_id: str, code: dict[str, Any] | None, patch: bytes | str | None,
+             directory: str) -> CodeCheckout:
     """Write the tracked files a run ran with into `directory` (new or empty).
 
     The run's commit is read into a private index, its recorded diff applied there
@@ -313,7 +325,8 @@ class CodeDiff:
         return self.trees[0] is not None and self.trees[0] == self.trees[1]
 
 
-def _run_tree(repo, run_id: str, code: dict | None, patch: bytes | str | None) -> tuple[str | None, str | None]:
+def _run_tree(repo: GitRepository, run_id: str, code: dict[str, Any] | None,
+              patch: bytes | str | None) -> tuple[str | None, str | None]:
     """(tree id of the code a run ran with, None) or (None, why not)."""
     if not code:
         return None, "no recorded code version (ran outside a git work tree, or with GITEXP_CAPTURE_CODE=0)"
@@ -338,8 +351,8 @@ def _run_tree(repo, run_id: str, code: dict | None, patch: bytes | str | None) -
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def diff_runs(repo, first: tuple[str, dict | None, bytes | str | None],
-              second: tuple[str, dict | None, bytes | str | None],
+def diff_runs(repo: GitRepository, first: tuple[str, dict[str, Any] | None, bytes | str | None],
+              second: tuple[str, dict[str, Any] | None, bytes | str | None],
               max_bytes: int = MAX_CODE_DIFF_BYTES) -> CodeDiff:
     """The diff from the first run's source tree to the second's, uncommitted changes included.
 

@@ -23,13 +23,15 @@ matches MLflow's codes so the REST server can map errors to its responses.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GitexpError(Exception):
     """Base class of all gitexp errors."""
 
     error_code = "INTERNAL_ERROR"
 
-    def __init__(self, message: str, error_code: str | None = None, **attributes):
+    def __init__(self, message: str, error_code: str | None = None, **attributes: Any) -> None:
         super().__init__(message)
         self.message = message
         if error_code is not None:
@@ -47,7 +49,7 @@ MlflowException = GitexpError
 class NotAGitRepository(GitexpError):
     error_code = "INVALID_STATE"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(
             f"{path!s} is not inside a git repository. gitexp keeps runs in a git repository: "
@@ -68,7 +70,7 @@ class RepositoryRequired(InvalidParameterValue):
     """An operation that needs the git repository itself (pull, push, code checkout, the search
     index, doctor...) was asked of a tracking server's store; run it where the repository is."""
 
-    def __init__(self, operation: str, url: str):
+    def __init__(self, operation: str, url: str) -> None:
         super().__init__(
             f"{operation} needs the git repository itself, but the tracking URI is the server {url}. "
             "Run it on the server's machine, or in a clone of its repository (`gitexp pull` to get the runs).",
@@ -105,7 +107,7 @@ class GitNotFound(StoreError):
 class GitCommandFailed(StoreError):
     """A git command gitexp ran exited non-zero.  Attributes: command, returncode, stderr."""
 
-    def __init__(self, command: list[str], returncode: int, stderr: str):
+    def __init__(self, command: list[str], returncode: int, stderr: str) -> None:
         message = stderr.strip() or f"exit code {returncode}"
         super().__init__(f"`git {' '.join(command)}` failed: {message}", command=command,
                          returncode=returncode, stderr=stderr)

@@ -11,11 +11,15 @@ import getpass
 import os
 import sys
 import threading
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from .client import Client, resolve_tracking_uri
 from .entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
 from .exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _tracking_uri: str | None = None
 _active_experiment_id: str | None = None
@@ -25,13 +29,16 @@ _local = threading.local()
 class ActiveRun(Run):
     """The run returned by start_run; a context manager that ends it on exit."""
 
-    def __init__(self, run: Run):
+    _started_by_pid: int  # set by start_run: the process that started it
+
+    def __init__(self, run: Run) -> None:
         super().__init__(run.info, run.data, run.inputs)
 
-    def __enter__(self) -> "ActiveRun":
+    def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type, exc_val, exc_tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc_val: BaseException | None,
+                 exc_tb: TracebackType | None) -> bool:
         if any(r.info.run_id == self.info.run_id for r in _stack()):
             if exc_type is None:
                 status = RunStatus.FINISHED
@@ -63,7 +70,7 @@ def _client() -> Client:
 
 
 # -- tracking URI -----------------------------------------------------------------------------
-def set_tracking_uri(uri: str | os.PathLike) -> None:
+def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Track into the git repository at `uri` (a path or file:// URI)."""
     global _tracking_uri, _current
     _current = None
@@ -89,17 +96,19 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameterValue("set_experiment needs exactly one of experiment_name or experiment_id")
     client = _client()
+    experiment: Experiment | None
     if experiment_id is not None:
         experiment = client.get_experiment(str(experiment_id))
     else:
-        experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+        assert experiment_name is not None  # exactly one of the two, checked above
+        experiment = client.get_experiment_by_name(experiment_name)
         if experiment is None:
             try:
-                client.create_experiment(experiment_name)  # type: ignore[arg-type]
+                client.create_experiment(experiment_name)
             except GitexpError as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-            experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+            experiment = client.get_experiment_by_name(experiment_name)
             assert experiment is not None
     if experiment.lifecycle_stage != "active":
         raise InvalidParameterValue(
@@ -115,7 +124,8 @@ def _experiment_id() -> str:
         return _active_experiment_id
     name = os.environ.get("GITEXP_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_NAME")
     if name:
-        return set_experiment(name).experiment_id
+        experiment_id: str = set_experiment(name).experiment_id
+        return experiment_id
     exp_id = os.environ.get("GITEXP_EXPERIMENT_ID") or os.environ.get("MLFLOW_EXPERIMENT_ID")
     return exp_id or "0"
 
@@ -246,7 +256,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
         run = client.create_run(exp_id, None, all_tags, run_name, user_id=all_tags.get("mlflow.user"))
         _start_code_capture(client, run.info.run_id)
     active = ActiveRun(run)
-    active._started_by_pid = os.getpid()  # type: ignore[attr-defined]
+    active._started_by_pid = os.getpid()
     stack.append(active)
     _register_atexit()
     return active
@@ -300,9 +310,9 @@ def _run_id(run_id: str | None = None) -> str:
     if run_id:
         return run_id
     stack = _stack()
-    if stack:
-        return stack[-1].info.run_id
-    return start_run().info.run_id
+    run = stack[-1] if stack else start_run()
+    active_id: str = run.info.run_id
+    return active_id
 
 
 def get_run(run_id: str) -> Run:
@@ -365,7 +375,7 @@ def search_runs(experiment_ids: list[str] | None = None, filter_string: str = ""
                 run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 100000,
                 order_by: list[str] | None = None, output_format: str = "pandas",
                 search_all_experiments: bool = False, experiment_names: list[str] | None = None,
-                as_of: Any = None):
+                as_of: Any = None) -> pd.DataFrame | list[Run]:
     """Runs matching an MLflow filter string, as a pandas DataFrame (or a list with output_format='list').
 
     The DataFrame has MLflow's columns: run_id, experiment_id, status, artifact_uri,
@@ -393,7 +403,7 @@ def search_runs(experiment_ids: list[str] | None = None, filter_string: str = ""
                 logging.getLogger("gitexp").warning("gitexp: no experiment named %r; it is left out of the search",
                                                     name)
     elif not no_ids:
-        ids = [experiment_ids] if isinstance(experiment_ids, (str, int)) else list(experiment_ids)  # type: ignore[arg-type]
+        ids = [experiment_ids] if isinstance(experiment_ids, (str, int)) else list(experiment_ids)  # type: ignore[arg-type]  # MLflow takes one id too
     elif search_all_experiments:
         ids = [e.experiment_id for e in client.search_experiments(ViewType.ACTIVE_ONLY, None)]
     else:
@@ -412,7 +422,7 @@ def search_runs(experiment_ids: list[str] | None = None, filter_string: str = ""
     return runs
 
 
-def metric_history_frame(run_ids: Any, keys: str | list[str] | None = None):
+def metric_history_frame(run_ids: Any, keys: str | list[str] | None = None) -> pd.DataFrame:
     """A tidy pandas DataFrame of metric histories (gitexp addition).
 
     One row per logged point, columns run_id, key, step, timestamp (ms), value --

@@ -7,13 +7,20 @@ MLflow does) through the Client.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidParameterValue
 from .fluent import _client, _experiment_id, _run_id
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def log_artifact(local_path: str | os.PathLike, artifact_path: str | None = None, run_id: str | None = None) -> None:
+    from .data import Dataset
+    from .entities import DatasetInput
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None,
+                 run_id: str | None = None) -> None:
     """Log a local file or directory as an artifact of the active run.
 
     ``artifact_path`` is the directory inside the run's artifacts to put it in.
@@ -21,7 +28,8 @@ def log_artifact(local_path: str | os.PathLike, artifact_path: str | None = None
     _client().log_artifact(_run_id(run_id), os.fspath(local_path), artifact_path)
 
 
-def log_artifacts(local_dir: str | os.PathLike, artifact_path: str | None = None, run_id: str | None = None) -> None:
+def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None,
+                  run_id: str | None = None) -> None:
     """Log every file below ``local_dir`` as artifacts of the active run."""
     _client().log_artifacts(_run_id(run_id), os.fspath(local_dir), artifact_path)
 
@@ -36,7 +44,7 @@ def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> 
     _client().log_dict(_run_id(run_id), dictionary, artifact_file)
 
 
-def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict | None = None) -> None:
+def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None) -> None:
     """Log a matplotlib or plotly figure as an image (or plotly .html) artifact."""
     _client().log_figure(_run_id(), figure, artifact_file, save_kwargs=save_kwargs)
 
@@ -52,7 +60,8 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
     _client().log_table(_run_id(run_id), data, artifact_file)
 
 
-def load_table(artifact_file: str, run_ids: list[str] | None = None, extra_columns: list[str] | None = None):
+def load_table(artifact_file: str, run_ids: list[str] | None = None,
+               extra_columns: list[str] | None = None) -> pd.DataFrame:
     """The table artifact_file of the given runs (default: all runs of the active experiment) as one DataFrame."""
     return _client().load_table(_experiment_id(), artifact_file, run_ids, extra_columns)
 
@@ -72,7 +81,7 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
 
 
 # -- datasets -----------------------------------------------------------------------------------------
-def _as_dataset(dataset: Any):
+def _as_dataset(dataset: Any) -> Dataset:
     from .data import Dataset, from_numpy, from_pandas
 
     if isinstance(dataset, Dataset):
@@ -87,7 +96,7 @@ def _as_dataset(dataset: Any):
         f"ndarray to wrap), got {type(dataset).__module__}.{type(dataset).__name__}")
 
 
-def _dataset_input(dataset: Any, context: str | None, tags: dict[str, str] | None):
+def _dataset_input(dataset: Any, context: str | None, tags: dict[str, str] | None) -> DatasetInput:
     from .entities import DatasetInput, InputTag
 
     ds = _as_dataset(dataset)
@@ -103,8 +112,8 @@ def log_input(dataset: Any, context: str | None = None, tags: dict[str, str] | N
     _client().log_inputs(_run_id(), [_dataset_input(dataset, context, tags)])
 
 
-def log_inputs(datasets: list | None = None, contexts: list[str | None] | None = None,
-               tags_list: list[dict[str, str] | None] | None = None, models: list | None = None) -> None:
+def log_inputs(datasets: list[Any] | None = None, contexts: list[str | None] | None = None,
+               tags_list: list[dict[str, str] | None] | None = None, models: list[Any] | None = None) -> None:
     """Record several dataset inputs of the active run at once."""
     datasets = list(datasets or [])
     contexts = list(contexts or [None] * len(datasets))
@@ -113,7 +122,8 @@ def log_inputs(datasets: list | None = None, contexts: list[str | None] | None =
         raise InvalidParameterValue(
             f"log_inputs got {len(datasets)} datasets, {len(contexts)} contexts and {len(tags_list)} tag "
             "dicts; pass one of each per dataset")
-    _client().log_inputs(_run_id(), [_dataset_input(d, c, t) for d, c, t in zip(datasets, contexts, tags_list)])
+    _client().log_inputs(_run_id(), [_dataset_input(d, c, t)
+                                     for d, c, t in zip(datasets, contexts, tags_list, strict=True)])
 
 
 __all__ = [

@@ -7,14 +7,21 @@ in effect), as ``mlflow.register_model`` and ``mlflow.search_registered_models``
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlparse
 
 from .entities.model_registry import ModelVersion, RegisteredModel
 from .exceptions import InvalidParameterValue, ResourceAlreadyExists
 
+if TYPE_CHECKING:
+    from .client import Client
+    from .entities import PagedList
 
-def _client():
+_T = TypeVar("_T")
+
+
+def _client() -> Client:
     from .fluent import _client as client
 
     return client()
@@ -64,11 +71,12 @@ def register_with(client: Any, model_uri: str, name: str, tags: dict[str, Any] |
     version = client.create_model_version(name, str(model_uri), run_id=run_id, tags=tags, description=description,
                                           await_creation_for=await_registration_for)
     print(f"Created version '{version.version}' of model '{version.name}'.", file=sys.stderr)
-    return version
+    return cast("ModelVersion", version)
 
 
-def _all_pages(search, max_results: int | None, page_size: int, **kwargs: Any) -> list:
-    out: list = []
+def _all_pages(search: Callable[..., PagedList[_T]], max_results: int | None, page_size: int,
+               **kwargs: Any) -> list[_T]:
+    out: list[Any] = []
     token = None
     while True:
         size = page_size if max_results is None else min(page_size, max_results - len(out))

@@ -14,8 +14,8 @@ from whoever saved it: only load models from people you trust.
 from __future__ import annotations
 
 import os
-import sys
 import pickle
+import sys
 from typing import Any
 
 from .exceptions import InvalidParameterValue
@@ -45,7 +45,7 @@ def get_default_pip_requirements(include_cloudpickle: bool = False, include_skop
 class _SklearnModelWrapper:
     """The pyfunc face of an estimator: predict (or predict_proba... when chosen at save time)."""
 
-    def __init__(self, sklearn_model: Any):
+    def __init__(self, sklearn_model: Any) -> None:
         self.sklearn_model = sklearn_model
         for name in ("predict_proba", "predict_log_proba", "predict_joint_log_proba", "score"):
             fn = getattr(sklearn_model, name, None)
@@ -78,7 +78,7 @@ def _dump(sk_model: Any, path: str, serialization_format: str, skops_trusted_typ
     if serialization_format == SERIALIZATION_FORMAT_CLOUDPICKLE:
         import cloudpickle as module
     else:
-        module = pickle  # type: ignore[assignment]
+        module = pickle
     try:
         with open(path, "wb") as fh:
             # The default protocol, not the newest: models stay loadable by older Pythons.
@@ -89,7 +89,7 @@ def _dump(sk_model: Any, path: str, serialization_format: str, skops_trusted_typ
             "or script need serialization_format='cloudpickle'.") from exc
 
 
-def save_model(sk_model: Any, path: str | os.PathLike, conda_env: Any = None, code_paths: list[str] | None = None,
+def save_model(sk_model: Any, path: str | os.PathLike[str], conda_env: Any = None, code_paths: list[str] | None = None,
                mlflow_model: Model | None = None, serialization_format: str = SERIALIZATION_FORMAT_CLOUDPICKLE,
                signature: Any = None, input_example: Any = None, pip_requirements: Any = None,
                extra_pip_requirements: Any = None, pyfunc_predict_fn: str = "predict",
@@ -161,10 +161,10 @@ def _load_file(path: str, serialization_format: str, skops_trusted_types: list[s
             import cloudpickle
 
             return cloudpickle.load(fh)
-        return pickle.load(fh)  # noqa: S301 - documented: models run their author's code
+        return pickle.load(fh)  # unpickling is documented: models run their author's code
 
 
-def load_model(model_uri: str | os.PathLike, dst_path: str | None = None) -> Any:
+def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None) -> Any:
     """Load a scikit-learn model from ``runs:/<run_id>/<name>``, a local path (or ``models:/``)."""
     from .models._flavor import add_code_to_sys_path, flavor_conf
     from .models._resolve import resolve_model_uri
@@ -183,7 +183,8 @@ def _load_pyfunc(path: str) -> _SklearnModelWrapper:
     model_dir = os.path.dirname(path) if os.path.isfile(path) else path
     conf = flavor_conf(model_dir, FLAVOR_NAME)
     if not os.path.isfile(path):
-        path = os.path.join(model_dir, flavor_conf(model_dir, "python_function").get("model_path", conf["pickled_model"]))
+        pyfunc_conf = flavor_conf(model_dir, "python_function")
+        path = os.path.join(model_dir, pyfunc_conf.get("model_path", conf["pickled_model"]))
     return _SklearnModelWrapper(_load_file(path, conf.get("serialization_format", "pickle"),
                                            conf.get("skops_trusted_types")))
 

@@ -34,7 +34,7 @@ def _class_name(model: Any) -> str:
 class _XGBModelWrapper:
     """The pyfunc face of an XGBoost model: a Booster predicts on a DMatrix built from the input."""
 
-    def __init__(self, xgb_model: Any):
+    def __init__(self, xgb_model: Any) -> None:
         self.xgb_model = xgb_model
 
     def get_raw_model(self) -> Any:
@@ -53,7 +53,7 @@ class _XGBModelWrapper:
         return self.xgb_model.predict(data, validate_features=True, **kwargs)
 
 
-def save_model(xgb_model: Any, path: str | os.PathLike, conda_env: Any = None, code_paths: list[str] | None = None,
+def save_model(xgb_model: Any, path: str | os.PathLike[str], conda_env: Any = None, code_paths: list[str] | None = None,
                mlflow_model: Model | None = None, signature: Any = None, input_example: Any = None,
                pip_requirements: Any = None, extra_pip_requirements: Any = None, model_format: str = "ubj",
                metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -66,7 +66,8 @@ def save_model(xgb_model: Any, path: str | os.PathLike, conda_env: Any = None, c
 
     if not isinstance(xgb_model, (xgb.Booster, xgb.XGBModel)):
         raise InvalidParameterValue(
-            f"gitexp.xgboost saves xgboost.Booster and XGBModel (XGBClassifier...) objects, got {_class_name(xgb_model)}")
+            "gitexp.xgboost saves xgboost.Booster and XGBModel (XGBClassifier...) objects, "
+            f"got {_class_name(xgb_model)}")
     if model_format not in _FORMATS:
         raise InvalidParameterValue(f"Unknown model_format {model_format!r}; use 'ubj' (default), 'json' or 'xgb'")
     path, code, model = begin_model(path, code_paths, mlflow_model, input_example, signature, metadata,
@@ -112,7 +113,7 @@ def _load(model_dir: str) -> Any:
     return model
 
 
-def load_model(model_uri: str | os.PathLike, dst_path: str | None = None) -> Any:
+def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None) -> Any:
     """Load an XGBoost model (the class it was saved as) from ``runs:/...``, a path (or ``models:/``)."""
     from .models._flavor import add_code_to_sys_path, flavor_conf
     from .models._resolve import resolve_model_uri

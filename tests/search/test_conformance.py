@@ -356,7 +356,7 @@ def test_dataframe_matches_mlflow(twin, filter_string, order_by):
     for column in m.columns:
         if column in ("run_id", "experiment_id", "artifact_uri"):
             continue
-        for name, gv, mv in zip(g_names, g[column], m[column]):
+        for name, gv, mv in zip(g_names, g[column], m[column], strict=True):
             gv, mv = _normal(gv), _normal(mv)
             if column.startswith("params.") or column.startswith("tags."):
                 gv = None if gv is None or gv != gv else gv

@@ -210,7 +210,7 @@ def test_concurrent_cold_builds_in_several_processes(repo, client):
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env={**os.environ, **SRC_ENV}) for _ in range(3)]
     outs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         names = json.loads(out)
         # Each process sees the 29 old runs, plus any 100s another process committed first.

@@ -12,8 +12,8 @@ import gitexp
 from gitexp.entities import Metric, Param, RunTag, ViewType
 from gitexp.search import _build, _index, _refresh
 
-from .test_index import INDEX, SRC_ENV, _names
 from ..conftest import run_python
+from .test_index import INDEX, SRC_ENV, _names
 
 FILTERS = [
     ("", None),

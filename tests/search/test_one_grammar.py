@@ -16,8 +16,15 @@ from gitexp.entities.logged_model import LoggedModel
 from gitexp.entities.model_registry import ModelVersion, RegisteredModel
 from gitexp.exceptions import SearchError
 from gitexp.search import _objects
-from gitexp.search._filter import EXPERIMENTS, LOGGED_MODELS, MODEL_VERSIONS, REGISTERED_MODELS, RUNS, \
-    parse_filter, parse_order_by
+from gitexp.search._filter import (
+    EXPERIMENTS,
+    LOGGED_MODELS,
+    MODEL_VERSIONS,
+    REGISTERED_MODELS,
+    RUNS,
+    parse_filter,
+    parse_order_by,
+)
 
 from ..conftest import require_mlflow
 

@@ -205,14 +205,17 @@ def test_run_page_with_charts_zoom_axes_and_smoothing(page, ui_server):
     # Zoom: the server sends the visible range at full detail.
     page.evaluate("""() => Plotly.relayout(document.querySelector('.chart[data-metric="loss"]'),
                                            {'xaxis.range[0]': 100, 'xaxis.range[1]': 600})""")
-    page.wait_for_function("""() => Number(document.querySelector('.chart[data-metric="loss"]').dataset.points) < 600""")
+    page.wait_for_function("""() => Number(document.querySelector('.chart[data-metric="loss"]').dataset.points)
+                                    < 600""")
     assert 500 <= int(chart.get_attribute("data-points")) <= 503
     assert page.inner_text('[data-note-for="loss"]') == "all 503 points in view (20,000 logged)"
     shot(page, "07-run-chart-zoomed")
     page.dblclick('.chart[data-metric="loss"] .nsewdrag')
-    page.wait_for_function("""() => Number(document.querySelector('.chart[data-metric="loss"]').dataset.points) > 1000""")
+    page.wait_for_function("""() => Number(document.querySelector('.chart[data-metric="loss"]').dataset.points)
+                                    > 1000""")
     page.select_option("#x-axis", "relative")
-    page.wait_for_function("""() => document.querySelector('.chart[data-metric="loss"] .xtitle').textContent.includes('seconds')""")
+    page.wait_for_function("""() => document.querySelector('.chart[data-metric="loss"] .xtitle')
+                                    .textContent.includes('seconds')""")
     page.fill("#smoothing", "0.9")
     page.dispatch_event("#smoothing", "input")
     page.wait_for_function("""() => document.querySelector('.chart[data-metric="loss"]').data.length === 2""")
@@ -327,7 +330,8 @@ def test_compare_view_plots_and_differences_only(page, ui_server):
     assert same_row.is_hidden()
     assert page.locator("#compare-table tr.differs").first.is_visible()
     page.select_option("#scatter-y", "params.max_depth")
-    page.wait_for_function("() => document.getElementById('plot-scatter').layout.yaxis.title.text === 'params.max_depth'")
+    page.wait_for_function("() => document.getElementById('plot-scatter').layout.yaxis.title.text"
+                           " === 'params.max_depth'")
 
 
 def test_registry_pages_and_actions(page, ui_server):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from ..conftest import run_python
 
@@ -39,9 +40,8 @@ def test_gitexp_ui_outside_a_repository_is_one_clear_error(tmp_path):
 
 
 def test_allowed_hosts_follow_the_bind_address():
-    from gitexp.ui import allowed_hosts
-
     from gitexp.server.app import host_allowed
+    from gitexp.ui import allowed_hosts
 
     assert set(allowed_hosts("127.0.0.1")) >= {"127.0.0.1", "localhost"}
     assert "evil.example" not in allowed_hosts("127.0.0.1")

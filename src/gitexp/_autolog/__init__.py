@@ -24,14 +24,17 @@ and there is no import cycle.
 
 from __future__ import annotations
 
-from ._config import get_config, is_disabled  # noqa: F401
+# `import x as x` re-exports a name that __all__ leaves out: is_disabled and revert_patches, and
+# the process-wide state that tests reset between tests (_configs, _hooks, _managed_runs;
+# tests/autolog_helpers.py).
+from ._config import _configs as _configs
+from ._config import get_config
+from ._config import is_disabled as is_disabled
+from ._hooks import _hooks as _hooks
 from ._hooks import register_post_import_hook
-from ._patching import disable_autologging, revert_patches, safe_patch  # noqa: F401
+from ._patching import _managed_runs as _managed_runs
+from ._patching import disable_autologging, safe_patch
+from ._patching import revert_patches as revert_patches
 from ._universal import autolog
-
-# The process-wide state, for resetting it between tests (tests/autolog_helpers.py).
-from ._config import _configs  # noqa: E402, F401
-from ._hooks import _hooks  # noqa: E402, F401
-from ._patching import _managed_runs  # noqa: E402, F401
 
 __all__ = ["autolog", "disable_autologging", "get_config", "register_post_import_hook", "safe_patch"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _log = logging.getLogger("gitexp.autolog")
 
@@ -109,7 +110,8 @@ def active_run_id() -> str:
     run = fluent.active_run()
     if run is None:
         raise RuntimeError("autologging needs an active run here, and none is active")
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 _MAX_DENSE_DATASET = 20_000_000  # elements; larger sparse inputs are not densified for a dataset record

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 _log = logging.getLogger("gitexp.autolog")
 
@@ -68,12 +72,12 @@ class _PostImportFinder:
             setattr(self._busy, fullname, False)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return None
-        spec.loader = _HookedLoader(spec.loader, fullname)
+        spec.loader = cast("Loader", _HookedLoader(spec.loader, fullname))  # duck-typed: delegates to the real loader
         return spec
 
 
 class _HookedLoader:
-    def __init__(self, loader: Any, fullname: str):
+    def __init__(self, loader: Any, fullname: str) -> None:
         self._loader = loader
         self._fullname = fullname
 

@@ -9,7 +9,9 @@ import inspect
 import logging
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 from ..exceptions import InvalidParameterValue
 from ._config import AUTOLOGGING_TAG, ERROR_TAG, _conf_lock, _configs, get_config, is_disabled, require_library
@@ -18,7 +20,7 @@ from ._warnings import warnings_as_events
 
 _log = logging.getLogger("gitexp.autolog")
 
-_patches: dict[str, list["_Patch"]] = {}
+_patches: dict[str, list[_Patch]] = {}
 _globally_disabled = 0
 _managed_runs: set[str] = set()
 _thread = threading.local()  # .session: the top-level patched call in progress in this thread
@@ -39,7 +41,7 @@ def integration(flavor: str) -> Callable[[Callable[..., None]], Callable[..., No
                     f"gitexp.{flavor}.autolog() got unknown arguments {unknown}; it takes {sorted(spec)}")
             with _conf_lock:
                 config = dict(defaults)
-                config.update(zip(spec, args))
+                config.update(zip(spec, args, strict=False))
                 config.update(kwargs)
                 revert_patches(flavor)
                 _configs[flavor] = config
@@ -75,7 +77,7 @@ def disable_autologging() -> Iterator[None]:
 class _Patch:
     """One replaced attribute, and how to put the original back."""
 
-    def __init__(self, owner: Any, name: str, original_raw: Any, owned: bool, wrapper: Any):
+    def __init__(self, owner: Any, name: str, original_raw: Any, owned: bool, wrapper: Any) -> None:
         self.owner, self.name, self.original_raw, self.owned, self.wrapper = owner, name, original_raw, owned, wrapper
 
     def revert(self) -> None:
@@ -95,6 +97,7 @@ class _Patch:
         while current is not None:
             below = getattr(current, "__gitexp_autolog_original__", None)
             if below is self.wrapper:
+                assert self.wrapper is not None  # `current` wraps this patch's wrapper
                 current.__gitexp_autolog_original__ = self.wrapper.__gitexp_autolog_original__
                 return
             current = below
@@ -147,6 +150,7 @@ def safe_patch(flavor: str, destination: Any, name: str, patch_fn: Callable[...,
 
     @functools.wraps(raw)
     def patched(*args: Any, **kwargs: Any) -> Any:
+        # (the two __gitexp_autolog_*__ attributes are gitexp's own, set on the wrappers it makes)
         return _call_patched(flavor, patched.__gitexp_autolog_original__, patch_fn,  # type: ignore[attr-defined]
                              args, kwargs)
 
@@ -160,7 +164,7 @@ def safe_patch(flavor: str, destination: Any, name: str, patch_fn: Callable[...,
 class _AutologSession:
     """One top-level patched call in a thread; patched calls it makes share it."""
 
-    def __init__(self, flavor: str):
+    def __init__(self, flavor: str) -> None:
         self.flavor = flavor
         self.failed = False
 
@@ -195,7 +199,7 @@ def run_without_autologging(fn: Callable[..., Any]) -> None:
 def _inside_autolog_free_call() -> bool:
     if not _autolog_free_code:
         return False
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code in _autolog_free_code:
             return True
@@ -204,7 +208,7 @@ def _inside_autolog_free_call() -> bool:
 
 
 def _call_patched(flavor: str, original: Callable[..., Any], patch_fn: Callable[..., Any],
-                  args: tuple, kwargs: dict) -> Any:
+                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     session = _current_session()
     try:
         skip = (_globally_disabled > 0 or is_disabled(flavor) or (session is not None and session.failed)
@@ -218,7 +222,7 @@ def _call_patched(flavor: str, original: Callable[..., Any], patch_fn: Callable[
     state = {"called": False, "result": None, "failed_in_original": False}
     silent = bool(get_config(flavor, "silent", False))
     own_session = session is None
-    if own_session:
+    if session is None:
         session = _thread.session = _AutologSession(flavor)
     error: BaseException | None = None
     try:

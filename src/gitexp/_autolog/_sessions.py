@@ -13,14 +13,14 @@ class TrainingSession:
     The stack is process-wide, as joblib's threads fit on behalf of the caller.
     """
 
-    _stack: list["TrainingSession"] = []
+    _stack: list[TrainingSession] = []
 
-    def __init__(self, estimator: Any, allow_children: bool = True):
+    def __init__(self, estimator: Any, allow_children: bool = True) -> None:
         self.estimator = estimator
         self.allow_children = allow_children
         self.parent: TrainingSession | None = None
 
-    def __enter__(self) -> "TrainingSession":
+    def __enter__(self) -> TrainingSession:
         stack = TrainingSession._stack
         if stack:
             self.parent = stack[-1]
@@ -46,6 +46,6 @@ class TrainingSession:
         return bool(TrainingSession._stack)
 
     @staticmethod
-    def current() -> "TrainingSession | None":
+    def current() -> TrainingSession | None:
         stack = TrainingSession._stack
         return stack[-1] if stack else None

@@ -9,8 +9,7 @@ import logging
 from typing import Any
 
 from ..exceptions import InvalidParameterValue
-from ._config import FLAVOR_LIBRARY, FLAVORS, GLOBALLY_CONFIGURED, _conf_lock, _configs, check_extra_tags, \
-    is_disabled
+from ._config import FLAVOR_LIBRARY, FLAVORS, GLOBALLY_CONFIGURED, _conf_lock, _configs, check_extra_tags, is_disabled
 from ._hooks import register_post_import_hook
 
 _log = logging.getLogger("gitexp.autolog")

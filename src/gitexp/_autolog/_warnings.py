@@ -6,7 +6,8 @@ import contextlib
 import logging
 import threading
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 _log = logging.getLogger("gitexp.autolog")
 _thread = threading.local()  # .silent: this thread runs a silent integration's patch code
@@ -44,7 +45,7 @@ def warnings_as_events(silent: bool) -> Iterator[Callable[[], Any]]:
     def user_warnings() -> Iterator[None]:
         inner_silent = getattr(_thread, "silent", False)
         with warnings.catch_warnings():
-            warnings.filters[:] = saved_filters
+            warnings.filters[:] = saved_filters  # type: ignore[index]  # typeshed: a Sequence; a list in fact
             warnings.showwarning = saved_show
             mutated = getattr(warnings, "_filters_mutated", None)
             if mutated is not None:

@@ -14,20 +14,33 @@ calls on that model's predictions log "post-training" metrics named like
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
 import threading
 import weakref
+from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import GitexpError, InvalidParameterValue
 from ._config import AUTOLOGGING_TAG, INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
-from ._helpers import active_run_id, dataset_input, inspect_var_name, is_metric_value, make_dataset, \
-    resolve_input_example_and_signature, tracking_client, truncated
+from ._helpers import (
+    active_run_id,
+    dataset_input,
+    inspect_var_name,
+    is_metric_value,
+    make_dataset,
+    resolve_input_example_and_signature,
+    tracking_client,
+    truncated,
+)
 from ._patching import integration, run_without_autologging, safe_patch
 from ._sessions import TrainingSession
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 _log = logging.getLogger("gitexp.autolog")
 
@@ -199,7 +212,7 @@ def _metric_api_names() -> list[str]:
     return names
 
 
-def _first_arg(method: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+def _first_arg(method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The first argument after self (the data of predict/score), positional or by keyword."""
     if args:
         return args[0]
@@ -214,7 +227,7 @@ def _first_arg(method: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
 
 
 # -- training --------------------------------------------------------------------------------------------
-def fit_data(fit: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+def fit_data(fit: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
     """(X, y, sample_weight) of a fit call, copied so training cannot change what is logged."""
     try:
         names = [p.name for p in inspect.signature(fit).parameters.values()
@@ -246,7 +259,7 @@ def _copy(value: Any) -> Any:
         return value
 
 
-def _fit_sklearn(original: Callable[..., Any], estimator: Any, args: tuple, kwargs: dict,
+def _fit_sklearn(original: Callable[..., Any], estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                  settings: dict[str, Any], flavor: str) -> Any:
     X, y, sample_weight = fit_data(estimator.fit, args, kwargs)
     run_id = active_run_id()
@@ -277,17 +290,17 @@ def _fit_sklearn(original: Callable[..., Any], estimator: Any, args: tuple, kwar
     return result
 
 
-def _tags(tags: dict[str, str]) -> list:
-    from ..entities import RunTag
+def _tags(tags: dict[str, str]) -> list[Any]:
     from .._validation import MAX_TAG_VAL_LENGTH
+    from ..entities import RunTag
 
     return [RunTag(k, v) for k, v in truncated("tag", tags, MAX_TAG_VAL_LENGTH).items()]
 
 
 def log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
     """Log params, skipping (with a warning) those the run already has with another value."""
-    from ..entities import Param
     from .._validation import MAX_PARAM_VAL_LENGTH
+    from ..entities import Param
 
     values = truncated("param", params, MAX_PARAM_VAL_LENGTH)
     existing = client.get_run(run_id).data.params
@@ -344,7 +357,7 @@ def _log_model(estimator: Any, name: str, example: Any, signature: Any, settings
 # -- training metrics and artifacts ----------------------------------------------------------------------------
 def _original(fn: Callable[..., Any]) -> Callable[..., Any]:
     while hasattr(fn, "__gitexp_autolog_original__"):
-        fn = fn.__gitexp_autolog_original__  # type: ignore[attr-defined]
+        fn = fn.__gitexp_autolog_original__
     return fn
 
 
@@ -368,8 +381,8 @@ def classifier_metrics(estimator: Any, prefix: str, X: Any, y: Any, sample_weigh
     values: dict[str, Any] = {}
     for name in ("precision_score", "recall_score", "f1_score"):
         fn = _metric(name)
-        _compute(values, prefix + name, lambda fn=fn: fn(y, y_pred, pos_label=pos_label, average=average,
-                                                         sample_weight=sample_weight))
+        _compute(values, prefix + name, functools.partial(fn, y, y_pred, pos_label=pos_label, average=average,
+                                                          sample_weight=sample_weight))
     _compute(values, prefix + "accuracy_score",
              lambda: _metric("accuracy_score")(y, y_pred, normalize=True, sample_weight=sample_weight))
     if hasattr(estimator, "predict_proba"):
@@ -392,8 +405,8 @@ def regressor_metrics(estimator: Any, prefix: str, X: Any, y: Any, sample_weight
     values: dict[str, Any] = {}
     for name in ("mean_squared_error", "mean_absolute_error", "r2_score"):
         fn = _metric(name)
-        _compute(values, prefix + name, lambda fn=fn: fn(y, y_pred, sample_weight=sample_weight,
-                                                         multioutput="uniform_average"))
+        _compute(values, prefix + name, functools.partial(fn, y, y_pred, sample_weight=sample_weight,
+                                                          multioutput="uniform_average"))
     mse = values.get(prefix + "mean_squared_error")
     if mse is not None:
         values[prefix + "root_mean_squared_error"] = math.sqrt(float(mse))
@@ -466,7 +479,7 @@ def _log_classifier_plots(client: Any, run_id: str, estimator: Any, prefix: str,
                    {})]
     for name, title, draw, extra in plots:
         try:
-            style = {"savefig.dpi": 175, "figure.autolayout": True, "font.size": 8}
+            style: dict[RcKeyType, Any] = {"savefig.dpi": 175, "figure.autolayout": True, "font.size": 8}
             if name == "confusion_matrix":
                 style["font.size"] = min(8.0, 50.0 / max(n_classes, 1))
             with matplotlib.rc_context(style):
@@ -530,7 +543,7 @@ def create_child_runs(client: Any, parent_run_id: str, search: Any, max_tuning_r
     base = seed.get_params(deep=not is_parameter_search(seed))
     results = pd.DataFrame.from_dict(search.cv_results_)
     if max_tuning_runs is not None:
-        rank = "rank_test_score"
+        rank: str | None = "rank_test_score"
         if rank not in results.columns:
             rank = next((c for c in results.columns if c.startswith("rank_test_")), None)
             if rank is None:
@@ -624,7 +637,7 @@ class PostTrainingMetrics:
             with self._lock:
                 self._predictions.pop(key, None)
 
-    def prediction_for(self, args: tuple, kwargs: dict) -> tuple[str, str] | None:
+    def prediction_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str] | None:
         import numpy as np
 
         for value in list(args) + list(kwargs.values()):
@@ -646,7 +659,7 @@ class PostTrainingMetrics:
         return key
 
 
-def _forget_when_collected(obj: Any, table: dict, key: int) -> bool:
+def _forget_when_collected(obj: Any, table: dict[int, Any], key: int) -> bool:
     try:
         weakref.finalize(obj, table.pop, key, None)
         return True
@@ -667,7 +680,7 @@ def _arg_text(value: Any) -> str:
     return inspect_var_name(value, f"<{type(value).__name__}>")
 
 
-def _call_command(owner: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> str:
+def _call_command(owner: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """How the metric was computed, e.g. ``accuracy_score(y_true=y_test, y_pred=pred)``."""
     try:
         names = list(inspect.signature(fn).parameters)
@@ -675,7 +688,7 @@ def _call_command(owner: Any, fn: Callable[..., Any], args: tuple, kwargs: dict)
         names = []
     if owner is not None and names:
         names = names[1:]
-    parts = [f"{n}={_arg_text(a)}" for n, a in zip(names, args)]
+    parts = [f"{n}={_arg_text(a)}" for n, a in zip(names, args, strict=False)]
     parts += [f"{n}={_arg_text(a)}" for n, a in kwargs.items()]
     fn_name = getattr(fn, "__name__", "metric")
     prefix = f"{type(owner).__name__}.{fn_name}" if owner is not None else fn_name

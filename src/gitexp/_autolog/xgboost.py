@@ -15,13 +15,13 @@ import functools
 import inspect
 import json
 import logging
+from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, Callable
+from typing import Any
 
 from ..exceptions import GitexpError, InvalidParameterValue
 from ._config import INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
-from ._helpers import active_run_id, dataset_input, make_dataset, resolve_input_example_and_signature, \
-    tracking_client
+from ._helpers import active_run_id, dataset_input, make_dataset, resolve_input_example_and_signature, tracking_client
 from ._patching import integration, safe_patch
 from ._sessions import TrainingSession
 
@@ -125,8 +125,8 @@ def _train(settings: dict[str, Any], log_models: bool, original: Callable[..., A
     return _train_and_log(settings, log_models, original, args, kwargs)
 
 
-def _train_and_log(settings: dict[str, Any], log_models: bool, original: Callable[..., Any], args: tuple,
-                   kwargs: dict) -> Any:
+def _train_and_log(settings: dict[str, Any], log_models: bool, original: Callable[..., Any], args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
     from .sklearn import log_metrics, log_params
 
     client = tracking_client()
@@ -176,7 +176,7 @@ def _callback(client: Any, run_id: str, history: list[dict[str, float]]) -> Any:
     class _AutologCallback(xgboost.callback.TrainingCallback):
         """Logs each evaluation metric at each iteration as <data name>-<metric> at step = iteration."""
 
-        def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
             try:
                 values = {}
                 for data_name, per_metric in evals_log.items():
@@ -195,7 +195,7 @@ def _callback(client: Any, run_id: str, history: list[dict[str, float]]) -> Any:
     return _AutologCallback()
 
 
-def _log_datasets(client: Any, run_id: str, dtrain: Any, evals: list) -> None:
+def _log_datasets(client: Any, run_id: str, dtrain: Any, evals: list[Any]) -> None:
     try:
         inputs = []
         dataset = make_dataset(dtrain.get_data())
@@ -235,7 +235,7 @@ def _log_booster(model: Any, dtrain: Any, settings: dict[str, Any]) -> None:
                      registered_model_name=get_config(FLAVOR_NAME, "registered_model_name"))
 
 
-def _fit_sklearn_api(original: Callable[..., Any], estimator: Any, args: tuple, kwargs: dict,
+def _fit_sklearn_api(original: Callable[..., Any], estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                      settings: dict[str, Any], flavor: str) -> Any:
     """fit() of XGBRegressor & co.: train() (patched) logs the rest; the model is logged here as its class."""
     from ..models import infer_signature

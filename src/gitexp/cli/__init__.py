@@ -8,6 +8,7 @@ result as a table, JSON or CSV.  gitexp errors become click errors.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -18,7 +19,7 @@ from ._common import Context
 class _Group(click.Group):
     """Turns gitexp errors into one clear line instead of a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except GitexpError as exc:
@@ -51,6 +52,7 @@ def main(ctx: click.Context, repo: str | None) -> None:
 def _set_repo(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value is not None:
         context = ctx.find_object(Context)
+        assert context is not None  # main() made it
         context.repo = value
         context._client = None
 

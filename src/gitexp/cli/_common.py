@@ -7,7 +7,8 @@ import datetime as dt
 import io
 import json
 import math
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,9 +16,12 @@ from ..client import Client
 from ..entities import Experiment, Run
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 class Context:
-    def __init__(self, repo: str | None):
+    def __init__(self, repo: str | None) -> None:
         self.repo = repo
         self._client: Client | None = None
 
@@ -49,10 +53,12 @@ class Context:
 
 pass_context = click.make_pass_decorator(Context)
 
+F = TypeVar("F", bound=Callable[..., Any])  # a command function, under the decorators that add options
+
 FORMATS = ("table", "json", "csv")
 
 
-def format_option(default: str = "table") -> Callable:
+def format_option(default: str = "table") -> Callable[..., Any]:
     return click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default=default, show_default=True,
                         help="Output format.")
 
@@ -114,7 +120,7 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, title
 def _natural_width(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> int:
     width = 1
     for c in columns:
-        cells = [len(c)] + [len(number(r.get(c)) if not isinstance(r.get(c), str) else r.get(c)) for r in rows]
+        cells = [len(c)] + [len(number(v) if not isinstance(v := r.get(c), str) else v) for r in rows]
         width += max(cells) + 3
     return width
 
@@ -172,7 +178,7 @@ def progress(items: Sequence[Any], description: str, min_items: int = 20) -> Ite
                  console=_stderr_console())
 
 
-def _stderr_console():
+def _stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)

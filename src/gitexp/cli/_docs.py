@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import click
 
 from . import main
 
 
-def _walk(group: click.Group, parent: click.Context, path: tuple[str, ...]):
+def _walk(group: click.Group, parent: click.Context,
+          path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], click.Command, click.Context]]:
     for name in sorted(group.commands):
         command = group.commands[name]
         ctx = click.Context(command, info_name=name, parent=parent)

@@ -4,7 +4,8 @@ to serve (the one web app of gitexp.server.app, its Host check and its port chec
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -17,9 +18,9 @@ def _hosts(values: tuple[str, ...]) -> list[str]:
     return [h.strip() for v in values for h in v.split(",") if h.strip()]
 
 
-def serve_options(*, api: bool, ui: bool | None, log_level: str) -> Callable:
+def serve_options(*, api: bool, ui: bool | None, log_level: str) -> Callable[..., Any]:
     """The options of a serving command; `api`, `ui` and `log_level` are its defaults."""
-    def decorate(f: Callable) -> Callable:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         options = [
             click.option("--host", default="127.0.0.1", show_default=True,
                          help="Address to listen on. The default accepts connections from this machine only; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import emit, format_option, pass_context
+from ._common import Context, emit, format_option, pass_context
 
 
 @click.group("artifacts")
@@ -24,7 +24,7 @@ def artifacts() -> None:
 @click.option("--recursive", "-r", is_flag=True, help="List every file below PATH, not just its entries.")
 @format_option()
 @pass_context
-def list_(ctx, run: str, path: str, recursive: bool, fmt: str) -> None:
+def list_(ctx: Context, run: str, path: str, recursive: bool, fmt: str) -> None:
     """The files and directories below PATH (default: the run's artifact root).
 
     \b
@@ -64,7 +64,7 @@ def list_(ctx, run: str, path: str, recursive: bool, fmt: str) -> None:
 @click.option("--output", "-o", "dst", default=".", show_default=True, metavar="DIR",
               help="Directory to download into; the artifact keeps its path below it.")
 @pass_context
-def download(ctx, run: str, path: str, dst: str) -> None:
+def download(ctx: Context, run: str, path: str, dst: str) -> None:
     """Download an artifact file or directory (default: all of the run's artifacts).
 
     Large files kept in the artifact store are fetched and their sha256 checked.

@@ -6,9 +6,11 @@ stays small.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from ._common import pass_context
+from ._common import Context, pass_context
 from .runs import runs
 
 
@@ -16,7 +18,7 @@ from .runs import runs
 @click.argument("run")
 @click.argument("directory", type=click.Path(file_okay=False))
 @pass_context
-def checkout_code(ctx, run: str, directory: str) -> None:
+def checkout_code(ctx: Context, run: str, directory: str) -> None:
     """Recreate the exact tracked source tree a run ran with in DIRECTORY.
 
     Writes the run's commit plus the uncommitted diff it recorded into a new or
@@ -36,4 +38,4 @@ def checkout_code(ctx, run: str, directory: str) -> None:
         click.echo(f"This code was later committed as {committed[:12]} (tag gitexp.code.committedAs).")
 
 
-COMMANDS: list = []  # checkout-code joins the `runs` group above
+COMMANDS: list[Any] = []  # checkout-code joins the `runs` group above

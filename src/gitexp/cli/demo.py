@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,7 @@ def demo(directory: str | None, serve: bool, port: int) -> None:
             sock.close()
 
 
-def _bind(port: int):
+def _bind(port: int) -> socket.socket | None:
     try:
         from ..server.app import bind
     except ImportError:
@@ -88,7 +89,7 @@ def gitexp_command() -> str:
     return f"{shlex.quote(sys.executable)} -m gitexp"
 
 
-def _demo(directory: str | None, serve: bool, sock) -> None:
+def _demo(directory: str | None, serve: bool, sock: socket.socket | None) -> None:
     path = os.path.abspath(directory) if directory else tempfile.mkdtemp(prefix="gitexp-demo-")
     os.makedirs(path, exist_ok=True)
     click.secho(f"Scratch repository: {path}", bold=True)
@@ -109,6 +110,7 @@ def _demo(directory: str | None, serve: bool, sock) -> None:
 
     client = Client(path)
     experiment = client.get_experiment_by_name("wine-quality")
+    assert experiment is not None  # the demo's train.py made it
     runs = client.search_runs([experiment.experiment_id], max_results=100,
                               order_by=["metrics.test_accuracy DESC", "start_time DESC"])
     rows = [run_row(r) for r in runs]
@@ -143,7 +145,7 @@ Try:{where}
         click.echo("\n(The web UI needs gitexp[server]: pip install 'gitexp[server]', then `gitexp ui`.)")
 
 
-def _serve(path: str, sock) -> None:
+def _serve(path: str, sock: socket.socket) -> None:
     from ..server.app import serve, url_of  # the web UI at /, and MLflow's REST API
 
     click.secho(f"\nWeb UI: {url_of('127.0.0.1', sock.getsockname()[1])}  (Ctrl-C to stop)", bold=True)

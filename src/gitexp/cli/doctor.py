@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
 from .. import _git
-from ._common import pass_context, progress
+from ._common import Context, pass_context, progress
 
 
 def _local_repo_path(repo: str | None) -> str | None:
@@ -26,7 +27,7 @@ def _local_repo_path(repo: str | None) -> str | None:
 @click.option("--branch", "-b", metavar="NAME",
               help="Name of the tracking branch (default gitexp; saved as git config gitexp.branch).")
 @pass_context
-def init(ctx, path: str | None, branch: str | None) -> None:
+def init(ctx: Context, path: str | None, branch: str | None) -> None:
     """Prepare a repository for tracking (runs `git init` if needed).
 
     Creates the tracking branch without touching your working tree, index or HEAD.
@@ -63,7 +64,7 @@ def init(ctx, path: str | None, branch: str | None) -> None:
               help="Also recover the journals doctor cannot prove dead (written on another machine "
                    "sharing this disk, or before a reboot). Only when none of their processes still runs.")
 @pass_context
-def doctor(ctx, recover_all: bool) -> None:
+def doctor(ctx: Context, recover_all: bool) -> None:
     """Check the tracking branch and recover runs of crashed processes.
 
     A process killed mid-run leaves a journal; doctor commits what it holds and
@@ -137,7 +138,7 @@ def doctor(ctx, recover_all: bool) -> None:
     click.echo("ok")
 
 
-def _report_unknown_journals(unknown: list[tuple[str, dict]]) -> None:
+def _report_unknown_journals(unknown: list[tuple[str, dict[str, Any]]]) -> None:
     import time
 
     if not unknown:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..entities import ViewType
-from ._common import emit, format_option, parse_pairs, pass_context, timestamp
+from ._common import Context, emit, format_option, parse_pairs, pass_context, timestamp
 
 
 @click.group("experiments")
@@ -24,7 +24,7 @@ def experiments() -> None:
 @click.option("--deleted", "view", flag_value="deleted_only", help="Only deleted experiments.")
 @format_option()
 @pass_context
-def list_experiments(ctx, view: str | None, fmt: str) -> None:
+def list_experiments(ctx: Context, view: str | None, fmt: str) -> None:
     """List experiments, newest first.
 
     \b
@@ -52,7 +52,7 @@ def list_experiments(ctx, view: str | None, fmt: str) -> None:
 @click.option("--tag", "-t", "tags", multiple=True, metavar="KEY=VALUE", help="Experiment tag (repeatable).")
 @click.option("--description", "-d", help="Stored as the tag mlflow.note.content.")
 @pass_context
-def create(ctx, name: str, tags: tuple[str, ...], description: str | None) -> None:
+def create(ctx: Context, name: str, tags: tuple[str, ...], description: str | None) -> None:
     """Create an experiment and print its id.
 
     \b
@@ -69,7 +69,7 @@ def create(ctx, name: str, tags: tuple[str, ...], description: str | None) -> No
 @click.argument("experiment")
 @click.argument("new_name")
 @pass_context
-def rename(ctx, experiment: str, new_name: str) -> None:
+def rename(ctx: Context, experiment: str, new_name: str) -> None:
     """Rename an experiment (given by id or name).
 
     \b
@@ -84,7 +84,7 @@ def rename(ctx, experiment: str, new_name: str) -> None:
 @experiments.command("delete")
 @click.argument("experiment")
 @pass_context
-def delete(ctx, experiment: str) -> None:
+def delete(ctx: Context, experiment: str) -> None:
     """Delete an experiment (its runs count as deleted too; restore brings them back).
 
     \b
@@ -99,7 +99,7 @@ def delete(ctx, experiment: str) -> None:
 @experiments.command("restore")
 @click.argument("experiment")
 @pass_context
-def restore(ctx, experiment: str) -> None:
+def restore(ctx: Context, experiment: str) -> None:
     """Restore a deleted experiment.
 
     \b

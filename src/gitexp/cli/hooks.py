@@ -36,7 +36,7 @@ def hooks() -> None:
               help="Install even where you have a hook: yours is kept as <hook>.local and runs first.")
 @click.option("--hook", "names", multiple=True, type=_HOOK_CHOICE, help="Only this hook (repeatable).")
 @click.pass_context
-def install(ctx, force: bool, names: tuple[str, ...]) -> None:
+def install(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
     """Install the hooks into this repository (honours core.hooksPath).
 
     Refuses to replace a hook you already have unless --force, which keeps
@@ -54,7 +54,7 @@ def install(ctx, force: bool, names: tuple[str, ...]) -> None:
 @hooks.command("uninstall")
 @click.option("--hook", "names", multiple=True, type=_HOOK_CHOICE, help="Only this hook (repeatable).")
 @click.pass_context
-def uninstall(ctx, names: tuple[str, ...]) -> None:
+def uninstall(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Remove gitexp's hooks and put back the hooks they chained to.
 
     \b
@@ -67,7 +67,7 @@ def uninstall(ctx, names: tuple[str, ...]) -> None:
 
 @hooks.command("status")
 @click.pass_context
-def status(ctx) -> None:
+def status(ctx: click.Context) -> None:
     """Show which hooks are gitexp's, someone else's, or absent.
 
     \b

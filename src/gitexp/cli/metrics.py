@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import emit, format_option, pass_context, timestamp
+from ._common import Context, emit, format_option, pass_context, timestamp
 
 
 @click.group("metrics")
@@ -22,7 +22,7 @@ def metrics() -> None:
 @click.argument("key")
 @format_option()
 @pass_context
-def history(ctx, run: str, key: str, fmt: str) -> None:
+def history(ctx: Context, run: str, key: str, fmt: str) -> None:
     """Every logged value of one metric of a run, in step order.
 
     \b

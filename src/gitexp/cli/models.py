@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import emit, format_option, parse_pairs, pass_context, timestamp
+from ._common import Context, emit, format_option, parse_pairs, pass_context, timestamp
+
+if TYPE_CHECKING:
+    from ..entities.model_registry import ModelVersion
 
 
 @click.group("models")
@@ -25,7 +29,7 @@ def models() -> None:
     """
 
 
-def _version_row(v) -> dict:
+def _version_row(v: ModelVersion) -> dict[str, Any]:
     return {
         "version": v.version,
         "stage": v.current_stage,
@@ -54,7 +58,7 @@ def _print_notices(notices: list[str]) -> None:
 @click.option("--max", "max_results", type=int, default=100, show_default=True, help="At most this many models.")
 @format_option()
 @pass_context
-def list_models(ctx, filter_string, order_by, max_results, fmt) -> None:
+def list_models(ctx: Context, filter_string: str | None, order_by: tuple[str, ...], max_results: int, fmt: str) -> None:
     """List registered models with their latest version per stage and aliases.
 
     \b
@@ -84,7 +88,7 @@ def list_models(ctx, filter_string, order_by, max_results, fmt) -> None:
 @click.argument("name")
 @format_option()
 @pass_context
-def show(ctx, name: str, fmt: str) -> None:
+def show(ctx: Context, name: str, fmt: str) -> None:
     """Show a registered model: description, tags, aliases, every version, and notices.
 
     \b
@@ -130,7 +134,7 @@ def _quote(name: str) -> str:
               help="More conditions, e.g. \"tags.validated = 'yes'\" or \"version_number > 3\".")
 @format_option()
 @pass_context
-def versions(ctx, name: str, stage: str | None, filter_string: str | None, fmt: str) -> None:
+def versions(ctx: Context, name: str, stage: str | None, filter_string: str | None, fmt: str) -> None:
     """List the versions of a model, newest first.
 
     \b
@@ -141,7 +145,7 @@ def versions(ctx, name: str, stage: str | None, filter_string: str | None, fmt: 
 
     model = ctx.client.get_registered_model(name)
     query = f"name = '{_quote(model.name)}'" + (f" AND {filter_string}" if filter_string else "")
-    found = ctx.client.search_model_versions(query, order_by=["version_number DESC"])
+    found: list[ModelVersion] = ctx.client.search_model_versions(query, order_by=["version_number DESC"])
     if stage is not None:
         wanted = ModelVersionStages.canonical(stage)
         found = [v for v in found if v.current_stage == wanted]
@@ -163,7 +167,7 @@ def versions(ctx, name: str, stage: str | None, filter_string: str | None, fmt: 
 @click.option("--tag", "-t", "tags", multiple=True, metavar="KEY=VALUE", help="Version tag (repeatable).")
 @click.option("--description", "-d", default=None, help="Description of the new version.")
 @pass_context
-def register(ctx, model_uri: str, name: str, tags: tuple[str, ...], description: str | None) -> None:
+def register(ctx: Context, model_uri: str, name: str, tags: tuple[str, ...], description: str | None) -> None:
     """Register MODEL_URI as a new version of NAME (the model is created if needed).
 
     MODEL_URI is runs:/<run id or unique prefix>/<path>, models:/<name>/<version> or a path.
@@ -189,7 +193,7 @@ def register(ctx, model_uri: str, name: str, tags: tuple[str, ...], description:
 @click.option("--archive-existing", is_flag=True,
               help="Archive the versions already in STAGE (Staging or Production only).")
 @pass_context
-def transition(ctx, name: str, version: str, stage: str, archive_existing: bool) -> None:
+def transition(ctx: Context, name: str, version: str, stage: str, archive_existing: bool) -> None:
     """Move a version to a stage: None, Staging, Production or Archived (any case).
 
     \b
@@ -211,7 +215,7 @@ def transition(ctx, name: str, version: str, stage: str, archive_existing: bool)
 @click.argument("version", required=False)
 @click.option("--delete", "delete_alias", is_flag=True, help="Remove the alias instead of setting it.")
 @pass_context
-def alias(ctx, name: str, alias: str, version: str | None, delete_alias: bool) -> None:
+def alias(ctx: Context, name: str, alias: str, version: str | None, delete_alias: bool) -> None:
     """Point ALIAS at VERSION, remove it (--delete), or show where it points (no VERSION).
 
     Load an aliased version with models:/NAME@ALIAS.
@@ -240,7 +244,7 @@ def alias(ctx, name: str, alias: str, version: str | None, delete_alias: bool) -
 @click.argument("name")
 @format_option()
 @pass_context
-def history(ctx, name: str, fmt: str) -> None:
+def history(ctx: Context, name: str, fmt: str) -> None:
     """Who changed the model, what and when: versions, stages, aliases, descriptions, tags.
 
     Read from the registry's event files; each row names the commit that added it.
@@ -273,7 +277,7 @@ def history(ctx, name: str, fmt: str) -> None:
 @click.argument("name")
 @click.argument("new_name")
 @pass_context
-def rename(ctx, name: str, new_name: str) -> None:
+def rename(ctx: Context, name: str, new_name: str) -> None:
     """Rename a registered model (its versions, stages and aliases stay).
 
     \b
@@ -289,7 +293,7 @@ def rename(ctx, name: str, new_name: str) -> None:
 @click.option("--version", "-v", "versions", multiple=True, metavar="N",
               help="Delete only this version (repeatable); without it the whole model is deleted.")
 @pass_context
-def delete(ctx, name: str, versions: tuple[str, ...]) -> None:
+def delete(ctx: Context, name: str, versions: tuple[str, ...]) -> None:
     """Delete a registered model, or some of its versions.
 
     Version numbers are never reused. The events stay in git history, and

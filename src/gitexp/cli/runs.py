@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..entities import ViewType
-from ._common import (default_run_columns, duration, emit, format_option, number, pass_context, progress,
-                      run_row, timestamp)
+from ._common import (
+    Context,
+    F,
+    default_run_columns,
+    duration,
+    emit,
+    format_option,
+    number,
+    pass_context,
+    progress,
+    run_row,
+    timestamp,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _VIEWS = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
 
@@ -27,7 +42,7 @@ def runs() -> None:
     """
 
 
-def _experiment_ids(ctx, experiments: tuple[str, ...], all_experiments: bool) -> list[str]:
+def _experiment_ids(ctx: Context, experiments: tuple[str, ...], all_experiments: bool) -> list[str]:
     if all_experiments:
         return [e.experiment_id for e in ctx.client.search_experiments(view_type=ViewType.ALL, max_results=None)]
     if experiments:
@@ -51,7 +66,7 @@ def _columns(spec: str | None) -> list[str] | None:
     return columns
 
 
-def _selection(func):
+def _selection(func: F) -> F:
     """Options shared by `runs list` and `runs export`: which runs, in which order."""
     options = [
         click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME|ID",
@@ -78,8 +93,9 @@ def _selection(func):
 @click.option("--columns", "-c", metavar="COL,COL", help="Columns to show, e.g. run_id,metrics.rmse,params.alpha.")
 @format_option()
 @pass_context
-def list_runs(ctx, experiments, all_experiments, filter_string, order_by, view, as_of, max_results, columns,
-              fmt) -> None:
+def list_runs(ctx: Context, experiments: tuple[str, ...], all_experiments: bool, filter_string: str,
+              order_by: tuple[str, ...], view: str, as_of: str | None, max_results: int, columns: str | None,
+              fmt: str) -> None:
     """List runs matching an MLflow filter, newest first, with their metrics and params.
 
     \b
@@ -121,8 +137,9 @@ _EXPORT_FORMATS = ("csv", "parquet", "json")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="File to write (default: standard output; required for parquet).")
 @pass_context
-def export(ctx, experiments, all_experiments, filter_string, order_by, view, as_of, max_results, columns, fmt,
-           output) -> None:
+def export(ctx: Context, experiments: tuple[str, ...], all_experiments: bool, filter_string: str,
+           order_by: tuple[str, ...], view: str, as_of: str | None, max_results: int | None, columns: str | None,
+           fmt: str, output: str | None) -> None:
     """Export runs as a table: the DataFrame gitexp.search_runs returns, as CSV, Parquet or JSON.
 
     Columns are MLflow's: run_id, experiment_id, status, artifact_uri,
@@ -167,7 +184,7 @@ def export(ctx, experiments, all_experiments, filter_string, order_by, view, as_
         click.echo(f"Wrote {len(frame)} runs to {output}", err=True)
 
 
-def _records(frame) -> list[dict]:
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts: times in ISO 8601 UTC, missing values and NaN as null,
     infinities as the strings "Infinity" / "-Infinity" (JSON has no number for them)."""
     import math
@@ -190,7 +207,7 @@ def _records(frame) -> list[dict]:
                 values.append(v)
         columns.append(values)
     names = list(frame.columns)
-    return [dict(zip(names, row)) for row in zip(*columns)] if columns else []
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] if columns else []
 
 
 def _write_text(text: str, output: str | None) -> None:
@@ -205,7 +222,7 @@ def _write_text(text: str, output: str | None) -> None:
 @click.argument("run")
 @format_option()
 @pass_context
-def show(ctx, run: str, fmt: str) -> None:
+def show(ctx: Context, run: str, fmt: str) -> None:
     """Show a run: info, params, latest metrics and tags.
 
     \b
@@ -243,7 +260,7 @@ def show(ctx, run: str, fmt: str) -> None:
 @click.option("--diff-only", "-d", is_flag=True, help="Show only the params and metrics that differ.")
 @format_option()
 @pass_context
-def compare(ctx, run_refs: tuple[str, ...], diff_only: bool, fmt: str) -> None:
+def compare(ctx: Context, run_refs: tuple[str, ...], diff_only: bool, fmt: str) -> None:
     """Compare runs side by side: params and metrics, differences highlighted.
 
     \b
@@ -263,8 +280,8 @@ def compare(ctx, run_refs: tuple[str, ...], diff_only: bool, fmt: str) -> None:
         differs = len({repr(v) for v in values}) > 1
         if diff_only and not differs:
             continue
-        row = {"key": key, "differs": differs}
-        row.update({label: v for label, v in zip(labels, values)})
+        row: dict[str, Any] = {"key": key, "differs": differs}
+        row.update({label: v for label, v in zip(labels, values, strict=True)})
         rows.append(row)
     if fmt != "table":
         emit(rows, ["key", "differs", *labels], fmt)
@@ -286,7 +303,7 @@ def compare(ctx, run_refs: tuple[str, ...], diff_only: bool, fmt: str) -> None:
 @runs.command("code")
 @click.argument("run")
 @pass_context
-def code(ctx, run: str) -> None:
+def code(ctx: Context, run: str) -> None:
     """Print the uncommitted diff a run ran with (empty if the tree was clean).
 
     The diff applies on top of the run's commit (tag mlflow.source.git.commit).
@@ -304,7 +321,7 @@ def code(ctx, run: str) -> None:
 @runs.command("delete")
 @click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
 @pass_context
-def delete(ctx, run_refs: tuple[str, ...]) -> None:
+def delete(ctx: Context, run_refs: tuple[str, ...]) -> None:
     """Delete runs (restorable; nothing is erased from git history).
 
     \b
@@ -320,7 +337,7 @@ def delete(ctx, run_refs: tuple[str, ...]) -> None:
 @runs.command("restore")
 @click.argument("run_refs", metavar="RUN...", nargs=-1, required=True)
 @pass_context
-def restore(ctx, run_refs: tuple[str, ...]) -> None:
+def restore(ctx: Context, run_refs: tuple[str, ...]) -> None:
     """Restore deleted runs.
 
     \b

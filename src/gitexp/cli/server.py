@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from ._common import pass_context
+from ._common import Context, pass_context
 from ._serving import run_server, serve_options
 
 
 @click.command("server")
 @serve_options(api=True, ui=None, log_level="info")
 @pass_context
-def server(ctx, **options) -> None:
+def server(ctx: Context, /, **options: Any) -> None:
     """Serve MLflow's REST API 2.0 and the web UI; everything logged lands in this repository.
 
     Point any MLflow client (or gitexp's) at it with MLFLOW_TRACKING_URI. Runs,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ._common import pass_context
+from ._common import Context, F, pass_context
 
-def _progress_option(func):
+
+def _progress_option(func: F) -> F:
     return click.option("--progress/--no-progress", default=None,
                         help="Show git's transfer progress (default: when stderr is a terminal).")(func)
 
@@ -15,7 +16,7 @@ def _progress_option(func):
 @click.argument("remote", required=False)
 @_progress_option
 @pass_context
-def pull(ctx, remote: str | None, progress: bool | None) -> None:
+def pull(ctx: Context, remote: str | None, progress: bool | None) -> None:
     """Fetch the remote's tracking branch and merge it into yours.
 
     No checkout is needed and your working tree is not touched. The merge cannot
@@ -38,7 +39,7 @@ def pull(ctx, remote: str | None, progress: bool | None) -> None:
 @click.option("--no-verify", is_flag=True, help="Skip your pre-push hooks for this push.")
 @_progress_option
 @pass_context
-def push(ctx, remote: str | None, no_verify: bool, progress: bool | None) -> None:
+def push(ctx: Context, remote: str | None, no_verify: bool, progress: bool | None) -> None:
     """Push the tracking branch to a remote.
 
     If another clone pushed first, its runs are fetched and merged and the push
@@ -59,7 +60,7 @@ def push(ctx, remote: str | None, no_verify: bool, progress: bool | None) -> Non
 @click.argument("remote", required=False)
 @_progress_option
 @pass_context
-def sync(ctx, remote: str | None, progress: bool | None) -> None:
+def sync(ctx: Context, remote: str | None, progress: bool | None) -> None:
     """Pull, then push: afterwards you and the remote hold every run of both.
 
     REMOTE is a remote name or a repository URL or path; by default the current

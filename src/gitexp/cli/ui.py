@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from ._common import pass_context
+from ._common import Context, pass_context
 from ._serving import run_server, serve_options
 
 
 @click.command("ui")
 @serve_options(api=False, ui=True, log_level="warning")
 @pass_context
-def ui(ctx, **options) -> None:
+def ui(ctx: Context, /, **options: Any) -> None:
     """Serve the web UI: experiments, runs, charts, comparisons, models and the branch's history.
 
     Reads the tracking branch of the repository (--repo, or the one around the

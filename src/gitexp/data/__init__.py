@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidParameterValue
 from .sources import (
@@ -27,6 +27,9 @@ from .sources import (
     resolve_dataset_source,
     source_from_entity,
 )
+
+if TYPE_CHECKING:
+    from ..entities import Dataset as DatasetEntity
 
 MAX_DIGEST_ROWS = 10000
 
@@ -46,7 +49,7 @@ def compute_pandas_digest(df: Any) -> str:
     import pandas as pd
 
     head = df.head(MAX_DIGEST_ROWS)
-    string_cols = head.columns[(df.map(type) == str).all(axis=0)]
+    string_cols = head.columns[(df.map(type) == str).all(axis=0)]  # noqa: E721 - elementwise, not a type check
     numeric_cols = head.select_dtypes(include=[np.number]).columns
     head = head[string_cols.union(numeric_cols)]
     return _md5_digest([pd.util.hash_pandas_object(head).values, np.int64(len(df))]
@@ -82,7 +85,7 @@ def compute_numpy_digest(features: Any, targets: Any = None) -> str:
 class Dataset:
     """A dataset recorded by reference: name, digest and source (subclasses add schema and profile)."""
 
-    def __init__(self, source: DatasetSource, name: str | None = None, digest: str | None = None):
+    def __init__(self, source: DatasetSource, name: str | None = None, digest: str | None = None) -> None:
         self._source = source
         self._name = name
         self._digest = digest or self._compute_digest()
@@ -117,7 +120,7 @@ class Dataset:
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
-    def _to_mlflow_entity(self):
+    def _to_mlflow_entity(self) -> DatasetEntity:
         from ..entities import Dataset as DatasetEntity
 
         d = self.to_dict()
@@ -132,7 +135,7 @@ class PandasDataset(Dataset):
     """A pandas DataFrame used by a run."""
 
     def __init__(self, df: Any, source: DatasetSource, targets: str | None = None, name: str | None = None,
-                 digest: str | None = None, predictions: str | None = None):
+                 digest: str | None = None, predictions: str | None = None) -> None:
         for what, column in (("targets", targets), ("predictions", predictions)):
             if column is not None and column not in df.columns:
                 raise InvalidParameterValue(
@@ -186,7 +189,7 @@ class NumpyDataset(Dataset):
     """Numpy feature (and target) arrays used by a run."""
 
     def __init__(self, features: Any, source: DatasetSource, targets: Any = None, name: str | None = None,
-                 digest: str | None = None):
+                 digest: str | None = None) -> None:
         self._features = features
         self._targets = targets
         super().__init__(source, name, digest)

@@ -27,11 +27,11 @@ class DatasetSource:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "DatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> DatasetSource:
         raise InvalidParameterValue(f"{cls.__name__} cannot be read back")
 
     @classmethod
-    def from_json(cls, source_json: str) -> "DatasetSource":
+    def from_json(cls, source_json: str) -> DatasetSource:
         return cls.from_dict(json.loads(source_json))
 
     def load(self, dst_path: str | None = None) -> str:
@@ -41,7 +41,7 @@ class DatasetSource:
         return f"<{type(self).__name__}: {self.to_json()}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+        return type(other) is type(self) and isinstance(other, DatasetSource) and self.to_dict() == other.to_dict()
 
 
 class CodeDatasetSource(DatasetSource):
@@ -49,14 +49,14 @@ class CodeDatasetSource(DatasetSource):
 
     source_type = "code"
 
-    def __init__(self, tags: dict[str, Any]):
+    def __init__(self, tags: dict[str, Any]) -> None:
         self.tags = dict(tags or {})
 
     def to_dict(self) -> dict[str, Any]:
         return {"tags": self.tags}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "CodeDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> CodeDatasetSource:
         return cls(source_dict.get("tags") or {})
 
     def load(self, dst_path: str | None = None) -> str:
@@ -70,14 +70,14 @@ class LocalArtifactDatasetSource(DatasetSource):
 
     source_type = "local"
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str) -> None:
         self.uri = uri
 
     def to_dict(self) -> dict[str, Any]:
         return {"uri": self.uri}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "LocalArtifactDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> LocalArtifactDatasetSource:
         return cls(_required(source_dict, "uri", cls))
 
     def load(self, dst_path: str | None = None) -> str:
@@ -100,14 +100,14 @@ class HTTPDatasetSource(DatasetSource):
 
     source_type = "http"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         self.url = url
 
     def to_dict(self) -> dict[str, Any]:
         return {"url": self.url}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "HTTPDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> HTTPDatasetSource:
         return cls(_required(source_dict, "url", cls))
 
     def load(self, dst_path: str | None = None) -> str:
@@ -117,7 +117,7 @@ class HTTPDatasetSource(DatasetSource):
         os.makedirs(dst, exist_ok=True)
         name = os.path.basename(urlparse(self.url).path) or "dataset_source"
         target = os.path.join(dst, name)
-        with urllib.request.urlopen(self.url) as response, open(target, "wb") as out:  # noqa: S310 - user's URL
+        with urllib.request.urlopen(self.url) as response, open(target, "wb") as out:  # the user's own URL
             shutil.copyfileobj(response, out)
         return target
 
@@ -125,7 +125,7 @@ class HTTPDatasetSource(DatasetSource):
 class URIDatasetSource(DatasetSource):
     """A dataset at a cloud or other URI (s3://, gs://, hf://...); source type is the scheme."""
 
-    def __init__(self, uri: str, source_type: str | None = None):
+    def __init__(self, uri: str, source_type: str | None = None) -> None:
         self.uri = uri
         self.source_type = source_type or urlparse(uri).scheme
 
@@ -133,7 +133,7 @@ class URIDatasetSource(DatasetSource):
         return {"uri": self.uri}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[str, Any]) -> "URIDatasetSource":
+    def from_dict(cls, source_dict: dict[str, Any]) -> URIDatasetSource:
         return cls(_required(source_dict, "uri", cls))
 
     def load(self, dst_path: str | None = None) -> str:
@@ -149,7 +149,8 @@ class URIDatasetSource(DatasetSource):
 def _required(d: dict[str, Any], key: str, cls: type) -> str:
     if key not in d:
         raise InvalidParameterValue(f"Cannot read a {cls.__name__} without {key!r}: {d!r}")
-    return d[key]
+    value: str = d[key]
+    return value
 
 
 def resolve_dataset_source(source: Any) -> DatasetSource:

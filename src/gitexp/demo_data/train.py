@@ -4,11 +4,12 @@ This is the script `gitexp demo` writes into a scratch repository and runs.
 Read it as an example: only the `mlflow.` lines are about tracking.
 """
 
-import gitexp as mlflow
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
+
+import gitexp as mlflow
 
 X, y = load_wine(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=42)

@@ -6,8 +6,10 @@ Code written against ``mlflow.entities`` works with these unchanged:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Iterator, overload
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar, overload
+
+_T = TypeVar("_T")
 
 __all__ = [
     "Dataset",
@@ -37,7 +39,7 @@ class _Entity:
 
     @classmethod
     def _properties(cls) -> list[str]:
-        names = set()
+        names: set[str] = set()
         for klass in cls.__mro__:
             names.update(n for n, v in vars(klass).items() if isinstance(v, property))
         return sorted(names)
@@ -51,9 +53,9 @@ class _Entity:
         return f"<{type(self).__name__}: {fields}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and dict(self) == dict(other)  # type: ignore[arg-type]
+        return type(other) is type(self) and isinstance(other, _Entity) and dict(self) == dict(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as MLflow's entities
 
     def to_dictionary(self) -> dict[str, Any]:
         return {k: (v.to_dictionary() if isinstance(v, _Entity) else v) for k, v in self}
@@ -169,7 +171,7 @@ class SourceType:
 
 
 class _KeyValue(_Entity):
-    def __init__(self, key: str, value: Any):
+    def __init__(self, key: str, value: Any) -> None:
         self._key = key
         self._value = value
 
@@ -181,7 +183,7 @@ class _KeyValue(_Entity):
     def value(self) -> Any:
         return self._value
 
-    def __hash__(self) -> int:  # type: ignore[override]
+    def __hash__(self) -> int:  # type: ignore[override]  # hashable, under an unhashable base
         return hash((self._key, self._value))
 
 
@@ -214,7 +216,7 @@ class Metric(_Entity):
         dataset_name: str | None = None,
         dataset_digest: str | None = None,
         run_id: str | None = None,
-    ):
+    ) -> None:
         self._key = key
         self._value = value
         self._timestamp = timestamp
@@ -239,14 +241,14 @@ class Metric(_Entity):
         same_value = self._value == other._value or (self._value != self._value and other._value != other._value)
         return (self._key, self._timestamp, self._step) == (other._key, other._timestamp, other._step) and same_value
 
-    def __hash__(self) -> int:  # type: ignore[override]
+    def __hash__(self) -> int:  # type: ignore[override]  # hashable, under an unhashable base
         return hash((self._key, self._timestamp, self._step))
 
     def to_dictionary(self) -> dict[str, Any]:
         return {"key": self._key, "value": self._value, "timestamp": self._timestamp, "step": self._step}
 
 
-class MetricHistory(Sequence):
+class MetricHistory(Sequence[Any]):
     """What `get_metric_history` returns: a read-only sequence of `Metric` entities, in step
     order, backed by three numpy arrays.  A Metric is made when an item is read, so a history
     of millions of points costs its arrays (24 bytes a point), not an object a point; it
@@ -256,7 +258,7 @@ class MetricHistory(Sequence):
     __slots__ = ("key", "run_id", "_steps", "_timestamps", "_values")
     _BATCH = 65536
 
-    def __init__(self, key: str, run_id: str | None, steps: Any, timestamps: Any, values: Any):
+    def __init__(self, key: str, run_id: str | None, steps: Any, timestamps: Any, values: Any) -> None:
         self.key = key
         self.run_id = run_id
         self._steps, self._timestamps, self._values = steps, timestamps, values
@@ -279,7 +281,7 @@ class MetricHistory(Sequence):
     def __getitem__(self, index: int | slice) -> Metric | list[Metric]:
         if isinstance(index, slice):
             s, t, v = self._steps[index], self._timestamps[index], self._values[index]
-            return [self._metric(*p) for p in zip(s.tolist(), t.tolist(), v.tolist())]
+            return [self._metric(*p) for p in zip(s.tolist(), t.tolist(), v.tolist(), strict=True)]
         if not -len(self) <= index < len(self):
             raise IndexError("metric history index out of range")
         return self._metric(int(self._steps[index]), int(self._timestamps[index]), float(self._values[index]))
@@ -291,12 +293,12 @@ class MetricHistory(Sequence):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str) or len(other) != len(self):
             return False
-        return all(a == b for a, b in zip(self, other))
+        return all(a == b for a, b in zip(self, other, strict=True))
 
     def __ne__(self, other: object) -> bool:
         return not self == other
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as MLflow's entities
 
     def __add__(self, other: Any) -> list[Metric]:
         return list(self) + list(other)
@@ -319,7 +321,7 @@ class Experiment(_Entity):
         tags: list[ExperimentTag] | dict[str, str] | None = None,
         creation_time: int | None = None,
         last_update_time: int | None = None,
-    ):
+    ) -> None:
         self._experiment_id = experiment_id
         self._name = name
         self._artifact_location = artifact_location
@@ -352,7 +354,7 @@ class RunInfo(_Entity):
         lifecycle_stage: str,
         artifact_uri: str | None = None,
         run_name: str | None = None,
-    ):
+    ) -> None:
         self._run_id = run_id
         self._experiment_id = experiment_id
         self._user_id = user_id
@@ -385,7 +387,7 @@ class RunData(_Entity):
         metrics: list[Metric] | None = None,
         params: list[Param] | None = None,
         tags: list[RunTag] | None = None,
-    ):
+    ) -> None:
         self._metric_objs = list(metrics or [])
         self._metrics = {m.key: m.value for m in self._metric_objs}
         self._params = {p.key: p.value for p in (params or [])}
@@ -408,7 +410,7 @@ class Dataset(_Entity):
         source: str,
         schema: str | None = None,
         profile: str | None = None,
-    ):
+    ) -> None:
         self._name = name
         self._digest = digest
         self._source_type = source_type
@@ -425,7 +427,7 @@ class Dataset(_Entity):
 
 
 class DatasetInput(_Entity):
-    def __init__(self, dataset: Dataset, tags: list[InputTag] | None = None):
+    def __init__(self, dataset: Dataset, tags: list[InputTag] | None = None) -> None:
         self._dataset = dataset
         self._tags = list(tags or [])
 
@@ -434,7 +436,7 @@ class DatasetInput(_Entity):
 
 
 class RunInputs(_Entity):
-    def __init__(self, dataset_inputs: list[DatasetInput] | None = None, model_inputs: list | None = None):
+    def __init__(self, dataset_inputs: list[DatasetInput] | None = None, model_inputs: list[Any] | None = None) -> None:
         self._dataset_inputs = list(dataset_inputs or [])
         self._model_inputs = list(model_inputs or [])
 
@@ -443,7 +445,8 @@ class RunInputs(_Entity):
 
 
 class Run(_Entity):
-    def __init__(self, run_info: RunInfo, run_data: RunData | None, run_inputs: RunInputs | None = None, run_outputs: Any = None):
+    def __init__(self, run_info: RunInfo, run_data: RunData | None, run_inputs: RunInputs | None = None,
+                 run_outputs: Any = None) -> None:
         self._info = run_info
         self._data = run_data or RunData()
         self._inputs = run_inputs or RunInputs()
@@ -464,7 +467,7 @@ class Run(_Entity):
 class FileInfo(_Entity):
     """One entry of a run's artifact listing: a file (with its size) or a directory."""
 
-    def __init__(self, path: str, is_dir: bool, file_size: int | None):
+    def __init__(self, path: str, is_dir: bool, file_size: int | None) -> None:
         self._path = path
         self._is_dir = is_dir
         self._file_size = file_size
@@ -474,9 +477,9 @@ class FileInfo(_Entity):
     file_size = property(lambda self: self._file_size, doc="Size in bytes; None for directories.")
 
 
-class PagedList(list):
+class PagedList(list[_T], Generic[_T]):
     """A page of results; ``token`` fetches the next page (None on the last)."""
 
-    def __init__(self, items=(), token: str | None = None):
+    def __init__(self, items: Iterable[_T] = (), token: str | None = None) -> None:
         super().__init__(items)
         self.token = token

@@ -64,7 +64,7 @@ class LoggedModel(_Entity):
         tags: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         metrics: list[Metric] | None = None,
-    ):
+    ) -> None:
         self._experiment_id = experiment_id
         self._model_id = model_id
         self._name = name

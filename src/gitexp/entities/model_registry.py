@@ -90,14 +90,14 @@ class ModelVersionStages:
 
 
 class _KeyValue(_Entity):
-    def __init__(self, key: str, value: str):
+    def __init__(self, key: str, value: str) -> None:
         self._key = key
         self._value = value
 
     key = property(lambda self: self._key)
     value = property(lambda self: self._value)
 
-    def __hash__(self) -> int:  # type: ignore[override]
+    def __hash__(self) -> int:  # type: ignore[override]  # hashable, under an unhashable base
         return hash((self._key, self._value))
 
 
@@ -112,7 +112,7 @@ class ModelVersionTag(_KeyValue):
 class RegisteredModelAlias(_Entity):
     """An alias (``champion``) naming one version of a registered model."""
 
-    def __init__(self, alias: str, version: int):
+    def __init__(self, alias: str, version: int) -> None:
         self._alias = alias
         self._version = version
 
@@ -140,12 +140,12 @@ class ModelVersion(_Entity):
         run_link: str | None = None,
         aliases: list[str] | None = None,
         model_id: str | None = None,
-        params: list | None = None,
-        metrics: list | None = None,
+        params: list[Any] | None = None,
+        metrics: list[Any] | None = None,
         deployment_job_state: Any = None,
         workspace: str | None = None,
         renumbered_from: int | None = None,
-    ):
+    ) -> None:
         self._name = name
         self._version = version
         self._creation_time = creation_timestamp
@@ -211,7 +211,7 @@ class RegisteredModel(_Entity):
         deployment_job_state: Any = None,
         workspace: str | None = None,
         notices: list[str] | None = None,
-    ):
+    ) -> None:
         self._name = name
         self._creation_time = creation_timestamp
         self._last_updated_timestamp = last_updated_timestamp
@@ -257,7 +257,7 @@ class ModelHistoryEntry(_Entity):
 
     def __init__(self, timestamp: int, user: str, email: str | None, action: str, model: str,
                  version: int | None = None, detail: str = "", event: str = "", commit: str | None = None,
-                 ignored: str | None = None):
+                 ignored: str | None = None) -> None:
         self._timestamp = timestamp
         self._user = user
         self._email = email

@@ -5,12 +5,19 @@ Every model URI (``runs:/<run_id>/<name>``, a local path, ``models:/`` once
 the registry is installed) is resolved by :func:`resolve_model_uri`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._resolve import resolve_model_uri
 from .model import MLMODEL_FILE_NAME, Model, ModelInfo, get_model_info
 from .signature import ModelSignature, infer_signature
 
+if TYPE_CHECKING:
+    from ..types.schema import Schema
 
-def validate_schema(data, expected_schema) -> None:
+
+def validate_schema(data: Any, expected_schema: Schema) -> None:
     """Raise if `data` does not fit `expected_schema` (as pyfunc predict would)."""
     from ._enforce import enforce_schema
 

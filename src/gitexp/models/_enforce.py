@@ -12,7 +12,7 @@ what the signature expects and what to do.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -51,7 +51,8 @@ def _to_frame(data: Any, schema: Schema) -> Any:
         return pd.DataFrame([data])
     if isinstance(data, dict):
         complex_cols = any(isinstance(c.type, (Array, Object, Map)) for c in schema.inputs)
-        if complex_cols or all(np.isscalar(v) or v is None or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+        if complex_cols or all(np.isscalar(v) or v is None
+                               or (isinstance(v, list) and all(isinstance(i, str) for i in v))
                                for v in data.values()):
             return pd.DataFrame([data])
         try:
@@ -195,7 +196,7 @@ def _check_tensor(value: Any, spec: TensorSpec, what: str) -> Any:
         return value
     if len(expected) > 1 and -1 in expected[1:] and len(actual) == 1 and dtype == np.dtype("O"):
         return value  # a ragged array
-    if len(expected) != len(actual) or any(e not in (-1, a) for e, a in zip(expected, actual)):
+    if len(expected) != len(actual) or any(e not in (-1, a) for e, a in zip(expected, actual, strict=True)):
         _fail(f"{what} has shape {actual} but the signature expects {expected} (-1: any size)")
     from ..types._infer import clean_tensor_type
 
@@ -227,10 +228,12 @@ def _column_as_tensor(name: Any, series: Any, spec: TensorSpec) -> Any:
 def _enforce_tensors(data: Any, schema: Schema) -> Any:
     import pandas as pd
 
+    inputs = cast("list[TensorSpec]", schema.inputs)  # a tensor schema: every input is a TensorSpec
+
     if schema.has_input_names():
         if isinstance(data, dict):
             out = {}
-            for spec in schema.inputs:
+            for spec in inputs:
                 if spec.name not in data:
                     _fail(f"missing input tensor {spec.name!r}; the model takes {schema.input_names()}")
                 value = data[spec.name]
@@ -239,13 +242,13 @@ def _enforce_tensors(data: Any, schema: Schema) -> Any:
                 out[spec.name] = _check_tensor(value, spec, f"input {spec.name!r}")
             return out
         if isinstance(data, pd.DataFrame):
-            missing = [s.name for s in schema.inputs if s.name not in data.columns]
+            missing = [s.name for s in inputs if s.name not in data.columns]
             if missing:
                 _fail(f"missing input column(s) {missing}; the model takes {schema.input_names()}")
-            return {s.name: _column_as_tensor(s.name, data[s.name], s) for s in schema.inputs}
+            return {s.name: _column_as_tensor(s.name, data[s.name], s) for s in inputs}
         _fail(f"the model takes named tensors {schema.input_names()} (a dict of numpy arrays or a DataFrame), "
               f"got {_describe(data)}")
-    spec = schema.inputs[0]
+    spec = inputs[0]
     if isinstance(data, pd.DataFrame):
         if data.empty:
             _fail("the input DataFrame is empty")

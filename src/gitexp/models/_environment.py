@@ -39,7 +39,7 @@ def _read_requirements(value: Any) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
-def _conda_pip(conda_env: dict) -> list[str]:
+def _conda_pip(conda_env: dict[str, Any]) -> list[str]:
     for dep in conda_env.get("dependencies") or []:
         if isinstance(dep, dict) and "pip" in dep:
             return [str(x) for x in dep["pip"]]

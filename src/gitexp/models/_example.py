@@ -11,7 +11,7 @@ import base64
 import datetime as dt
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import InvalidParameterValue
 
@@ -44,14 +44,14 @@ def _nan_to_none(array: Any) -> Any:
     import numpy as np
 
     if np.issubdtype(array.dtype, np.number):
-        return np.where(np.isnan(array), None, array).tolist()
+        return cast(np.ndarray, np.where(np.isnan(array), None, array)).tolist()  # 3-argument where: an array
     return array.tolist()
 
 
 class Example:
     """A user's input example, ready to be written next to a model."""
 
-    def __init__(self, input_example: Any):
+    def __init__(self, input_example: Any) -> None:
         import copy
 
         import numpy as np

@@ -8,7 +8,8 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from ._environment import write_environment
@@ -18,7 +19,7 @@ _HISTORY_TAG = "mlflow.log-model.history"
 _UNSUPPORTED_LOG_ARGS = ("params", "tags", "model_type", "step", "model_id", "prompts", "resources", "auth_policy")
 
 
-def prepare_save_path(path: str | os.PathLike) -> str:
+def prepare_save_path(path: str | os.PathLike[str]) -> str:
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise ResourceAlreadyExists(
@@ -73,7 +74,8 @@ def flavor_conf(model_dir: str, flavor: str) -> dict[str, Any]:
         raise ResourceDoesNotExist(
             f"The model at {model_dir} has no {flavor!r} flavor (it has {sorted(model.flavors)}); load it with "
             "gitexp.pyfunc.load_model or the loader of one of its flavors.", path=model_dir)
-    return model.flavors[flavor]
+    conf: dict[str, Any] = model.flavors[flavor]
+    return conf
 
 
 def directory_size(path: str) -> int:
@@ -84,7 +86,7 @@ def directory_size(path: str) -> int:
     return total
 
 
-def begin_model(path: str | os.PathLike, code_paths: list[str] | None, mlflow_model: Model | None,
+def begin_model(path: str | os.PathLike[str], code_paths: list[str] | None, mlflow_model: Model | None,
                 input_example: Any, signature: Any, metadata: dict[str, Any] | None,
                 predictor: Any) -> tuple[str, str | None, Model]:
     """The first steps of a flavor's save_model: the directory, code, example, signature, metadata.

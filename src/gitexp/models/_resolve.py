@@ -17,7 +17,7 @@ import os
 from ..exceptions import ResourceDoesNotExist
 
 
-def resolve_model_uri(model_uri: str | os.PathLike, dst_path: str | os.PathLike | None = None,
+def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | os.PathLike[str] | None = None,
                       tracking_uri: str | None = None) -> str:
     """A local directory (or file) holding the model at `model_uri`."""
     from ..artifacts import _client, parse_artifact_uri
@@ -34,6 +34,7 @@ def resolve_model_uri(model_uri: str | os.PathLike, dst_path: str | os.PathLike 
 
         return download_artifacts(where.local_path, dst_path=os.fspath(dst_path))
     client = _client(tracking_uri)
+    assert where.run_id is not None  # not a local path: a run's
     if dst_path is not None:
         return client.download_artifacts(where.run_id, where.path, os.fspath(dst_path))
     return client.get_artifact_local_copy(where.run_id, where.path)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, overload
 
 import yaml
 
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
 from .signature import ModelSignature
+
+if TYPE_CHECKING:
+    from ..types.schema import ParamSchema, Schema
 
 MLMODEL_FILE_NAME = "MLmodel"
 
@@ -32,7 +35,7 @@ class Model:
                  utc_time_created: str | None = None, flavors: dict[str, Any] | None = None,
                  signature: ModelSignature | None = None, saved_input_example_info: dict[str, Any] | None = None,
                  model_uuid: str | None = None, mlflow_version: str | None = None,
-                 metadata: dict[str, Any] | None = None, model_size_bytes: int | None = None, **kwargs: Any):
+                 metadata: dict[str, Any] | None = None, model_size_bytes: int | None = None, **kwargs: Any) -> None:
         self.run_id = run_id
         self.artifact_path = artifact_path
         self.utc_time_created = str(utc_time_created or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
@@ -48,17 +51,17 @@ class Model:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Model) and self.to_dict() == other.to_dict()
 
-    def add_flavor(self, name: str, **params: Any) -> "Model":
+    def add_flavor(self, name: str, **params: Any) -> Model:
         self.flavors[name] = params
         return self
 
-    def get_input_schema(self):
+    def get_input_schema(self) -> Schema | None:
         return self.signature.inputs if self.signature is not None else None
 
-    def get_output_schema(self):
+    def get_output_schema(self) -> Schema | None:
         return self.signature.outputs if self.signature is not None else None
 
-    def get_params_schema(self):
+    def get_params_schema(self) -> ParamSchema | None:
         return self.signature.params if self.signature is not None else None
 
     def load_input_example(self, path: str) -> Any:
@@ -77,8 +80,15 @@ class Model:
             out["type_hint_from_example"] = False
         return out
 
-    def to_yaml(self, stream: Any = None) -> str:
-        return yaml.safe_dump(self.to_dict(), stream=stream, default_flow_style=False)
+    @overload
+    def to_yaml(self, stream: None = None) -> str: ...
+    @overload
+    def to_yaml(self, stream: IO[str]) -> None: ...
+
+    def to_yaml(self, stream: IO[str] | None = None) -> str | None:
+        """The MLmodel YAML; written to `stream` (and None returned) when one is given."""
+        dumped: str | None = yaml.safe_dump(self.to_dict(), stream=stream, default_flow_style=False)
+        return dumped
 
     def __str__(self) -> str:
         return self.to_yaml()
@@ -88,7 +98,7 @@ class Model:
             self.to_yaml(fh)
 
     @classmethod
-    def from_dict(cls, model_dict: dict[str, Any]) -> "Model":
+    def from_dict(cls, model_dict: dict[str, Any]) -> Model:
         d = dict(model_dict)
         signature = d.pop("signature", None)
         d.pop("is_signature_from_type_hint", None)
@@ -98,7 +108,7 @@ class Model:
         return cls(signature=signature, **d)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Model":
+    def load(cls, path: str | os.PathLike[str]) -> Model:
         """Read an MLmodel file, a model directory, or (runs:/, models:/) a logged model's."""
         from ._resolve import resolve_model_uri
 
@@ -115,7 +125,7 @@ class Model:
             raise InvalidParameterValue(f"{file} is not a valid MLmodel file (expected a YAML mapping)")
         return cls.from_dict(doc)
 
-    def get_model_info(self) -> "ModelInfo":
+    def get_model_info(self) -> ModelInfo:
         return ModelInfo(
             artifact_path=self.artifact_path, flavors=self.flavors,
             model_uri=f"runs:/{self.run_id}/{self.artifact_path}" if self.run_id else None,
@@ -129,9 +139,9 @@ class ModelInfo:
     """What log_model returns: where the model is and what it is."""
 
     def __init__(self, artifact_path: str | None, flavors: dict[str, Any], model_uri: str | None,
-                 model_uuid: str | None, run_id: str | None, saved_input_example_info: dict | None,
+                 model_uuid: str | None, run_id: str | None, saved_input_example_info: dict[str, Any] | None,
                  signature: ModelSignature | None, utc_time_created: str, mlflow_version: str | None,
-                 metadata: dict | None = None, registered_model_version: int | None = None):
+                 metadata: dict[str, Any] | None = None, registered_model_version: int | None = None) -> None:
         self.artifact_path = artifact_path
         self.name = artifact_path
         self.flavors = flavors
@@ -147,7 +157,7 @@ class ModelInfo:
         self.model_id = None  # MLflow 3's logged-model id; gitexp models live in their run
 
     @property
-    def signature_dict(self) -> dict | None:
+    def signature_dict(self) -> dict[str, Any] | None:
         return self.signature.to_dict() if self.signature is not None else None
 
     def __repr__(self) -> str:

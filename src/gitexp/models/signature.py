@@ -15,7 +15,7 @@ class ModelSignature:
     """What a model takes and returns. Stored in MLmodel as JSON strings, as MLflow does."""
 
     def __init__(self, inputs: Schema | None = None, outputs: Schema | None = None,
-                 params: ParamSchema | None = None):
+                 params: ParamSchema | None = None) -> None:
         for what, value, kind in (("inputs", inputs, Schema), ("outputs", outputs, Schema),
                                   ("params", params, ParamSchema)):
             if value is not None and not isinstance(value, kind):
@@ -37,7 +37,7 @@ class ModelSignature:
         }
 
     @classmethod
-    def from_dict(cls, signature_dict: dict[str, Any]) -> "ModelSignature":
+    def from_dict(cls, signature_dict: dict[str, Any]) -> ModelSignature:
         inputs = signature_dict.get("inputs")
         outputs = signature_dict.get("outputs")
         params = signature_dict.get("params")

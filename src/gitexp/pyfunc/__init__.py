@@ -30,8 +30,8 @@ PY_VERSION = "python_version"
 
 
 def add_to_model(model: Model, loader_module: str, data: str | None = None, code: str | None = None,
-                 conda_env: str | None = None, python_env: str | None = None, model_config: dict | None = None,
-                 **kwargs: Any) -> Model:
+                 conda_env: str | None = None, python_env: str | None = None,
+                 model_config: dict[str, Any] | None = None, **kwargs: Any) -> Model:
     """Add the python_function flavor to a Model (MLflow's layout of the flavor's fields)."""
     import platform
 
@@ -56,7 +56,8 @@ def add_to_model(model: Model, loader_module: str, data: str | None = None, code
 class PyFuncModel:
     """A loaded model with one ``predict(data, params=None)``, checked against its signature."""
 
-    def __init__(self, model_meta: Model, model_impl: Any, predict_fn: str = "predict", model_dir: str | None = None):
+    def __init__(self, model_meta: Model, model_impl: Any, predict_fn: str = "predict",
+                 model_dir: str | None = None) -> None:
         if not hasattr(model_impl, predict_fn):
             raise InvalidParameterValue(f"The model implementation has no {predict_fn!r} method")
         self._model_meta = model_meta
@@ -75,7 +76,8 @@ class PyFuncModel:
 
     @property
     def loader_module(self) -> str | None:
-        return self._model_meta.flavors.get(FLAVOR_NAME, {}).get(MAIN)
+        module: str | None = self._model_meta.flavors.get(FLAVOR_NAME, {}).get(MAIN)
+        return module
 
     @property
     def input_example(self) -> Any:
@@ -87,7 +89,8 @@ class PyFuncModel:
 
     @property
     def model_config(self) -> dict[str, Any]:
-        return self._model_meta.flavors.get(FLAVOR_NAME, {}).get("config", {})
+        config: dict[str, Any] = self._model_meta.flavors.get(FLAVOR_NAME, {}).get("config", {})
+        return config
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Predict on pandas, numpy, scipy sparse, dict or list input.
@@ -128,7 +131,7 @@ class PyFuncModel:
         return "gitexp.pyfunc.loaded_model:\n" + "".join(f"  {k}: {v}\n" for k, v in info.items())
 
 
-def load_model(model_uri: str | os.PathLike, suppress_warnings: bool = False, dst_path: str | None = None,
+def load_model(model_uri: str | os.PathLike[str], suppress_warnings: bool = False, dst_path: str | None = None,
                model_config: dict[str, Any] | None = None) -> PyFuncModel:
     """Load a model as a Python function from ``runs:/<run_id>/<name>``, a local path (or ``models:/``).
 
@@ -187,7 +190,7 @@ def _copy_artifact(name: str, uri: str, model_dir: str) -> dict[str, str]:
     return {"path": f"artifacts/{os.path.basename(target)}", "uri": uri}
 
 
-def save_model(path: str | os.PathLike, loader_module: str | None = None, data_path: str | None = None,
+def save_model(path: str | os.PathLike[str], loader_module: str | None = None, data_path: str | None = None,
                code_paths: list[str] | None = None, conda_env: Any = None, mlflow_model: Model | None = None,
                python_model: Any = None, artifacts: dict[str, str] | None = None, signature: Any = None,
                input_example: Any = None, pip_requirements: Any = None, extra_pip_requirements: Any = None,

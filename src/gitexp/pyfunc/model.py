@@ -11,6 +11,7 @@ import inspect
 import os
 import pickle
 from collections import namedtuple
+from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import InvalidParameterValue
@@ -29,11 +30,12 @@ class PythonModel:
     ...         return model_input + self.n
     """
 
-    def load_context(self, context: "PythonModelContext") -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         """Called once when the model loads: read artifacts from ``context.artifacts`` here."""
 
-    def predict(self, context: "PythonModelContext", model_input: Any, params: dict[str, Any] | None = None) -> Any:
-        raise InvalidParameterValue(f"{type(self).__name__} must implement predict(self, context, model_input, params=None)")
+    def predict(self, context: PythonModelContext, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        raise InvalidParameterValue(
+            f"{type(self).__name__} must implement predict(self, context, model_input, params=None)")
 
     @property
     def predict_type_hints(self) -> _TypeHints:
@@ -44,17 +46,18 @@ class PythonModel:
 class _FunctionPythonModel(PythonModel):
     """A plain function given as python_model."""
 
-    def __init__(self, func: Any):
+    def __init__(self, func: Any) -> None:
         self.func = func
 
-    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    # MLflow's context-free form: _PythonModelWrapper calls predict by its signature (takes_context).
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
         return self.func(model_input)
 
 
 class PythonModelContext:
     """What a PythonModel sees at load and predict time: its artifacts and config."""
 
-    def __init__(self, artifacts: dict[str, str], model_config: dict[str, Any] | None = None):
+    def __init__(self, artifacts: dict[str, str], model_config: dict[str, Any] | None = None) -> None:
         self._artifacts = artifacts
         self._model_config = model_config
 
@@ -77,7 +80,7 @@ def takes_context(func: Any) -> bool:
 class _PythonModelWrapper:
     """A loaded PythonModel behind the pyfunc predict(data, params) interface."""
 
-    def __init__(self, python_model: Any, context: PythonModelContext):
+    def __init__(self, python_model: Any, context: PythonModelContext) -> None:
         self.python_model = python_model
         self.context = context
 
@@ -119,11 +122,12 @@ def _load_pyfunc(model_dir: str, model_config: dict[str, Any] | None = None) -> 
     check_deserialization_allowed(pickled)
     compression = conf.get("python_model_compression")
     if compression:
+        import bz2
         import gzip
         import lzma
-        import bz2
 
-        opener = {"lzma": lzma.open, "bzip2": bz2.open, "gzip": gzip.open}.get(compression)
+        openers: dict[str, Callable[..., Any]] = {"lzma": lzma.open, "bzip2": bz2.open, "gzip": gzip.open}
+        opener = openers.get(compression)
         if opener is None:
             raise InvalidParameterValue(f"Unknown python_model_compression {compression!r} in {model_dir}")
         with opener(pickled, "rb") as fh:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..entities import Experiment, Metric, PagedList, Run, ViewType
 from ..exceptions import InvalidParameterValue, SearchError
@@ -25,8 +27,10 @@ from ._filter import EXPERIMENTS, RUNS, Clause, compare, parse_filter, parse_ord
 if TYPE_CHECKING:
     import pandas
 
+    from ..store.interface import TrackingStore
     from ..store.state import RunState
     from ..store.tracking import GitStore
+    from ._view import IndexView
 
 SEARCH_MAX_RESULTS_THRESHOLD = 50000
 
@@ -111,7 +115,7 @@ def _token_offset(token: str | bytes | None, fingerprint: str) -> int:
 
 
 # -- runs ----------------------------------------------------------------------------------------------------
-def _resolve(store: "GitStore", as_of: Any) -> str | None:
+def _resolve(store: GitStore, as_of: Any) -> str | None:
     if as_of is None:
         return None
     from ._asof import resolve_as_of
@@ -119,10 +123,10 @@ def _resolve(store: "GitStore", as_of: Any) -> str | None:
     return resolve_as_of(store, as_of)
 
 
-def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | None = "",
+def search_runs(store: GitStore, experiment_ids: Any, filter_string: str | None = "",
                 run_view_type: Any = ViewType.ACTIVE_ONLY, max_results: int | None = 1000,
                 order_by: list[str] | None = None, page_token: str | None = None,
-                as_of: Any = None) -> PagedList:
+                as_of: Any = None) -> PagedList[Any]:
     """Runs matching a filter, ordered and paged as MLflow's search_runs."""
     ids = experiment_id_list(experiment_ids)
     view_type = check_view_type(run_view_type)
@@ -132,7 +136,7 @@ def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | Non
     commit = _resolve(store, as_of)
     fingerprint = _fingerprint(sorted(ids), filter_string or "", list(order_by or []), view_type, commit)
     offset = _token_offset(page_token, fingerprint)
-    def query(view):
+    def query(view: IndexView) -> tuple[list[Run], bool]:
         limit = None if max_results is None else max_results + 1
         rids = view.select(ids, clauses, order, view_type, offset, limit)
         more = max_results is not None and len(rids) > max_results
@@ -142,18 +146,19 @@ def search_runs(store: "GitStore", experiment_ids: Any, filter_string: str | Non
     return PagedList(runs, _make_token(offset + len(runs), fingerprint) if more else None)
 
 
-def run_keys(store: "GitStore", experiment_ids: Any, run_view_type: Any = ViewType.ACTIVE_ONLY
+def run_keys(store: GitStore, experiment_ids: Any, run_view_type: Any = ViewType.ACTIVE_ONLY
              ) -> dict[str, list[str]]:
     """{"metrics": [...], "params": [...], "tags": [...]}: the keys the experiments' runs use."""
     ids = experiment_id_list(experiment_ids)
     view_type = check_view_type(run_view_type)
-    return store.search_index.query(lambda view: view.keys(ids, view_type))
+    keys: dict[str, list[str]] = store.search_index.query(lambda view: view.keys(ids, view_type))
+    return keys
 
 
-def search_runs_frame(store: "GitStore", experiment_ids: Any, filter_string: str | None = "",
+def search_runs_frame(store: GitStore, experiment_ids: Any, filter_string: str | None = "",
                       run_view_type: Any = ViewType.ACTIVE_ONLY, max_results: int | None = None,
                       order_by: list[str] | None = None, as_of: Any = None,
-                      extra_columns: bool = False) -> "pandas.DataFrame":
+                      extra_columns: bool = False) -> pandas.DataFrame:
     """MLflow's search_runs DataFrame, built column by column from the index.
 
     `extra_columns` adds run_name and lifecycle_stage after end_time (the CLI uses them).
@@ -183,7 +188,7 @@ def _time_unit() -> str:
     return _TIME_UNIT[0]
 
 
-def _frame(columns: dict[str, Any], extra_columns: bool) -> "pandas.DataFrame":
+def _frame(columns: dict[str, Any], extra_columns: bool) -> pandas.DataFrame:
     import pandas as pd
 
     data: dict[str, Any] = {
@@ -206,7 +211,7 @@ def _frame(columns: dict[str, Any], extra_columns: bool) -> "pandas.DataFrame":
 
 # -- experiments ---------------------------------------------------------------------------------------------
 def search_experiments(experiments: list[Experiment], filter_string: str | None, order_by: list[str] | None,
-                       max_results: int | None, page_token: str | None) -> PagedList:
+                       max_results: int | None, page_token: str | None) -> PagedList[Any]:
     """Experiments matching a filter, ordered (MLflow's defaults) and paged."""
     max_results = check_max_results(max_results)
     clauses = parse_filter(filter_string, EXPERIMENTS)
@@ -219,13 +224,17 @@ def search_experiments(experiments: list[Experiment], filter_string: str | None,
         keys.append(("experiment_id", False))
     # SQL order (MLflow's sqlite store): NULL is the smallest value; sort by the last key first.
     for key, ascending in reversed(keys):
-        matched.sort(key=lambda e, k=key: _null_first(_experiment_value(e, k)), reverse=not ascending)
+        matched.sort(key=functools.partial(_experiment_sort_key, key=key), reverse=not ascending)
     end = len(matched) if max_results is None else offset + max_results
     page = matched[offset:end]
     return PagedList(page, _make_token(end, fingerprint) if end < len(matched) else None)
 
 
-def _null_first(value: Any) -> tuple:
+def _experiment_sort_key(experiment: Experiment, key: str) -> tuple[Any, ...]:
+    return _null_first(_experiment_value(experiment, key))
+
+
+def _null_first(value: Any) -> tuple[Any, ...]:
     return (value is not None, value)
 
 
@@ -251,7 +260,7 @@ def run_id_list(run_ids: Any) -> list[str]:
     """Run ids from a string, an iterable of ids or Runs, or a DataFrame with a run_id column."""
     if isinstance(run_ids, str):
         return [run_ids]
-    if hasattr(run_ids, "columns") and "run_id" in getattr(run_ids, "columns"):
+    if hasattr(run_ids, "columns") and "run_id" in run_ids.columns:
         run_ids = run_ids["run_id"]
     out: list[str] = []
     for item in run_ids:
@@ -263,7 +272,7 @@ def run_id_list(run_ids: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _run_states(store: "GitStore", run_ids: list[str]) -> dict[str, "RunState"]:
+def _run_states(store: GitStore, run_ids: list[str]) -> dict[str, RunState]:
     states: dict[str, RunState] = {}
     trees: dict[str, str] = {}
     root = store.branch.tree_of(store.branch.tip())
@@ -281,7 +290,7 @@ def _run_states(store: "GitStore", run_ids: list[str]) -> dict[str, "RunState"]:
     return states
 
 
-def metric_histories(store: Any, run_ids: Any, keys: str | Iterable[str] | None = None
+def metric_histories(store: TrackingStore, run_ids: Any, keys: str | Iterable[str] | None = None
                      ) -> list[tuple[str, str, int, int, float]]:
     """(run_id, key, step, timestamp, value) of every logged point, by run, key, step and time."""
     ids = run_id_list(run_ids)
@@ -289,26 +298,26 @@ def metric_histories(store: Any, run_ids: Any, keys: str | Iterable[str] | None 
     return store.metric_histories(ids, wanted)
 
 
-def local_metric_histories(store: "GitStore", ids: list[str], wanted: list[str] | None
+def local_metric_histories(store: GitStore, ids: list[str], wanted: list[str] | None
                            ) -> list[tuple[str, str, int, int, float]]:
     """metric_histories of a git store: histories read from the branch as arrays."""
     states = _run_states(store, ids)
-    rows = []
+    rows: list[tuple[str, str, int, int, float]] = []
     for run_id in ids:
         state = states[run_id]
         for key in sorted(state.latest) if wanted is None else wanted:
             steps, times, values = store.metric_history_arrays(run_id, key, state)
             rows.extend((run_id, key, step, ts, value)
-                        for step, ts, value in zip(steps.tolist(), times.tolist(), values.tolist()))
+                        for step, ts, value in zip(steps.tolist(), times.tolist(), values.tolist(), strict=True))
     return rows
 
 
-def metric_history_metrics(store: "GitStore", run_ids: Any, keys: Any = None) -> list[Metric]:
+def metric_history_metrics(store: TrackingStore, run_ids: Any, keys: Any = None) -> list[Metric]:
     return [Metric(key, value, ts, step, run_id=run_id)
             for run_id, key, step, ts, value in metric_histories(store, run_ids, keys)]
 
 
-def metric_history_frame(store: "GitStore", run_ids: Any, keys: Any = None) -> "pandas.DataFrame":
+def metric_history_frame(store: TrackingStore, run_ids: Any, keys: Any = None) -> pandas.DataFrame:
     """A tidy frame: one row per (run_id, key, step, timestamp) with its value."""
     import numpy as np
     import pandas as pd
@@ -323,14 +332,14 @@ def metric_history_frame(store: "GitStore", run_ids: Any, keys: Any = None) -> "
     })
 
 
-def runs_to_dataframe(runs: list[Run]) -> "pandas.DataFrame":
+def runs_to_dataframe(runs: list[Run]) -> pandas.DataFrame:
     """MLflow's DataFrame for Run entities already in hand (e.g. from Client.search_runs)."""
     import numpy as np
 
     n = len(runs)
     metrics: dict[str, Any] = {}
-    params: dict[str, list] = {}
-    tags: dict[str, list] = {}
+    params: dict[str, list[Any]] = {}
+    tags: dict[str, list[Any]] = {}
     for i, run in enumerate(runs):
         for key, value in run.data.metrics.items():
             metrics.setdefault(key, np.full(n, np.nan))[i] = value

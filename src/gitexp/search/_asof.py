@@ -7,8 +7,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import InvalidParameterValue
 from .. import _git
+from ..exceptions import InvalidParameterValue
 
 if TYPE_CHECKING:
     from ..store.tracking import GitStore
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
-def resolve_as_of(store: "GitStore", as_of: Any) -> str:
+def resolve_as_of(store: GitStore, as_of: Any) -> str:
     """The commit id `as_of` names.
 
     * a ``datetime`` (naive means local time), a ``date`` (the end of that day,
@@ -58,7 +58,7 @@ def resolve_as_of(store: "GitStore", as_of: Any) -> str:
     return _commit_before(store, dt.datetime.fromtimestamp(int(match.group(1)), dt.timezone.utc))
 
 
-def _commit_before(store: "GitStore", when: dt.datetime | str) -> str:
+def _commit_before(store: GitStore, when: dt.datetime | str) -> str:
     repo = store.repo
     if isinstance(when, dt.datetime):
         if when.tzinfo is None:

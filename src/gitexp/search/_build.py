@@ -25,8 +25,10 @@ import sys
 import threading
 import time
 from array import array
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+from .._git import pipe
 from ._records import _DATASET_KEYS, ATTR, ATTR_NAMES, DATASET, METRIC, PARAM, TAG, _dataset_values, doc_of, record_of
 
 if TYPE_CHECKING:
@@ -39,38 +41,39 @@ SLICE_RUNS = 1000
 _TRACE = bool(os.environ.get("GITEXP_INDEX_TRACE"))
 
 # A slice of runs to fold: [(rid, run_id, bucket, tree), ...]
-Item = tuple
+Item = tuple[Any, ...]
 
 
 # -- one slice: runs rows and column pieces ----------------------------------------------------------------
-def _pack(kind: str, key: str, rids: array, values: list) -> tuple:
+def _pack(kind: str, key: str, rids: array[Any], values: list[Any]) -> tuple[Any, ...]:
     """(rids bytes, float64/int64 bytes or (int32 codes bytes, [distinct strings])) for marshal."""
     if kind == METRIC:
         return rids.tobytes(), array("d", values).tobytes()
     if kind == ATTR and key in ("start_time", "end_time"):
         return rids.tobytes(), array("q", values).tobytes()
-    index: dict = {}
+    index: dict[Any, int] = {}
     setdefault = index.setdefault
     codes = array("i", [setdefault(v, len(index)) for v in values])
     return rids.tobytes(), (codes.tobytes(), list(index))
 
 
-def fold_slice(branch: "TrackingBranch", items: list[Item]) -> tuple[list[tuple], dict]:
+def fold_slice(branch: TrackingBranch,
+               items: list[Item]) -> tuple[list[tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]]]:
     """(runs rows without seq, column pieces {(kind, key): packed}) for a slice of runs, in row
     id order, folded by the branch's own fold."""
-    rows: list[tuple] = []
-    attrs: list[tuple[array, list]] = [(array("i"), []) for _ in ATTR_NAMES]
-    keyed: dict[str, dict[str, tuple[array, list]]] = {METRIC: {}, PARAM: {}, TAG: {}, DATASET: {}}
+    rows: list[tuple[Any, ...]] = []
+    attrs: list[tuple[array[Any], list[Any]]] = [(array("i"), []) for _ in ATTR_NAMES]
+    keyed: dict[str, dict[str, tuple[array[Any], list[Any]]]] = {METRIC: {}, PARAM: {}, TAG: {}, DATASET: {}}
     metrics, params, tags, datasets = keyed[METRIC], keyed[PARAM], keyed[TAG], keyed[DATASET]
     states = dict(branch.read_run_trees({run_id: tree for _rid, run_id, _bucket, tree in items},
                                         chunk=250))
     for rid, run_id, bucket, tree in items:  # row id order
         record = record_of(states.pop(run_id))
         rows.append((rid, run_id, bucket, tree) + record[1:8] + (doc_of(record),))
-        for slot, value in zip(attrs, record[:8]):
+        for attr, value in zip(attrs, record[:8], strict=False):
             if value is not None:
-                slot[0].append(rid)
-                slot[1].append(value)
+                attr[0].append(rid)
+                attr[1].append(value)
         for group, values in ((metrics, record[8]), (params, record[9]), (tags, record[10])):
             for key, value in values.items():
                 slot = group.get(key)
@@ -88,7 +91,7 @@ def fold_slice(branch: "TrackingBranch", items: list[Item]) -> tuple[list[tuple]
                         slot[0].append(rid)
                         slot[1].append(value)
     pieces = {}
-    for name, (rids, values) in zip(ATTR_NAMES, attrs):
+    for name, (rids, values) in zip(ATTR_NAMES, attrs, strict=True):
         if rids:
             pieces[(ATTR, name)] = _pack(ATTR, name, rids, values)
     for kind, group in keyed.items():
@@ -120,8 +123,9 @@ def worker_count(runs: int) -> int:
     return min(wanted, max(1, runs // SLICE_RUNS - 1))
 
 
-def fold_all(branch: "TrackingBranch", items: list[Item],
-             workers: "Workers | None" = None) -> Iterator[tuple[int, list[tuple], dict]]:
+def fold_all(branch: TrackingBranch, items: list[Item],
+             workers: Workers | None = None
+             ) -> Iterator[tuple[int, list[tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]]]]:
     """(slice number, rows, pieces) for every slice of `items`, in any order.  `workers`:
     processes started earlier (the caller closes them); else started here if worth it."""
     slices = [items[i:i + SLICE_RUNS] for i in range(0, len(items), SLICE_RUNS)]
@@ -144,12 +148,12 @@ class Workers:
     """Worker processes for one build, started as early as the caller knows it will need them
     (an interpreter takes ~0.1 s to start and import the store)."""
 
-    def __init__(self, branch: "TrackingBranch", count: int):
+    def __init__(self, branch: TrackingBranch, count: int) -> None:
         repo = branch.repo
         package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         setup = {"git_dir": repo.git_dir, "common_dir": repo.common_dir, "path": repo.path,
                  "work_tree": repo.work_tree or "", "config": dict(repo.config)}
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
         self.failures: list[str] = []
         for _ in range(count):
             try:
@@ -161,7 +165,7 @@ class Workers:
             self.procs.append(proc)
 
     @classmethod
-    def start(cls, branch: "TrackingBranch", runs: int) -> "Workers | None":
+    def start(cls, branch: TrackingBranch, runs: int) -> Workers | None:
         count = worker_count(runs)
         return cls(branch, count) if count else None
 
@@ -171,7 +175,7 @@ class Workers:
                          "this process", self.failures[0])
         for proc in self.procs:
             try:
-                proc.stdin.close()  # type: ignore[union-attr]
+                pipe(proc.stdin).close()
             except OSError:
                 pass
         for proc in self.procs:
@@ -181,13 +185,13 @@ class Workers:
                 proc.kill()
                 proc.wait()
             try:
-                proc.stdout.close()  # type: ignore[union-attr]
+                pipe(proc.stdout).close()
             except OSError:
                 pass
         self.procs = []
 
 
-def _start_worker(args: list[str], cwd: str) -> subprocess.Popen:
+def _start_worker(args: list[str], cwd: str) -> subprocess.Popen[bytes]:
     # A slice's answer (~0.7 MB for 1,000 runs) fits a 1 MiB pipe: the worker goes on to its
     # next slice while this process is busy folding, instead of waiting for it to read.
     try:
@@ -213,15 +217,16 @@ def _receive(stream: Any) -> Any:
     return marshal.loads(data)
 
 
-def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
-                     workers: Workers) -> Iterator[tuple[int, list[tuple], dict]]:
+def _fold_in_workers(branch: TrackingBranch, slices: list[list[Item]],
+                     workers: Workers
+                     ) -> Iterator[tuple[int, list[tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]]]]:
     """Fold the slices here and in the worker processes, whichever is free takes the next.
 
     A worker that fails (cannot start, crashes, reports an error) hands its slices
     back and this process folds them: a build never depends on the workers.
     """
     todo = list(range(len(slices)))
-    results: list = []
+    results: list[Any] = []
     cond = threading.Condition()
     failures = workers.failures
 
@@ -229,7 +234,7 @@ def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
         with cond:
             return todo.pop(0) if todo else None
 
-    def run(proc: subprocess.Popen) -> None:
+    def run(proc: subprocess.Popen[bytes]) -> None:
         mine: list[int] = []
         try:
             for _ in range(2):  # one to fold, one waiting, so the pipe never runs dry
@@ -253,7 +258,7 @@ def _fold_in_workers(branch: "TrackingBranch", slices: list[list[Item]],
                 if following is not None:
                     mine.append(following)
                     _send(proc.stdin, (following, slices[following]))
-        except Exception as exc:  # noqa: BLE001 -- this process folds the slices instead
+        except Exception as exc:  # any failure: this process folds the slices instead
             proc.kill()
             with cond:
                 failures.append(f"{type(exc).__name__}: {exc}")
@@ -306,7 +311,7 @@ def _worker_main() -> None:
     repo = Repository(path=setup["path"], work_tree=setup["work_tree"] or None, git_dir=setup["git_dir"],
                       common_dir=setup["common_dir"], config=setup["config"])
     branch = TrackingBranch(repo)
-    queue: list = []
+    queue: list[Any] = []
     cond = threading.Condition()
     finished = threading.Event()
 
@@ -348,7 +353,7 @@ def _worker_main() -> None:
             _send(stdout, ("ok", number, rows, pieces))
             if _TRACE:
                 print(f"{time.time():.3f} worker {os.getpid()} sent {number}", file=sys.stderr)
-    except BaseException as exc:  # noqa: BLE001 -- the parent folds this slice itself
+    except BaseException as exc:  # any failure: the parent folds this slice itself
         import traceback
 
         try:

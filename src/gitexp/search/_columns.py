@@ -24,7 +24,8 @@ import json
 import sqlite3
 import struct
 from collections import OrderedDict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,7 +33,6 @@ from ..entities import ViewType
 from ..exceptions import SearchError
 from ..store import layout
 from ._filter import Clause, OrderKey
-
 from ._records import (
     _ATTR_INTS,
     _ATTR_POSITION,
@@ -101,14 +101,14 @@ def decode_column(data: bytes, raw_strings: bool = False) -> tuple[int, np.ndarr
     return vtype, rids, codes, raw if raw_strings else json.loads(raw.decode())
 
 
-def _encode_strings(values: list) -> tuple[np.ndarray, list]:
-    index: dict = {}
+def _encode_strings(values: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    index: dict[str, Any] = {}
     setdefault = index.setdefault
     codes = np.fromiter((setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values))
     return sort_codes(codes, list(index))
 
 
-def sort_codes(codes: np.ndarray, distinct: list) -> tuple[np.ndarray, list]:
+def sort_codes(codes: np.ndarray, distinct: list[Any]) -> tuple[np.ndarray, list[Any]]:
     """Codes into `distinct` recoded so the distinct strings are in sorted order."""
     if distinct != sorted(distinct):
         order = sorted(range(len(distinct)), key=distinct.__getitem__)
@@ -125,7 +125,7 @@ class FloatColumn:
 
     __slots__ = ("values", "present")
 
-    def __init__(self, n: int):
+    def __init__(self, n: int) -> None:
         self.values = np.full(n, np.nan)
         self.present = np.zeros(n, dtype=bool)
 
@@ -138,8 +138,8 @@ class FloatColumn:
             self.values = np.concatenate([self.values, np.full(n - len(self.values), np.nan)])
             self.present = np.concatenate([self.present, np.zeros(n - len(self.present), dtype=bool)])
 
-    def set(self, rids: list[int], values: list) -> None:
-        for rid, value in zip(rids, values):
+    def set(self, rids: list[int], values: list[Any]) -> None:
+        for rid, value in zip(rids, values, strict=False):
             if value is None:
                 self.values[rid] = np.nan
                 self.present[rid] = False
@@ -147,7 +147,7 @@ class FloatColumn:
                 self.values[rid] = value
                 self.present[rid] = True
 
-    def copy(self) -> "FloatColumn":
+    def copy(self) -> FloatColumn:
         other = FloatColumn.__new__(FloatColumn)
         other.values, other.present = self.values.copy(), self.present.copy()
         return other
@@ -158,7 +158,7 @@ class IntColumn:
 
     __slots__ = ("values", "present")
 
-    def __init__(self, n: int):
+    def __init__(self, n: int) -> None:
         self.values = np.zeros(n, dtype=np.int64)
         self.present = np.zeros(n, dtype=bool)
 
@@ -169,8 +169,8 @@ class IntColumn:
             self.values = np.concatenate([self.values, np.zeros(n - len(self.values), dtype=np.int64)])
             self.present = np.concatenate([self.present, np.zeros(n - len(self.present), dtype=bool)])
 
-    def set(self, rids: list[int], values: list) -> None:
-        for rid, value in zip(rids, values):
+    def set(self, rids: list[int], values: list[Any]) -> None:
+        for rid, value in zip(rids, values, strict=False):
             if value is None:
                 self.values[rid] = 0
                 self.present[rid] = False
@@ -178,7 +178,7 @@ class IntColumn:
                 self.values[rid] = value
                 self.present[rid] = True
 
-    def copy(self) -> "IntColumn":
+    def copy(self) -> IntColumn:
         other = IntColumn.__new__(IntColumn)
         other.values, other.present = self.values.copy(), self.present.copy()
         return other
@@ -193,7 +193,7 @@ class StrColumn:
 
     __slots__ = ("codes", "_uniques", "_raw", "_objects")
 
-    def __init__(self, n: int):
+    def __init__(self, n: int) -> None:
         self.codes = np.full(n, -1, dtype=np.int32)
         self._uniques: list[str] | None = []
         self._raw: bytes | None = None
@@ -238,7 +238,7 @@ class StrColumn:
             self._objects = objects
         return self._objects
 
-    def set(self, rids: list[int], values: list) -> None:
+    def set(self, rids: list[int], values: list[Any]) -> None:
         if all(v is None for v in values):
             for rid in rids:
                 self.codes[rid] = -1
@@ -254,7 +254,7 @@ class StrColumn:
                     self.codes[self.codes >= i] += 1
         if new:
             self._objects = None
-        for rid, value in zip(rids, values):
+        for rid, value in zip(rids, values, strict=False):
             self.codes[rid] = -1 if value is None else self.code_of(value)
 
     def _recode(self, new: list[str]) -> None:
@@ -264,7 +264,7 @@ class StrColumn:
         self.codes = remap[self.codes]  # -1 indexes the appended -1
         self.uniques = merged
 
-    def copy(self) -> "StrColumn":
+    def copy(self) -> StrColumn:
         other = StrColumn.__new__(StrColumn)
         other.codes, other._objects = self.codes.copy(), self._objects
         other._uniques, other._raw = list(self.uniques), None  # decoded here once, for both
@@ -284,14 +284,14 @@ class MultiColumn:
     def grow(self, n: int) -> None:
         pass
 
-    def set(self, rids: list[int], values: list) -> None:
+    def set(self, rids: list[int], values: list[Any]) -> None:
         keep = ~np.isin(self.rids, np.asarray(rids, dtype=np.int64))
-        pairs = list(zip(self.rids[keep].tolist(), (self.uniques[c] for c in self.codes[keep].tolist())))
-        for rid, items in zip(rids, values):
+        pairs = list(zip(self.rids[keep].tolist(), (self.uniques[c] for c in self.codes[keep].tolist()), strict=True))
+        for rid, items in zip(rids, values, strict=False):
             pairs.extend((rid, v) for v in items or ())
         self._load([p[0] for p in pairs], [p[1] for p in pairs])
 
-    def _load(self, rids: list[int], values: list) -> None:
+    def _load(self, rids: list[int], values: list[Any]) -> None:
         order = sorted(range(len(rids)), key=rids.__getitem__)
         self.rids = np.asarray([rids[i] for i in order], dtype=np.int64)
         distinct = sorted({v for v in values if v is not None})
@@ -299,7 +299,7 @@ class MultiColumn:
         self.codes = np.asarray([position.get(values[i], -1) for i in order], dtype=np.int32)
         self.uniques = distinct
 
-    def copy(self) -> "MultiColumn":
+    def copy(self) -> MultiColumn:
         other = MultiColumn()
         other.rids, other.codes, other.uniques = self.rids.copy(), self.codes.copy(), list(self.uniques)
         return other
@@ -331,9 +331,10 @@ def column_from_blob(kind: str, key: str, data: bytes | None, n: int) -> Any:
     return col
 
 
-def _values_for(kind: str, key: str, records: dict[int, Record | None]) -> tuple[list[int], list]:
+def _values_for(kind: str, key: str, records: dict[int, Record | None]) -> tuple[list[int], list[Any]]:
     """The value of (kind, key) in each changed record (None: absent or run gone)."""
-    rids, values = [], []
+    rids: list[int] = []
+    values: list[Any] = []
     for rid, record in records.items():
         rids.append(rid)
         if record is None:
@@ -379,7 +380,7 @@ class ColumnCache:
         self.columns: dict[tuple[str, str], Any] = {}
         self.changes: dict[int, Record | None] = {}
         self.key_experiments: dict[tuple[str, str], set[str]] | None = None
-        self.rows: OrderedDict[int, tuple] = OrderedDict()
+        self.rows: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
 
     def sync(self, conn: sqlite3.Connection, meta: dict[str, str]) -> None:
         """Bring the cache to the index's committed state (call inside a read transaction)."""
@@ -387,7 +388,7 @@ class ColumnCache:
         n = int(meta.get("next_rid", 1))
         if epoch != self.epoch or cols_seq != self.cols_seq:
             # A new index, or its columns were rewritten (with the changes we hold): start again.
-            self.__init__()  # type: ignore[misc]
+            self.__init__()  # type: ignore[misc]  # reset in place: others hold this cache
             self.epoch, self.cols_seq, self.seq = epoch, cols_seq, cols_seq
         if seq == self.seq and n <= self.n:
             return
@@ -444,7 +445,7 @@ class ColumnCache:
 class Columns:
     """What a search reads: cached columns, with pending (overlay) runs applied to copies."""
 
-    def __init__(self, conn: sqlite3.Connection, cache: ColumnCache, overlay: dict[int, Record]):
+    def __init__(self, conn: sqlite3.Connection, cache: ColumnCache, overlay: dict[int, Record]) -> None:
         self.conn = conn
         self.cache = cache
         self.overlay = overlay
@@ -460,7 +461,7 @@ class Columns:
             if keep:
                 col = col.copy()  # the cache holds committed runs only
             col.grow(self.n)
-            apply_records(col, kind, key, self.overlay)  # type: ignore[arg-type]
+            apply_records(col, kind, key, self.overlay)  # type: ignore[arg-type]  # dict is invariant: no None here
         self._patched[(kind, key)] = col
         return col
 
@@ -498,24 +499,24 @@ class Columns:
         op, value, entity = clause.op, clause.value, clause.entity
         if entity == "metric":
             col = self.get(METRIC, clause.key)
-            number = float(value)  # type: ignore[arg-type]
+            number = float(value)  # type: ignore[arg-type]  # a metric clause's value is a number
             nan = np.isnan(col.values)
             with np.errstate(invalid="ignore"):
                 if op == "!=":
                     # NaN differs from every number; like MLflow, it never satisfies another comparison.
-                    return col.present & ((col.values != number) | nan)
-                return col.present & ~nan & _compare(col.values, op, number)
+                    return cast(np.ndarray, col.present & ((col.values != number) | nan))
+                return cast(np.ndarray, col.present & ~nan & _compare(col.values, op, number))
         if entity in ("param", "tag"):
             col = self.get(_ENTITY_KIND[entity], clause.key)
             if op == "IS NULL":
-                return col.codes < 0
+                return cast(np.ndarray, col.codes < 0)
             if op == "IS NOT NULL":
-                return col.codes >= 0
+                return cast(np.ndarray, col.codes >= 0)
             return _code_mask(col.codes, _matching_codes(self.conn, col.uniques, op, value), len(col.uniques))
         if entity == "attribute":
             if clause.key in _ATTR_INTS:
                 col = self.get(ATTR, clause.key)
-                return col.present & _compare(col.values, op, value)
+                return cast(np.ndarray, col.present & _compare(col.values, op, value))
             col, uniques = self._string_attribute(clause.key)
             return _code_mask(col.codes, _matching_codes(self.conn, uniques, op, value), len(uniques))
         if entity == "dataset":
@@ -526,7 +527,7 @@ class Columns:
             return mask
         raise SearchError(f"Cannot search runs by {clause.name}")
 
-    def _string_attribute(self, key: str) -> tuple[StrColumn, list]:
+    def _string_attribute(self, key: str) -> tuple[StrColumn, list[Any]]:
         if key == "artifact_uri":  # derived from the run id (runs:/<id>), not stored
             col = self.get(ATTR, "run_id")
             return col, [layout.artifact_uri(u) for u in col.uniques]
@@ -581,7 +582,7 @@ class Columns:
         else:
             chosen = _first_k(keys, end)
             ordered = rids[chosen][np.lexsort([k[chosen] for k in keys][::-1])]
-        return ordered[offset:end].tolist()
+        return cast("list[int]", ordered[offset:end].tolist())
 
 
 def _first_k(keys: list[np.ndarray], k: int) -> np.ndarray:
@@ -630,10 +631,10 @@ def _code_mask(codes: np.ndarray, matching: np.ndarray, distinct: int) -> np.nda
     if len(matching) == 0:
         return np.zeros(len(codes), dtype=bool)
     if len(matching) == 1:
-        return codes == matching[0]
+        return cast(np.ndarray, codes == matching[0])
     lookup = np.zeros(distinct + 1, dtype=bool)  # the last entry answers for -1
     lookup[matching] = True
-    return lookup[codes]
+    return cast(np.ndarray, lookup[codes])
 
 
 _NUMERIC_OPS = {"=": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater,
@@ -646,10 +647,10 @@ def _compare(values: np.ndarray, op: str, number: Any) -> np.ndarray:
         raise SearchError(f"Invalid comparator {op!r} for a number")
     if isinstance(number, int) and values.dtype == np.float64:
         number = float(number)
-    return fn(values, number)
+    return cast(np.ndarray, fn(values, number))
 
 
-def _matching_codes(conn: sqlite3.Connection, uniques: list, op: str, value: Any) -> np.ndarray:
+def _matching_codes(conn: sqlite3.Connection, uniques: list[Any], op: str, value: Any) -> np.ndarray:
     """Codes of the distinct values satisfying `op value`, by SQLite's own rules."""
     if not uniques:
         return np.zeros(0, dtype=np.int32)

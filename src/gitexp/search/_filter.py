@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, cast
 
 from ..exceptions import SearchError
 
-Value = Union[int, float, str, tuple, None]
+Value = int | float | str | tuple[str, ...] | None
 
 # Comparator sets by value type.
 NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=")
@@ -236,7 +236,7 @@ def _unquote(token: _Token, backslash_escapes: bool = False) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str, schema: Schema, kind: str):
+    def __init__(self, text: str, schema: Schema, kind: str) -> None:
         self.text = text
         self.schema = schema
         self.kind = kind  # "filter" or "order_by"
@@ -256,8 +256,9 @@ class _Parser:
         if hint:
             lines.append(hint)
         field = "filter_string" if self.kind == "filter" else "order_by"
-        return SearchError("\n".join(lines), **{field: self.text, "position": position,
-                                                 "token": None if token is None else token.text})
+        details: dict[str, Any] = {field: self.text, "position": position,
+                                   "token": None if token is None else token.text}
+        return SearchError("\n".join(lines), **details)
 
     # -- lexing -----------------------------------------------------------------------------------------
     def _tokenize(self) -> list[_Token]:
@@ -278,7 +279,7 @@ class _Parser:
                 raise self.error(f"unexpected character {text[pos]!r}", bad, hint)
             kind = match.lastgroup
             if kind != "ws":
-                tokens.append(_Token(kind, match.group(), pos))  # type: ignore[arg-type]
+                tokens.append(_Token(kind, match.group(), pos))  # type: ignore[arg-type]  # every alternative is named
             pos = match.end()
         return tokens
 
@@ -386,7 +387,7 @@ class _Parser:
 
     # -- filters ------------------------------------------------------------------------------------
     def parse_filter(self) -> list[Clause]:
-        clauses = []
+        clauses: list[Clause] = []
         if not self.tokens:
             return clauses
         while True:
@@ -608,7 +609,7 @@ def parse_order_by(order_by: list[str] | tuple[str, ...] | str | None, schema: S
 _ASCII_LOWER = {i: i + 32 for i in range(ord("A"), ord("Z") + 1)}
 
 
-def like_regex(pattern: str, ignore_ascii_case: bool) -> re.Pattern:
+def like_regex(pattern: str, ignore_ascii_case: bool) -> re.Pattern[str]:
     """SQLite's LIKE: % any run, _ one character, no escape character.
 
     ILIKE folds ASCII letters only, exactly as SQLite (and so MLflow's sqlite store) does.
@@ -619,32 +620,34 @@ def like_regex(pattern: str, ignore_ascii_case: bool) -> re.Pattern:
     return re.compile(regex + r"\Z", re.DOTALL)
 
 
-def compare(op: str, lhs: object, rhs: Value) -> bool:
-    """SQL semantics: a missing (None) left side never matches."""
+def compare(op: str, lhs: Any, rhs: Value) -> bool:
+    """SQL semantics: a missing (None) left side never matches.
+
+    `lhs` is any logged value, ordered as Python orders it (a TypeError is no match)."""
     if lhs is None:
         return False
     if op == "=":
-        return lhs == rhs
+        return bool(lhs == rhs)
     if op == "!=":
-        return lhs != rhs
+        return bool(lhs != rhs)
     if op in ("LIKE", "ILIKE"):
         text = str(lhs)
         if op == "ILIKE":
             text = text.translate(_ASCII_LOWER)
         return like_regex(str(rhs), op == "ILIKE").match(text) is not None
     if op == "IN":
-        return lhs in rhs  # type: ignore[operator]
+        return lhs in cast("tuple[str, ...]", rhs)  # IN and NOT IN parse their right side as a tuple
     if op == "NOT IN":
-        return lhs not in rhs  # type: ignore[operator]
+        return lhs not in cast("tuple[str, ...]", rhs)
     try:
         if op == "<":
-            return lhs < rhs  # type: ignore[operator]
+            return bool(lhs < rhs)
         if op == "<=":
-            return lhs <= rhs  # type: ignore[operator]
+            return bool(lhs <= rhs)
         if op == ">":
-            return lhs > rhs  # type: ignore[operator]
+            return bool(lhs > rhs)
         if op == ">=":
-            return lhs >= rhs  # type: ignore[operator]
+            return bool(lhs >= rhs)
     except TypeError:
         return False
     raise SearchError(f"Unknown comparator {op!r}")

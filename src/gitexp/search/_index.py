@@ -47,7 +47,8 @@ import logging
 import os
 import sqlite3
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..store import layout
 from ._columns import ColumnCache, Columns
@@ -67,7 +68,7 @@ _BUSY_TIMEOUT_S = 300.0
 class RunIndex:
     """The search index of one repository's tracking branch."""
 
-    def __init__(self, store: "GitStore"):
+    def __init__(self, store: GitStore):
         self.store = store
         name = "index.sqlite" if store.repo.branch == "gitexp" else \
             f"index-{layout.encode_key(store.repo.branch).replace('/', '%2F')}.sqlite"
@@ -161,7 +162,7 @@ class RunIndex:
 
     # -- views ----------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def view(self, as_of: str | None = None) -> Iterator["IndexView"]:
+    def view(self, as_of: str | None = None) -> Iterator[IndexView]:
         """A consistent view for one search: the branch tip (with this process's pending
         changes and live runs) or, with `as_of`, the given commit."""
         self._after_fork()
@@ -197,7 +198,7 @@ class RunIndex:
                 if began:
                     conn.execute("COMMIT")
 
-    def query(self, fn: "Callable[[IndexView], Any]", as_of: str | None = None) -> Any:
+    def query(self, fn: Callable[[IndexView], Any], as_of: str | None = None) -> Any:
         """fn(view) on a view; if the index turns out damaged while fn reads it (columns are read
         on demand), the index is rebuilt and fn runs once more."""
         try:
@@ -212,7 +213,7 @@ class RunIndex:
         with self.view(as_of) as view:
             return fn(view)
 
-    def _refresh_live(self, conn: sqlite3.Connection) -> tuple[str | None, list["RunState"]]:
+    def _refresh_live(self, conn: sqlite3.Connection) -> tuple[str | None, list[RunState]]:
         """Refresh to the tip; the states of runs with pending changes in this process."""
         branch = self.store.branch
         for _ in range(100):
@@ -223,7 +224,7 @@ class RunIndex:
                 return tip, overlay
         return tip, overlay
 
-    def _pending_states(self) -> list["RunState"]:
+    def _pending_states(self) -> list[RunState]:
         from ..exceptions import ResourceDoesNotExist
 
         states = []
@@ -282,7 +283,7 @@ def _damaged(exc: sqlite3.DatabaseError) -> bool:
     return not isinstance(exc, sqlite3.OperationalError) or "malformed" in str(exc) or "not a database" in str(exc)
 
 
-def _overlay_records(conn: sqlite3.Connection, states: list["RunState"], next_rid: int) -> dict[int, Record]:
+def _overlay_records(conn: sqlite3.Connection, states: list[RunState], next_rid: int) -> dict[int, Record]:
     """Row id -> record of each run with pending changes (new runs get row ids past the index's)."""
     if not states:
         return {}
@@ -298,6 +299,6 @@ def _overlay_records(conn: sqlite3.Connection, states: list["RunState"], next_ri
     return out
 
 
-def index_for(store: "GitStore") -> RunIndex:
+def index_for(store: GitStore) -> RunIndex:
     """The store's search index (one per store: ``GitStore.search_index``)."""
     return store.search_index

@@ -10,12 +10,21 @@ None first ascending) and pages.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..entities import PagedList
 from ..exceptions import SearchError
-from ._filter import LOGGED_MODELS, MODEL_VERSIONS, REGISTERED_MODELS, Clause, Schema, compare, parse_filter, \
-    parse_order_by
+from ._filter import (
+    LOGGED_MODELS,
+    MODEL_VERSIONS,
+    REGISTERED_MODELS,
+    Clause,
+    Schema,
+    compare,
+    parse_filter,
+    parse_order_by,
+)
 
 MODELS_MAX_RESULTS_THRESHOLD = 1000
 VERSIONS_MAX_RESULTS_THRESHOLD = 200_000
@@ -65,18 +74,18 @@ class _Desc:
 
     __slots__ = ("v",)
 
-    def __init__(self, v: Any):
+    def __init__(self, v: Any) -> None:
         self.v = v
 
-    def __lt__(self, other: "_Desc") -> bool:
-        return other.v < self.v
+    def __lt__(self, other: _Desc) -> bool:
+        return bool(other.v < self.v)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Desc) and self.v == other.v
 
 
-def _sort(items: list, keys: list[tuple[str, bool]]) -> list:
-    def key(obj: Any) -> tuple:
+def _sort(items: list[Any], keys: list[tuple[str, bool]]) -> list[Any]:
+    def key(obj: Any) -> tuple[Any, ...]:
         out = []
         for attr, ascending in keys:
             v = getattr(obj, attr)
@@ -96,7 +105,7 @@ def _max_results(max_results: Any, threshold: int, what: str) -> int:
     return max_results
 
 
-def _page(items: list, max_results: int, page_token: str | None) -> PagedList:
+def _page(items: list[Any], max_results: int, page_token: str | None) -> PagedList[Any]:
     start = 0
     if page_token:
         try:
@@ -109,8 +118,8 @@ def _page(items: list, max_results: int, page_token: str | None) -> PagedList:
     return PagedList(items[start:end], str(end) if end < len(items) else None)
 
 
-def search_registered_models(models: list, filter_string: str | None, max_results: Any,
-                             order_by: Sequence[str] | None, page_token: str | None) -> PagedList:
+def search_registered_models(models: list[Any], filter_string: str | None, max_results: Any,
+                             order_by: Sequence[str] | None, page_token: str | None) -> PagedList[Any]:
     max_results = _max_results(max_results, MODELS_MAX_RESULTS_THRESHOLD, "registered models")
     clauses = parse_filter(filter_string, REGISTERED_MODELS)
     keys = _order(order_by, REGISTERED_MODELS)
@@ -120,8 +129,8 @@ def search_registered_models(models: list, filter_string: str | None, max_result
     return _page(found, max_results, page_token)
 
 
-def search_model_versions(versions: list, filter_string: str | None, max_results: Any,
-                          order_by: Sequence[str] | None, page_token: str | None) -> PagedList:
+def search_model_versions(versions: list[Any], filter_string: str | None, max_results: Any,
+                          order_by: Sequence[str] | None, page_token: str | None) -> PagedList[Any]:
     max_results = _max_results(max_results, VERSIONS_MAX_RESULTS_THRESHOLD, "model versions")
     clauses = parse_filter(filter_string, MODEL_VERSIONS)
     keys = _order(order_by or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"], MODEL_VERSIONS)
@@ -133,8 +142,8 @@ def search_model_versions(versions: list, filter_string: str | None, max_results
     return _page(found, max_results, page_token)
 
 
-def search_logged_models(models: list, filter_string: str | None, max_results: Any,
-                         order_by: Sequence[Any] | None, page_token: str | None) -> PagedList:
+def search_logged_models(models: list[Any], filter_string: str | None, max_results: Any,
+                         order_by: Sequence[Any] | None, page_token: str | None) -> PagedList[Any]:
     """MLflow's search_logged_models over folded models; order_by items are field names or
     ``{"field_name": ..., "ascending": ...}`` dicts (MLflow's form)."""
     max_results = _max_results(LOGGED_MODELS_MAX_RESULTS_DEFAULT if max_results is None else max_results,

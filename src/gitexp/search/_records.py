@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # Column kinds: attributes (one per run), metrics, params, tags, datasets (several per run).
 ATTR, METRIC, PARAM, TAG, DATASET = "a", "m", "p", "t", "d"
@@ -19,7 +20,7 @@ _CONTEXT_TAG = "mlflow.data.context"
 
 # (run_id, experiment_id, run_name, user_id, status, start_time, end_time, stage,
 #  metrics {key: (step, timestamp, value)}, params {key: value}, tags {key: value}, inputs [...])
-Record = tuple
+Record = tuple[Any, ...]
 
 _SPECIAL_OUT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -63,7 +64,7 @@ def doc_of(record: Record) -> str:
     return _ENCODER.encode(doc)
 
 
-def load_doc(text: str) -> tuple[dict, dict, dict, list]:
+def load_doc(text: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Any]]:
     """(metrics {key: (step, ts, value)}, params, tags, inputs) from a document."""
     doc = json.loads(text)
     special = _SPECIAL_OUT
@@ -71,14 +72,14 @@ def load_doc(text: str) -> tuple[dict, dict, dict, list]:
     return metrics, doc["p"], doc["t"], doc.get("i") or []
 
 
-def record_from_row(row: tuple) -> Record:
+def record_from_row(row: tuple[Any, ...]) -> Record:
     """A record from a `runs` row: (rid, run_id, experiment_id, run_name, user_id, status,
     start_time, end_time, stage, doc)."""
     metrics, params, tags, inputs = load_doc(row[9])
     return (row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], metrics, params, tags, inputs)
 
 
-def _dataset_values(inputs: list, key: str) -> list:
+def _dataset_values(inputs: list[Any], key: str) -> list[Any]:
     out = []
     for item in inputs:
         if key == "context":

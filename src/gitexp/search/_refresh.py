@@ -22,7 +22,8 @@ import gc
 import json
 import secrets
 import sqlite3
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def _set_meta(conn: sqlite3.Connection, **values: Any) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
 
 
-def refresh_to(conn: sqlite3.Connection, store: "GitStore", commit: str | None) -> None:
+def refresh_to(conn: sqlite3.Connection, store: GitStore, commit: str | None) -> None:
     """Bring the index in `conn` to the state of `commit` (None: an empty branch)."""
     meta = read_meta(conn)
     if meta.get("commit", "") == (commit or ""):
@@ -120,12 +121,12 @@ def refresh_to(conn: sqlite3.Connection, store: "GitStore", commit: str | None) 
         _set_meta(conn, commit=commit or "", runs_tree=runs_tree or "")
 
 
-def deleted_experiments(store: "GitStore", root: str | None) -> list[str]:
+def deleted_experiments(store: GitStore, root: str | None) -> list[str]:
     experiments = store.branch.experiments(root) if root else {}
     return sorted(e for e, s in experiments.items() if s.lifecycle_stage == LifecycleStage.DELETED)
 
 
-def _sync_runs(conn: sqlite3.Connection, store: "GitStore", runs_tree: str | None, meta: dict[str, str]) -> None:
+def _sync_runs(conn: sqlite3.Connection, store: GitStore, runs_tree: str | None, meta: dict[str, str]) -> None:
     odb = store.branch.odb
     old_buckets = dict(conn.execute("SELECT name, tree FROM buckets").fetchall())
     new_buckets = {e.name: e.sha for e in odb.read_tree(runs_tree) if e.is_tree} if runs_tree else {}
@@ -152,8 +153,8 @@ def _sync_runs(conn: sqlite3.Connection, store: "GitStore", runs_tree: str | Non
             workers.close()
 
 
-def _sync_listed(conn: sqlite3.Connection, store: "GitStore", meta: dict[str, str], new_buckets: dict[str, str],
-                 changed: list[str], gone: list[str], listings: dict, workers: "_build.Workers | None") -> None:
+def _sync_listed(conn: sqlite3.Connection, store: GitStore, meta: dict[str, str], new_buckets: dict[str, str],
+                 changed: list[str], gone: list[str], listings: dict[str, Any], workers: _build.Workers | None) -> None:
     now: dict[str, tuple[str, str]] = {}
     for name in sorted(listings):
         for entry in listings[name]:
@@ -196,8 +197,8 @@ def _sync_listed(conn: sqlite3.Connection, store: "GitStore", meta: dict[str, st
     _set_meta(conn, seq=seq, next_rid=next_rid, cols_seq=cols_seq)
 
 
-def _build_columns(conn: sqlite3.Connection, store: "GitStore", items: list[tuple], seq: int,
-                   workers: "_build.Workers | None" = None) -> None:
+def _build_columns(conn: sqlite3.Connection, store: GitStore, items: list[tuple[Any, ...]], seq: int,
+                   workers: _build.Workers | None = None) -> None:
     """A cold build: fold every run (in worker processes when there are many), insert the
     rows, then write every column at once."""
     # Folding allocates millions of objects and keeps many alive (slices, column pieces,
@@ -217,8 +218,8 @@ def _build_columns(conn: sqlite3.Connection, store: "GitStore", items: list[tupl
             gc.enable()
 
 
-def _build_columns_now(conn: sqlite3.Connection, store: "GitStore", items: list[tuple], seq: int,
-                       workers: "_build.Workers | None") -> None:
+def _build_columns_now(conn: sqlite3.Connection, store: GitStore, items: list[tuple[Any, ...]], seq: int,
+                       workers: _build.Workers | None) -> None:
     columns = _Merger()
     # The runs table is empty: its secondary indexes are built once, after the rows.
     conn.execute("DROP INDEX IF EXISTS runs_by_bucket")
@@ -242,7 +243,7 @@ class _Merger:
         self.pieces: dict[tuple[str, str], dict[int, tuple[np.ndarray, Any]]] = {}
         self.positions: dict[tuple[str, str], dict[str, int]] = {}
 
-    def add(self, number: int, pieces: dict) -> None:
+    def add(self, number: int, pieces: dict[Any, Any]) -> None:
         for (kind, key), (rids, values) in pieces.items():
             rids = np.frombuffer(rids, dtype=np.int32)
             if _value_type(kind, key) == _STR:

@@ -40,7 +40,7 @@ _ENTITY_ROW = "rid, run_id, experiment_id, run_name, user_id, status, start_time
 class IndexView:
     """One search's view of the index: filters and orders on columns, entities from documents."""
 
-    def __init__(self, store: "GitStore", conn: sqlite3.Connection, commit: str | None, columns: Columns,
+    def __init__(self, store: GitStore, conn: sqlite3.Connection, commit: str | None, columns: Columns,
                  overlay: dict[int, Record], deleted: list[str] | None = None):
         self.store = store
         self.conn = conn
@@ -74,7 +74,8 @@ class IndexView:
 
     def _present(self, kind: str, key: str, rids: np.ndarray, keep: bool = False) -> np.ndarray:
         col = self.cols.get(kind, key, keep=keep or (kind, key) in self.cols.cache.columns)
-        return (col.present if kind == METRIC else col.codes >= 0)[rids]
+        found: np.ndarray = (col.present if kind == METRIC else col.codes >= 0)[rids]
+        return found
 
     def lifecycle(self, stage: str, experiment_id: str) -> str:
         if stage == LifecycleStage.DELETED or experiment_id in self.deleted_experiments:
@@ -82,12 +83,12 @@ class IndexView:
         return LifecycleStage.ACTIVE
 
     # -- reading rows ----------------------------------------------------------------------------------
-    def _rows(self, rids: list[int]) -> dict[int, tuple]:
+    def _rows(self, rids: list[int]) -> dict[int, tuple[Any, ...]]:
         """rid -> (run_id, experiment_id, run_name, user_id, status, start, end, stage, metrics, params,
         tags, inputs) for committed runs and pending ones (shared: copy before changing)."""
         overlay = self.overlay
         cached = self.cols.cache.rows
-        out: dict[int, tuple] = {}
+        out: dict[int, tuple[Any, ...]] = {}
         missing = []
         for rid in rids:
             record = overlay.get(rid) if overlay else None
@@ -154,7 +155,8 @@ class IndexView:
 
         def strings(name: str) -> np.ndarray:
             col = cols.get(ATTR, name)
-            return col.objects()[col.codes[sel]]
+            picked: np.ndarray = col.objects()[col.codes[sel]]
+            return picked
 
         def times(name: str) -> np.ndarray:
             col = cols.get(ATTR, name)
@@ -191,7 +193,7 @@ class IndexView:
         return data
 
 
-def _dataset_input(dataset: dict, tags: dict) -> DatasetInput:
+def _dataset_input(dataset: dict[str, Any], tags: dict[str, Any]) -> DatasetInput:
     return DatasetInput(
         Dataset(name=dataset.get("name", ""), digest=dataset.get("digest", ""),
                 source_type=dataset.get("source_type", ""), source=dataset.get("source", ""),

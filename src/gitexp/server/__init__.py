@@ -10,14 +10,17 @@ See docs/server.md.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 for _needed in ("fastapi", "uvicorn"):
     if importlib.util.find_spec(_needed) is None:
         raise ImportError(f"The gitexp server needs {_needed}: pip install 'gitexp[server]'")
 
 
-def create_app(repo: Any = None, **kwargs: Any):
+def create_app(repo: Any = None, **kwargs: Any) -> FastAPI:
     """The FastAPI app serving `repo` (see gitexp.server.app.create_app)."""
     from .app import create_app as _create_app
 

@@ -25,8 +25,8 @@ from starlette.responses import FileResponse
 from ..client import Client
 from ..entities import ViewType
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
-from ..store.artifacts import validate_artifact_path
 from ..store import rest_json as conv
+from ..store.artifacts import validate_artifact_path
 from . import _schemas as s
 from ._responses import JSON
 
@@ -48,7 +48,7 @@ def router(client: Client) -> APIRouter:
     api = APIRouter(tags=["artifacts"])
 
     @api.get("/artifacts", response_model=s.ArtifactListResponse)
-    def list_artifacts(q: Annotated[s.ArtifactListQuery, Query()]):
+    def list_artifacts(q: Annotated[s.ArtifactListQuery, Query()]) -> JSON:
         path = validate_artifact_path(q.path or "", "path")
         parts = path.split("/") if path else []
         if len(parts) == 0:  # the root: one directory per experiment
@@ -72,7 +72,7 @@ def router(client: Client) -> APIRouter:
         return JSON({"files": files})
 
     @api.get("/artifacts/{artifact_path:path}", responses={200: {"content": {"application/octet-stream": {}}}})
-    def download_artifact(artifact_path: str):
+    def download_artifact(artifact_path: str) -> FileResponse:
         run_id, inner = _locate(artifact_path)
         if not inner:
             raise InvalidParameterValue(f"{artifact_path!r} is the run's artifact directory, not a file")
@@ -93,7 +93,7 @@ def router(client: Client) -> APIRouter:
                             background=BackgroundTask(shutil.rmtree, tmp, True))
 
     @api.put("/artifacts/{artifact_path:path}", response_model=s.Empty)
-    async def upload_artifact(artifact_path: str, request: Request):
+    async def upload_artifact(artifact_path: str, request: Request) -> JSON:
         run_id, inner = await run_in_threadpool(_locate, artifact_path)
         if not inner:
             raise InvalidParameterValue(f"Upload to {artifact_path!r} names no file inside the run's artifacts")
@@ -117,7 +117,7 @@ def router(client: Client) -> APIRouter:
         return JSON({})
 
     @api.delete("/artifacts/{artifact_path:path}", response_model=s.Empty)
-    def delete_artifact(artifact_path: str):
+    def delete_artifact(artifact_path: str) -> JSON:
         _locate(artifact_path)
         raise InvalidParameterValue(
             "gitexp does not delete artifacts: they are part of the tracking branch's history. "

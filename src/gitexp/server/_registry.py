@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -19,7 +20,7 @@ def _tags(tags: list[s.KeyValue]) -> dict[str, str] | None:
     return {t.key: t.value for t in tags} or None
 
 
-def _page(key: str, items: list, token: str | None, convert) -> JSON:
+def _page(key: str, items: Iterable[Any], token: str | None, convert: Callable[[Any], dict[str, Any]]) -> JSON:
     out: dict[str, Any] = {key: [convert(x) for x in items]}
     if token:
         out["next_page_token"] = token
@@ -37,32 +38,32 @@ def router(client: Client) -> APIRouter:
 
     # -- registered models ----------------------------------------------------------------------
     @api.post("/registered-models/create", response_model=s.RegisteredModelResponse)
-    def create_registered_model(req: s.CreateRegisteredModel):
+    def create_registered_model(req: s.CreateRegisteredModel) -> JSON:
         created = client.create_registered_model(req.name, _tags(req.tags), req.description)
         return JSON({"registered_model": conv.registered_model(created)})
 
     @api.post("/registered-models/rename", response_model=s.RegisteredModelResponse)
-    def rename_registered_model(req: s.RenameRegisteredModel):
+    def rename_registered_model(req: s.RenameRegisteredModel) -> JSON:
         renamed = client.rename_registered_model(req.name, req.new_name)
         return JSON({"registered_model": conv.registered_model(renamed)})
 
     @api.patch("/registered-models/update", response_model=s.RegisteredModelResponse)
-    def update_registered_model(req: s.UpdateRegisteredModel):
+    def update_registered_model(req: s.UpdateRegisteredModel) -> JSON:
         if req.description is not None:
             client.update_registered_model(req.name, req.description)
         return model(req.name)
 
     @api.delete("/registered-models/delete", response_model=s.Empty)
-    def delete_registered_model(req: s.ModelName):
+    def delete_registered_model(req: s.ModelName) -> JSON:
         client.delete_registered_model(req.name)
         return JSON({})
 
     @api.get("/registered-models/get", response_model=s.RegisteredModelResponse)
-    def get_registered_model(q: Annotated[s.ModelName, Query()]):
+    def get_registered_model(q: Annotated[s.ModelName, Query()]) -> JSON:
         return model(q.name)
 
     @api.get("/registered-models/search", response_model=s.RegisteredModelsResponse)
-    def search_registered_models(q: Annotated[s.SearchRegistryQuery, Query()]):
+    def search_registered_models(q: Annotated[s.SearchRegistryQuery, Query()]) -> JSON:
         page = client.search_registered_models(
             q.filter or None, SEARCH_MODELS_MAX_RESULTS_DEFAULT if q.max_results is None else q.max_results,
             list(q.order_by) or None, q.page_token or None)
@@ -73,40 +74,40 @@ def router(client: Client) -> APIRouter:
         return _page("model_versions", found, None, conv.model_version)
 
     @api.post("/registered-models/get-latest-versions", response_model=s.ModelVersionsResponse)
-    def get_latest_versions_post(req: s.GetLatestVersions):
+    def get_latest_versions_post(req: s.GetLatestVersions) -> JSON:
         return latest_versions(req)
 
     @api.get("/registered-models/get-latest-versions", response_model=s.ModelVersionsResponse)
-    def get_latest_versions_get(q: Annotated[s.GetLatestVersions, Query()]):
+    def get_latest_versions_get(q: Annotated[s.GetLatestVersions, Query()]) -> JSON:
         return latest_versions(q)
 
     @api.post("/registered-models/set-tag", response_model=s.Empty)
-    def set_registered_model_tag(req: s.SetRegisteredModelTag):
+    def set_registered_model_tag(req: s.SetRegisteredModelTag) -> JSON:
         client.set_registered_model_tag(req.name, req.key, req.value)
         return JSON({})
 
     @api.delete("/registered-models/delete-tag", response_model=s.Empty)
-    def delete_registered_model_tag(req: s.DeleteRegisteredModelTag):
+    def delete_registered_model_tag(req: s.DeleteRegisteredModelTag) -> JSON:
         client.delete_registered_model_tag(req.name, req.key)
         return JSON({})
 
     @api.post("/registered-models/alias", response_model=s.Empty)
-    def set_alias(req: s.SetAlias):
+    def set_alias(req: s.SetAlias) -> JSON:
         client.set_registered_model_alias(req.name, req.alias, req.version)
         return JSON({})
 
     @api.delete("/registered-models/alias", response_model=s.Empty)
-    def delete_alias(req: s.AliasRef):
+    def delete_alias(req: s.AliasRef) -> JSON:
         client.delete_registered_model_alias(req.name, req.alias)
         return JSON({})
 
     @api.get("/registered-models/alias", response_model=s.ModelVersionResponse)
-    def get_model_version_by_alias(q: Annotated[s.AliasRef, Query()]):
+    def get_model_version_by_alias(q: Annotated[s.AliasRef, Query()]) -> JSON:
         return version(client.get_model_version_by_alias(q.name, q.alias))
 
     # -- model versions ----------------------------------------------------------------------------
     @api.post("/model-versions/create", response_model=s.ModelVersionResponse)
-    def create_model_version(req: s.CreateModelVersion):
+    def create_model_version(req: s.CreateModelVersion) -> JSON:
         # An MLflow client registers runs:/ models by their storage location; keep gitexp's runs:/ URI.
         created = client.create_model_version(req.name, conv.proxy_uri_to_runs(req.source), req.run_id or None,
                                               _tags(req.tags), req.run_link or None, req.description,
@@ -114,43 +115,43 @@ def router(client: Client) -> APIRouter:
         return version(created)
 
     @api.patch("/model-versions/update", response_model=s.ModelVersionResponse)
-    def update_model_version(req: s.UpdateModelVersion):
+    def update_model_version(req: s.UpdateModelVersion) -> JSON:
         if req.description is not None:
             return version(client.update_model_version(req.name, req.version, req.description))
         return version(client.get_model_version(req.name, req.version))
 
     @api.post("/model-versions/transition-stage", response_model=s.ModelVersionResponse)
-    def transition_stage(req: s.TransitionStage):
+    def transition_stage(req: s.TransitionStage) -> JSON:
         return version(client.transition_model_version_stage(req.name, req.version, req.stage,
                                                              req.archive_existing_versions))
 
     @api.delete("/model-versions/delete", response_model=s.Empty)
-    def delete_model_version(req: s.ModelVersionRef):
+    def delete_model_version(req: s.ModelVersionRef) -> JSON:
         client.delete_model_version(req.name, req.version)
         return JSON({})
 
     @api.get("/model-versions/get", response_model=s.ModelVersionResponse)
-    def get_model_version(q: Annotated[s.ModelVersionRef, Query()]):
+    def get_model_version(q: Annotated[s.ModelVersionRef, Query()]) -> JSON:
         return version(client.get_model_version(q.name, q.version))
 
     @api.get("/model-versions/search", response_model=s.ModelVersionsResponse)
-    def search_model_versions(q: Annotated[s.SearchRegistryQuery, Query()]):
+    def search_model_versions(q: Annotated[s.SearchRegistryQuery, Query()]) -> JSON:
         page = client.search_model_versions(
             q.filter or None, SEARCH_VERSIONS_MAX_RESULTS_DEFAULT if q.max_results is None else q.max_results,
             list(q.order_by) or None, q.page_token or None)
         return _page("model_versions", page, page.token, conv.model_version)
 
     @api.get("/model-versions/get-download-uri", response_model=s.DownloadUriResponse)
-    def get_download_uri(q: Annotated[s.ModelVersionRef, Query()]):
+    def get_download_uri(q: Annotated[s.ModelVersionRef, Query()]) -> JSON:
         return JSON({"artifact_uri": client.get_model_version_download_uri(q.name, q.version)})
 
     @api.post("/model-versions/set-tag", response_model=s.Empty)
-    def set_model_version_tag(req: s.SetModelVersionTag):
+    def set_model_version_tag(req: s.SetModelVersionTag) -> JSON:
         client.set_model_version_tag(req.name, req.version, req.key, req.value)
         return JSON({})
 
     @api.delete("/model-versions/delete-tag", response_model=s.Empty)
-    def delete_model_version_tag(req: s.DeleteModelVersionTag):
+    def delete_model_version_tag(req: s.DeleteModelVersionTag) -> JSON:
         client.delete_model_version_tag(req.name, req.version, req.key)
         return JSON({})
 

@@ -10,13 +10,13 @@ string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``, as MLflow sends it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 INT64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 INT32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
-Double = Union[float, Literal["NaN", "Infinity", "-Infinity"]]
+Double = float | Literal["NaN", "Infinity", "-Infinity"]
 RunStatusName = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
 ViewTypeName = Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]
 LoggedModelStatusName = Literal["LOGGED_MODEL_STATUS_UNSPECIFIED", "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY",
@@ -54,18 +54,18 @@ class MetricOut(Response):
     value: Double
     timestamp: int
     step: int = 0
-    run_id: Optional[str] = None
+    run_id: str | None = None
 
 
 class RunInfoOut(Response):
     run_id: str
     run_uuid: str
-    run_name: Optional[str] = None
+    run_name: str | None = None
     experiment_id: str
-    user_id: Optional[str] = None
+    user_id: str | None = None
     status: RunStatusName
-    start_time: Optional[int] = None
-    end_time: Optional[int] = None
+    start_time: int | None = None
+    end_time: int | None = None
     artifact_uri: str
     lifecycle_stage: str
 
@@ -81,8 +81,8 @@ class DatasetIO(Request):
     digest: str
     source_type: str
     source: str
-    schema_: Optional[str] = Field(None, alias="schema")
-    profile: Optional[str] = None
+    schema_: str | None = Field(None, alias="schema")
+    profile: str | None = None
 
 
 class DatasetInputIO(Request):
@@ -111,8 +111,8 @@ class RunOutputsOut(Response):
 class RunOut(Response):
     info: RunInfoOut
     data: RunDataOut
-    inputs: Optional[RunInputsOut] = None
-    outputs: Optional[RunOutputsOut] = None
+    inputs: RunInputsOut | None = None
+    outputs: RunOutputsOut | None = None
 
 
 class ExperimentOut(Response):
@@ -120,8 +120,8 @@ class ExperimentOut(Response):
     name: str
     artifact_location: str
     lifecycle_stage: str
-    last_update_time: Optional[int] = None
-    creation_time: Optional[int] = None
+    last_update_time: int | None = None
+    creation_time: int | None = None
     tags: list[KeyValueOut] = []
 
 
@@ -137,7 +137,7 @@ class Error(Response):
 # -- experiments -----------------------------------------------------------------------------
 class CreateExperiment(Request):
     name: str
-    artifact_location: Optional[str] = None
+    artifact_location: str | None = None
     tags: list[KeyValue] = []
 
 
@@ -158,16 +158,16 @@ class ExperimentByNameQuery(Request):
 
 
 class SearchExperiments(Request):
-    max_results: Optional[INT64] = None
-    page_token: Optional[str] = None
-    filter: Optional[str] = None
+    max_results: INT64 | None = None
+    page_token: str | None = None
+    filter: str | None = None
     order_by: list[str] = []
-    view_type: Optional[ViewTypeName] = None
+    view_type: ViewTypeName | None = None
 
 
 class SearchExperimentsResponse(Response):
     experiments: list[ExperimentOut] = []
-    next_page_token: Optional[str] = None
+    next_page_token: str | None = None
 
 
 class ExperimentIdBody(Request):
@@ -176,7 +176,7 @@ class ExperimentIdBody(Request):
 
 class UpdateExperiment(Request):
     experiment_id: str
-    new_name: Optional[str] = None
+    new_name: str | None = None
 
 
 class SetExperimentTag(Request):
@@ -192,10 +192,10 @@ class DeleteExperimentTag(Request):
 
 # -- runs ------------------------------------------------------------------------------------
 class CreateRun(Request):
-    experiment_id: Optional[str] = None
-    user_id: Optional[str] = None
-    run_name: Optional[str] = None
-    start_time: Optional[INT64] = None
+    experiment_id: str | None = None
+    user_id: str | None = None
+    run_name: str | None = None
+    start_time: INT64 | None = None
     tags: list[KeyValue] = []
 
 
@@ -204,16 +204,16 @@ class RunResponse(Response):
 
 
 class RunIdQuery(Request):
-    run_id: Optional[str] = None
-    run_uuid: Optional[str] = None
+    run_id: str | None = None
+    run_uuid: str | None = None
 
 
 class UpdateRun(Request):
-    run_id: Optional[str] = None
-    run_uuid: Optional[str] = None
-    status: Optional[RunStatusName] = None
-    end_time: Optional[INT64] = None
-    run_name: Optional[str] = None
+    run_id: str | None = None
+    run_uuid: str | None = None
+    status: RunStatusName | None = None
+    end_time: INT64 | None = None
+    run_name: str | None = None
 
 
 class UpdateRunResponse(Response):
@@ -225,27 +225,27 @@ class RunIdBody(Request):
 
 
 class LogMetric(Request):
-    run_id: Optional[str] = None
-    run_uuid: Optional[str] = None
+    run_id: str | None = None
+    run_uuid: str | None = None
     key: str
     value: Double
     timestamp: INT64
-    step: Optional[INT64] = None
-    model_id: Optional[str] = None
-    dataset_name: Optional[str] = None
-    dataset_digest: Optional[str] = None
+    step: INT64 | None = None
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class LogParam(Request):
-    run_id: Optional[str] = None
-    run_uuid: Optional[str] = None
+    run_id: str | None = None
+    run_uuid: str | None = None
     key: str
     value: str
 
 
 class SetTag(Request):
-    run_id: Optional[str] = None
-    run_uuid: Optional[str] = None
+    run_id: str | None = None
+    run_uuid: str | None = None
     key: str
     value: str
 
@@ -280,62 +280,62 @@ class LogOutputs(Request):
 
 class SearchRuns(Request):
     experiment_ids: list[str] = []
-    filter: Optional[str] = None
-    run_view_type: Optional[ViewTypeName] = None
-    max_results: Optional[INT32] = None
+    filter: str | None = None
+    run_view_type: ViewTypeName | None = None
+    max_results: INT32 | None = None
     order_by: list[str] = []
-    page_token: Optional[str] = None
-    as_of: Optional[str] = Field(None, description="gitexp extension: search the store as it was at a commit-ish "
+    page_token: str | None = None
+    as_of: str | None = Field(None, description="gitexp extension: search the store as it was at a commit-ish "
                                                    "or an ISO date.")
 
 
 class SearchRunsResponse(Response):
     runs: list[RunOut] = []
-    next_page_token: Optional[str] = None
+    next_page_token: str | None = None
 
 
 class GetMetricHistoryQuery(Request):
-    run_id: Optional[str] = None
-    run_uuid: Optional[str] = None
+    run_id: str | None = None
+    run_uuid: str | None = None
     metric_key: str
-    page_token: Optional[str] = None
-    max_results: Optional[INT32] = None
+    page_token: str | None = None
+    max_results: INT32 | None = None
 
 
 class GetMetricHistoryBulkIntervalQuery(Request):
     run_ids: list[str]
     metric_key: str
-    start_step: Optional[int] = None
-    end_step: Optional[int] = None
-    max_results: Optional[INT32] = None
+    start_step: int | None = None
+    end_step: int | None = None
+    max_results: INT32 | None = None
 
 
 class MetricsResponse(Response):
     metrics: list[MetricOut] = []
-    next_page_token: Optional[str] = None
+    next_page_token: str | None = None
 
 
 class ListArtifactsQuery(Request):
-    run_id: Optional[str] = None
-    run_uuid: Optional[str] = None
-    path: Optional[str] = None
-    page_token: Optional[str] = None
+    run_id: str | None = None
+    run_uuid: str | None = None
+    path: str | None = None
+    page_token: str | None = None
 
 
 class FileInfoOut(Response):
     path: str
     is_dir: bool
-    file_size: Optional[int] = None
+    file_size: int | None = None
 
 
 class ListArtifactsResponse(Response):
-    root_uri: Optional[str] = None
+    root_uri: str | None = None
     files: list[FileInfoOut] = []
-    next_page_token: Optional[str] = None
+    next_page_token: str | None = None
 
 
 class ArtifactListQuery(Request):
-    path: Optional[str] = None
+    path: str | None = None
 
 
 class ArtifactListResponse(Response):
@@ -345,9 +345,9 @@ class ArtifactListResponse(Response):
 # -- logged models ---------------------------------------------------------------------------
 class CreateLoggedModel(Request):
     experiment_id: str
-    name: Optional[str] = None
-    model_type: Optional[str] = None
-    source_run_id: Optional[str] = None
+    name: str | None = None
+    model_type: str | None = None
+    source_run_id: str | None = None
     params: list[KeyValue] = []
     tags: list[KeyValue] = []
 
@@ -356,13 +356,13 @@ class LoggedModelInfoOut(Response):
     model_id: str
     experiment_id: str
     name: str
-    creation_timestamp_ms: Optional[int] = None
-    last_updated_timestamp_ms: Optional[int] = None
+    creation_timestamp_ms: int | None = None
+    last_updated_timestamp_ms: int | None = None
     artifact_uri: str
     status: LoggedModelStatusName
-    model_type: Optional[str] = None
-    source_run_id: Optional[str] = None
-    status_message: Optional[str] = None
+    model_type: str | None = None
+    source_run_id: str | None = None
+    status_message: str | None = None
     tags: list[KeyValueOut] = []
 
 
@@ -381,72 +381,72 @@ class LoggedModelResponse(Response):
 
 
 class FinalizeLoggedModel(Request):
-    model_id: Optional[str] = None
+    model_id: str | None = None
     status: LoggedModelStatusName
 
 
 class GetLoggedModelQuery(Request):
-    allow_deleted: Optional[bool] = None
+    allow_deleted: bool | None = None
 
 
 class DatasetFilter(Request):
     dataset_name: str
-    dataset_digest: Optional[str] = None
+    dataset_digest: str | None = None
 
 
 class LoggedModelOrderBy(Request):
     field_name: str
     ascending: bool = True
-    dataset_name: Optional[str] = None
-    dataset_digest: Optional[str] = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class SearchLoggedModels(Request):
     experiment_ids: list[str] = []
-    filter: Optional[str] = None
+    filter: str | None = None
     datasets: list[DatasetFilter] = []
-    max_results: Optional[INT32] = None
+    max_results: INT32 | None = None
     order_by: list[LoggedModelOrderBy] = []
-    page_token: Optional[str] = None
+    page_token: str | None = None
 
 
 class SearchLoggedModelsResponse(Response):
     models: list[LoggedModelOut] = []
-    next_page_token: Optional[str] = None
+    next_page_token: str | None = None
 
 
 class SetLoggedModelTags(Request):
-    model_id: Optional[str] = None
+    model_id: str | None = None
     tags: list[KeyValue] = []
 
 
 class LogLoggedModelParams(Request):
-    model_id: Optional[str] = None
+    model_id: str | None = None
     params: list[KeyValue] = []
 
 
 class ListLoggedModelArtifactsQuery(Request):
-    artifact_directory_path: Optional[str] = None
-    page_token: Optional[str] = None
+    artifact_directory_path: str | None = None
+    page_token: str | None = None
 
 
 # -- model registry --------------------------------------------------------------------------
 class ModelVersionOut(Response):
     name: str
     version: str
-    creation_timestamp: Optional[int] = None
-    last_updated_timestamp: Optional[int] = None
-    user_id: Optional[str] = None
-    current_stage: Optional[str] = None
-    description: Optional[str] = None
-    source: Optional[str] = None
-    run_id: Optional[str] = None
+    creation_timestamp: int | None = None
+    last_updated_timestamp: int | None = None
+    user_id: str | None = None
+    current_stage: str | None = None
+    description: str | None = None
+    source: str | None = None
+    run_id: str | None = None
     status: Literal["PENDING_REGISTRATION", "FAILED_REGISTRATION", "READY"] = "READY"
-    status_message: Optional[str] = None
+    status_message: str | None = None
     tags: list[KeyValueOut] = []
-    run_link: Optional[str] = None
+    run_link: str | None = None
     aliases: list[str] = []
-    model_id: Optional[str] = None
+    model_id: str | None = None
 
 
 class AliasOut(Response):
@@ -456,10 +456,10 @@ class AliasOut(Response):
 
 class RegisteredModelOut(Response):
     name: str
-    creation_timestamp: Optional[int] = None
-    last_updated_timestamp: Optional[int] = None
-    user_id: Optional[str] = None
-    description: Optional[str] = None
+    creation_timestamp: int | None = None
+    last_updated_timestamp: int | None = None
+    user_id: str | None = None
+    description: str | None = None
     latest_versions: list[ModelVersionOut] = []
     tags: list[KeyValueOut] = []
     aliases: list[AliasOut] = []
@@ -475,19 +475,19 @@ class ModelVersionResponse(Response):
 
 class ModelVersionsResponse(Response):
     model_versions: list[ModelVersionOut] = []
-    next_page_token: Optional[str] = None
+    next_page_token: str | None = None
 
 
 class RegisteredModelsResponse(Response):
     registered_models: list[RegisteredModelOut] = []
-    next_page_token: Optional[str] = None
+    next_page_token: str | None = None
 
 
 class CreateRegisteredModel(Request):
     name: str
     tags: list[KeyValue] = []
-    description: Optional[str] = None
-    deployment_job_id: Optional[str] = None
+    description: str | None = None
+    deployment_job_id: str | None = None
 
 
 class RenameRegisteredModel(Request):
@@ -497,8 +497,8 @@ class RenameRegisteredModel(Request):
 
 class UpdateRegisteredModel(Request):
     name: str
-    description: Optional[str] = None
-    deployment_job_id: Optional[str] = None
+    description: str | None = None
+    deployment_job_id: str | None = None
 
 
 class ModelName(Request):
@@ -506,10 +506,10 @@ class ModelName(Request):
 
 
 class SearchRegistryQuery(Request):
-    filter: Optional[str] = None
-    max_results: Optional[INT64] = None
+    filter: str | None = None
+    max_results: INT64 | None = None
     order_by: list[str] = []
-    page_token: Optional[str] = None
+    page_token: str | None = None
 
 
 class GetLatestVersions(Request):
@@ -520,11 +520,11 @@ class GetLatestVersions(Request):
 class CreateModelVersion(Request):
     name: str
     source: str
-    run_id: Optional[str] = None
+    run_id: str | None = None
     tags: list[KeyValue] = []
-    run_link: Optional[str] = None
-    description: Optional[str] = None
-    model_id: Optional[str] = None
+    run_link: str | None = None
+    description: str | None = None
+    model_id: str | None = None
 
 
 class ModelVersionRef(Request):
@@ -535,7 +535,7 @@ class ModelVersionRef(Request):
 class UpdateModelVersion(Request):
     name: str
     version: str
-    description: Optional[str] = None
+    description: str | None = None
 
 
 class TransitionStage(Request):
@@ -585,7 +585,7 @@ class AliasRef(Request):
 
 
 class ServerInfo(Response):
-    store_type: Optional[str] = None
+    store_type: str | None = None
     workspaces_enabled: bool = False
     multipart_uploads_enabled: bool = False
     multipart_downloads_enabled: bool = False

@@ -44,7 +44,7 @@ def required(value: Any, name: str) -> Any:
 
 
 def run_id_of(req: Any) -> str:
-    return required(getattr(req, "run_id", None) or getattr(req, "run_uuid", None), "run_id")
+    return str(required(getattr(req, "run_id", None) or getattr(req, "run_uuid", None), "run_id"))
 
 
 def check_batch_limit(entity_name: str, limit: int, length: int) -> None:
@@ -185,7 +185,7 @@ class Runs(_Group):
             ("GET", "/artifacts/list", self.list_artifacts, s.ListArtifactsResponse),
         ]
 
-    def _run_json(self, run: ent.Run, outputs: bool = True) -> dict:
+    def _run_json(self, run: ent.Run, outputs: bool = True) -> dict[str, Any]:
         models = None
         if outputs:
             models = [m.model_id for m in self.client.list_run_logged_models(run.info.run_id)
@@ -308,7 +308,7 @@ class Runs(_Group):
         steps, times, values = self.client.metric_history_arrays(run_id, q.metric_key)
         start = page_offset(q.page_token)
         end = len(steps) if not q.max_results or q.max_results < 0 else start + q.max_results
-        page = zip(steps[start:end].tolist(), times[start:end].tolist(), values[start:end].tolist())
+        page = zip(steps[start:end].tolist(), times[start:end].tolist(), values[start:end].tolist(), strict=True)
         out: dict[str, Any] = {"metrics": [{"key": q.metric_key, "value": conv.number(v), "timestamp": t, "step": st}
                                            for st, t, v in page]}
         if end < len(steps):
@@ -391,8 +391,12 @@ class LoggedModels(_Group):
     def list_logged_model_artifacts(self, model_id: str,
                                     q: Annotated[s.ListLoggedModelArtifactsQuery, Query()]) -> JSON:
         model = self.client.get_logged_model(model_id)
-        _exp, run_id, base = conv.proxy_path_parts(
-            conv.runs_uri_to_proxy(model.artifact_location, model.experiment_id)[len(conv.PROXY_SCHEME):])
+        proxy = conv.runs_uri_to_proxy(model.artifact_location, model.experiment_id)
+        if not proxy or not proxy.startswith(conv.PROXY_SCHEME):
+            raise InvalidParameterValue(
+                f"Logged model {model_id} keeps its artifacts at {model.artifact_location!r}, outside the "
+                "repository's runs: this server lists only artifacts stored in a run", model_id=model_id)
+        _exp, run_id, base = conv.proxy_path_parts(proxy[len(conv.PROXY_SCHEME):])
         sub = (q.artifact_directory_path or "").strip("/")
         path = "/".join(p for p in (base, sub) if p)
         files = self.client.list_artifacts(run_id, path or None) if run_id else []

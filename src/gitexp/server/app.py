@@ -26,7 +26,8 @@ import logging
 import os
 import socket
 import traceback
-from typing import Any, Iterable
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,7 +52,7 @@ _TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none"}
 
 def _validation_message(exc: RequestValidationError) -> str:
     problems = []
-    seen = set()
+    seen: set[str] = set()
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         while loc and (loc[-1] in _TYPE_TAGS or "[" in loc[-1]):  # which member of a union failed
@@ -108,11 +109,11 @@ def host_allowed(host_header: str, allowed: Iterable[str]) -> bool:
 class _HostCheck:
     """ASGI middleware: 403 for requests whose Host header is not this server's."""
 
-    def __init__(self, app: Any, allowed: list[str]):
+    def __init__(self, app: Any, allowed: list[str]) -> None:
         self.app = app
         self.allowed = allowed
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
             if not host_allowed(host, self.allowed):
@@ -139,13 +140,13 @@ def default_allowed_hosts(host: str, extra: Iterable[str] = ()) -> list[str]:
 
 def _no_root(app: FastAPI, repository: Any) -> None:
     @app.get("/", tags=["server"], response_model=dict)
-    def index():
+    def index() -> JSON:
         return JSON({"server": "gitexp", "version": __version__, "repository": repository.path,
                      "branch": repository.branch, "api": "/api/2.0/mlflow/",
                      "openapi": "/openapi.json"})
 
 
-def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: bool | None = None,
+def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, ui: bool | None = None,
                push_to: str | None = None, push_interval: float = 60.0,
                allowed_hosts: Iterable[str] | None = None) -> FastAPI:
     """The web app for the repository at `repo` (default: the current directory's).
@@ -181,7 +182,7 @@ def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: b
         pusher = PeriodicPush(client, push_to, push_interval)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pusher is not None:
             pusher.start()
         try:
@@ -193,7 +194,7 @@ def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: b
             if pusher is not None:
                 await run_in_threadpool(pusher.stop)
 
-    docs = {} if api else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    docs: dict[str, Any] = {} if api else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(
         title="gitexp tracking server" if api else "gitexp",
         version=__version__,
@@ -210,22 +211,22 @@ def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: b
         app.add_middleware(_HostCheck, allowed=[h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()])
 
     @app.exception_handler(GitexpError)
-    async def gitexp_error(request: Request, exc: GitexpError):
+    async def gitexp_error(request: Request, exc: GitexpError) -> JSON:
         return error(exc.error_code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError):
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSON:
         return error("INVALID_PARAMETER_VALUE", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
         if exc.status_code == 404:
             return error("ENDPOINT_NOT_FOUND", f"No endpoint {request.method} {request.url.path} on this "
                          "gitexp server" + ("; see /openapi.json for the API" if api else ""), 404)
         return error("BAD_REQUEST", f"{request.method} {request.url.path}: {exc.detail}", exc.status_code)
 
     @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
+    async def internal_error(request: Request, exc: Exception) -> JSON:
         _log.error("gitexp server: %s %s failed:\n%s", request.method, request.url.path,
                    "".join(traceback.format_exception(exc)))
         return error("INTERNAL_ERROR", f"The gitexp server failed on {request.method} {request.url.path}: "
@@ -243,18 +244,18 @@ def create_app(repo: str | os.PathLike | None = None, *, api: bool = True, ui: b
         app.include_router(_gitexp.router(client), prefix=GITEXP_PREFIX)
 
         @app.get("/api/3.0/mlflow/server-info", tags=["server"], response_model=s.ServerInfo)
-        def server_info():
+        def server_info() -> JSON:
             # No multipart uploads: the client then PUTs each file through the artifact proxy.
             return JSON({"store_type": "gitexp", "workspaces_enabled": False, "trace_archival_enabled": False,
                          "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
                          "features_enabled": {"gateway": False}})
 
     @app.get("/health", tags=["server"], response_model=str)
-    def health():
+    def health() -> JSON:
         return JSON("OK")
 
     @app.get("/version", tags=["server"], response_model=str)
-    def version():
+    def version() -> JSON:
         return JSON(__version__)
 
     if ui_module is not None:
@@ -308,7 +309,7 @@ def url_of(host: str, port: int) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
 
-def serve(repo: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 5000, *,
+def serve(repo: str | os.PathLike[str] | None = None, host: str = "127.0.0.1", port: int = 5000, *,
           api: bool = True, ui: bool | None = None, push_to: str | None = None, push_interval: float = 60.0,
           log_level: str = "info", allowed_hosts: Iterable[str] | None = None,
           sock: socket.socket | None = None) -> None:

@@ -19,7 +19,7 @@ _log = logging.getLogger("gitexp.server")
 
 
 class PeriodicPush:
-    def __init__(self, client: Any, remote: str, interval: float):
+    def __init__(self, client: Any, remote: str, interval: float) -> None:
         if not remote:
             raise InvalidParameterValue("--push-to needs a remote name or URL")
         if not interval or interval <= 0:

@@ -1,1 +1,4 @@
-"""Storage: the git object layer, the tracking branch, journals, the GitStore and RestStore (interface.py: what both offer)."""
+"""Storage: the git object layer, the tracking branch, journals, the GitStore and RestStore.
+
+interface.py: what both offer.
+"""

@@ -20,6 +20,7 @@ in their place.  Downloads resolve pointers and verify the sha256.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import io
@@ -31,18 +32,21 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from .. import _git as git
 from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
-from .objects import MODE_BLOB, MODE_EXEC, TreeEntry, _LRU
+from .objects import _LRU, MODE_BLOB, MODE_EXEC, TreeEntry
 from .protection import hold_pending, prepare_pending
 
 if TYPE_CHECKING:
+    from .journal import Session
+    from .objects import ObjectDB
     from .tracking import GitStore
 
 DEFAULT_THRESHOLD = 10 << 20
@@ -69,7 +73,8 @@ GITATTRIBUTES_MAX_LINE = 2048  # attr.h: ATTR_MAX_LINE_LENGTH
 
 def _ascii_ieq(text: str, needle: str) -> bool:
     """text equals the lowercase ASCII needle, ASCII letters compared without case (strncasecmp)."""
-    return len(text) == len(needle) and all(c == n or (c.isascii() and c.lower() == n) for c, n in zip(text, needle))
+    return len(text) == len(needle) and all(c == n or (c.isascii() and c.lower() == n)
+                                            for c, n in zip(text, needle, strict=True))
 
 
 def is_hfs_dot(name: str, needle: str) -> bool:
@@ -249,7 +254,7 @@ class Pointer:
         return f"{POINTER_MAGIC}\nsha256 {self.sha256}\nsize {self.size}\nstore {self.store}\n".encode()
 
     @classmethod
-    def parse(cls, data: bytes) -> "Pointer | None":
+    def parse(cls, data: bytes) -> Pointer | None:
         """The pointer a blob holds, or None if the blob is an ordinary file."""
         if len(data) > MAX_POINTER_BYTES or not data.startswith(POINTER_MAGIC.encode() + b"\n"):
             return None
@@ -270,7 +275,7 @@ class Pointer:
 class ExternalStore:
     """A content-addressed directory of large artifact files: a local path or an fsspec URL."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         self.url = url
         parsed = urlparse(url)
         self.local = parsed.scheme in ("", "file") or len(parsed.scheme) == 1
@@ -358,15 +363,16 @@ class ExternalStore:
         """The stored bytes; FileNotFoundError if the store does not have them."""
         if self.local:
             return open(self.location(sha256), "rb")
-        return self.fs.open(self._remote_path(sha256), "rb")
+        remote: BinaryIO = self.fs.open(self._remote_path(sha256), "rb")
+        return remote
 
 
-def default_store_dir(store: "GitStore") -> str:
+def default_store_dir(store: GitStore) -> str:
     return os.path.join(store.repo.state_dir, "artifacts")
 
 
 # -- object sizes ---------------------------------------------------------------------------------
-_sizes: _LRU = _LRU(100_000)
+_sizes: _LRU[str, int] = _LRU(100_000)
 _sizes_lock = threading.Lock()
 
 
@@ -405,7 +411,7 @@ class ArtifactFile:
 class ArtifactView:
     """The run's own artifacts/ tree overlaid by event and pending artifacts."""
 
-    def __init__(self, odb, own_tree: str | None, overlay: dict[str, dict]):
+    def __init__(self, odb: ObjectDB, own_tree: str | None, overlay: dict[str, dict[str, Any]]) -> None:
         self.odb = odb
         self.own_tree = own_tree
         self.overlay = overlay  # path -> op, in fold order
@@ -427,7 +433,7 @@ class ArtifactView:
                 yield ArtifactFile(path, entry.mode, entry.sha)
 
     # -- merged ----------------------------------------------------------------------------------
-    def _relevant_overlay(self, prefix: str) -> list[dict]:
+    def _relevant_overlay(self, prefix: str) -> list[dict[str, Any]]:
         if not prefix:
             return list(self.overlay.values())
         return [op for p, op in self.overlay.items()
@@ -505,7 +511,7 @@ class ArtifactView:
 class RunArtifacts:
     """Logging, listing and downloading the artifacts of runs in one repository."""
 
-    def __init__(self, store: "GitStore"):
+    def __init__(self, store: GitStore) -> None:
         self.store = store
         self.branch = store.branch
         self.odb = store.branch.odb
@@ -526,7 +532,7 @@ class RunArtifacts:
                 or default_store_dir(self.store))
 
     # -- writing ------------------------------------------------------------------------------------
-    def _stage_file(self, local_path: str, path: str, threshold: int, external: list) -> dict:
+    def _stage_file(self, local_path: str, path: str, threshold: int, external: list[Any]) -> dict[str, Any]:
         st = os.stat(local_path)
         mode = MODE_EXEC if st.st_mode & 0o111 else MODE_BLOB
         if st.st_size > threshold:
@@ -539,13 +545,13 @@ class RunArtifacts:
         return {"op": "artifact", "path": path, "sha": self.odb.write_blob(data), "size": len(data),
                 "mode": mode.decode()}
 
-    def _stage_external(self, source: BinaryIO, path: str, mode: bytes, ext: ExternalStore) -> dict:
+    def _stage_external(self, source: BinaryIO, path: str, mode: bytes, ext: ExternalStore) -> dict[str, Any]:
         sha256, size = ext.put(source)
         pointer = Pointer(sha256, size, ext.url)
         return {"op": "artifact", "path": path, "sha": self.odb.write_blob(pointer.encode()), "size": size,
                 "mode": mode.decode(), "sha256": sha256}
 
-    def log_path(self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    def log_path(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Log a file (or a directory, as <artifact_path>/<its name>/...)."""
         local = os.fspath(local_path)
         dest = validate_artifact_path(artifact_path)
@@ -566,7 +572,7 @@ class RunArtifacts:
         with self._staging(run_id) as stage:
             stage([self._stage_file(local, path, threshold, [])])
 
-    def log_dir(self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
+    def log_dir(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Log every file below a directory, keeping its layout (empty directories are skipped)."""
         local = os.fspath(local_dir)
         dest = validate_artifact_path(artifact_path)
@@ -599,7 +605,7 @@ class RunArtifacts:
         threshold = self.threshold()
         for full, path in files:  # every file is checked before anything is written
             self._check_file_content(full, path, threshold)
-        external: list = []
+        external: list[Any] = []
         with self._staging(run_id) as stage:  # all files of the directory land in one pack
             stage([self._stage_file(full, path, threshold, external) for full, path in files])
 
@@ -627,7 +633,7 @@ class RunArtifacts:
                 check_git_file_content(path, fh.read(GITATTRIBUTES_MAX_BYTES + 1))
 
     @contextlib.contextmanager
-    def _staging(self, run_id: str) -> Iterator[Callable[[list[dict]], None]]:
+    def _staging(self, run_id: str) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
         """Write artifact blobs and journal their ops, losing nothing to `git gc` in between.
 
         Inside the block, blobs go into one pack kept (``.keep``) until the block ends;
@@ -635,7 +641,7 @@ class RunArtifacts:
         ref is pointed at it (store/protection.py) and the ops are journaled, together
         under the session lock.  From then on the ref keeps the blobs until the
         session's next commit links them."""
-        ops: list[dict] = []
+        ops: list[dict[str, Any]] = []
         session = self.store._writable_session(run_id)  # (may recover journals: not inside the batch)
         with self.odb.protected():
             with self.odb.batch():
@@ -644,17 +650,19 @@ class RunArtifacts:
             if prepared is not None:
                 self._record(run_id, ops, prepared)
 
-    def _record(self, run_id: str, ops: list[dict], prepared) -> None:
+    def _record(self, run_id: str, ops: list[dict[str, Any]],
+                prepared: tuple[str, str | None, list[str], str]) -> None:
         # A session closed meanwhile (another thread ended the run) is replaced by a fresh one
         # (_with_session), and hold_pending re-links the blobs from that session's pending ref.
-        def write(session) -> None:  # under the session's lock: no other thread slips a conflict in
+        # under the session's lock: no other thread slips a conflict in
+        def write(session: Session) -> None:
             self._check_conflicts(run_id, ops)
             hold_pending(self.branch, session, prepared)
             session.record(ops)
 
         self.store._with_session(run_id, write)
 
-    def _check_conflicts(self, run_id: str, ops: list[dict]) -> None:
+    def _check_conflicts(self, run_id: str, ops: list[dict[str, Any]]) -> None:
         """A file cannot replace a directory of artifacts, nor sit below a file."""
         paths = [op["path"] for op in ops]
         root = posixpath.commonpath(paths) if len(paths) > 1 else posixpath.dirname(paths[0])
@@ -706,12 +714,13 @@ class RunArtifacts:
         children = view.children(path)
         unknown = [f.sha for _, f in children if f is not None and f.size is None]
         sizes = _blob_sizes(self.odb.git_dir, unknown) if unknown else {}
-        small = [f for _, f in children if f is not None and f.size is None and sizes.get(f.sha, 0) <= MAX_POINTER_BYTES]
-        for f in small:  # a small blob might be a pointer: its size is the real file's
-            pointer = Pointer.parse(self.odb.read_blob(f.sha))
+        small = [f for _, f in children
+                 if f is not None and f.size is None and sizes.get(f.sha, 0) <= MAX_POINTER_BYTES]
+        for blob in small:  # a small blob might be a pointer: its size is the real file's
+            pointer = Pointer.parse(self.odb.read_blob(blob.sha))
             if pointer is not None:
-                sizes[f.sha] = pointer.size
-        out = []
+                sizes[blob.sha] = pointer.size
+        out: builtins.list[FileInfo] = []
         for child, f in children:
             if f is None:
                 out.append(FileInfo(child, True, None))
@@ -746,13 +755,14 @@ class RunArtifacts:
         self._fetch_external(run_id, path, pointer, buffer)
         return buffer.getvalue()
 
-    def download(self, run_id: str, path: str | None, dst_path: str | os.PathLike | None = None) -> str:
+    def download(self, run_id: str, path: str | None, dst_path: str | os.PathLike[str] | None = None) -> str:
         """Copy an artifact file or directory to `dst_path` (a new temporary directory by default).
 
         Returns the local path of the copy: `dst_path/<path>`, as MLflow does.
         """
         path, files = self.files(run_id, path)
-        dst = os.path.abspath(os.fspath(dst_path)) if dst_path is not None else tempfile.mkdtemp(prefix="gitexp-artifacts-")
+        dst = (os.path.abspath(os.fspath(dst_path)) if dst_path is not None
+               else tempfile.mkdtemp(prefix="gitexp-artifacts-"))
         os.makedirs(dst, exist_ok=True)
         self.materialize(run_id, files.values(), dst)
         return os.path.join(dst, *path.split("/")) if path else dst
@@ -792,7 +802,7 @@ class RunArtifacts:
         files = list(files)
         shas = [f.sha for f in files]
         reader = self.odb.read_many(shas) if len(files) > 16 else ((s, self.odb.read(s)[1]) for s in shas)
-        for f, (_sha, data) in zip(files, reader):
+        for f, (_sha, data) in zip(files, reader, strict=False):
             target = os.path.join(dst, *f.path.split("/"))
             if os.path.isdir(target):
                 shutil.rmtree(target)
@@ -812,9 +822,9 @@ class RunArtifacts:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
 
-    def stores_to_try(self, pointer: Pointer) -> list[str]:
+    def stores_to_try(self, pointer: Pointer) -> builtins.list[str]:
         urls = [self.store_url(), pointer.store, default_store_dir(self.store)]
-        out: list[str] = []
+        out: builtins.list[str] = []
         for url in urls:
             if url and url not in out:
                 out.append(url)

@@ -10,16 +10,18 @@ never parsed twice, and the caches can never be stale.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .. import _git as git
 from ..exceptions import BranchCheckedOut, DamagedData, InvalidParameterValue, StoreError
 from . import histories, layout
-from .objects import MODE_BLOB, REF_LOCK_TIMEOUT, ObjectDB, RefStore, _LRU, decode_tree
+from .objects import _LRU, MODE_BLOB, REF_LOCK_TIMEOUT, ObjectDB, RefStore, decode_tree
 from .repo import Repository
 from .state import DAMAGED_TAG, ExperimentState, RunState, default_experiment
 
@@ -111,7 +113,7 @@ class _Queued:
 
     __slots__ = ("build", "message", "done", "result", "error")
 
-    def __init__(self, build: Callable[[str | None], Changes], message: str):
+    def __init__(self, build: Callable[[str | None], Changes], message: str) -> None:
         self.build = build
         self.message = message
         self.done = False
@@ -120,15 +122,15 @@ class _Queued:
 
 
 class TrackingBranch:
-    def __init__(self, repo: Repository):
+    def __init__(self, repo: Repository) -> None:
         self.repo = repo
         env = None
         self.odb = ObjectDB(repo.common_dir, repo.object_format, env)
         self.refs = RefStore(repo.common_dir, repo.files_ref_backend, env, _lock_timeout(repo))
-        self._commit_trees = _LRU(4096)
-        self._runs = _LRU(50000)
+        self._commit_trees: _LRU[str, str] = _LRU(4096)
+        self._runs: _LRU[Any, RunState] = _LRU(50000)  # by own tree, or (own tree, run tree)
         self._experiments: tuple[str | None, dict[str, ExperimentState]] | None = None
-        self._exp_cache = _LRU(10000)
+        self._exp_cache: _LRU[str, ExperimentState] = _LRU(10000)
         self._formats: dict[str, int] = {}
         self._lock = threading.Lock()
         # Threads of one process take turns to commit: racing each other through the
@@ -346,9 +348,9 @@ class TrackingBranch:
                 self._commit_batch(batch)
         if mine.error is not None:
             raise mine.error
-        return mine.result  # type: ignore[return-value]
+        return mine.result  # type: ignore[return-value]  # done without error: the commit's id
 
-    def _commit_batch(self, batch: list["_Queued"]) -> None:
+    def _commit_batch(self, batch: list[_Queued]) -> None:
         def build_all(tree: str | None) -> Changes:
             changes: Changes = {}
             for queued in batch:
@@ -374,7 +376,8 @@ class TrackingBranch:
             queued.result = commit
             queued.done = True
 
-    def write_event(self, directory: str, ops: list[dict], message: str, extra: dict | None = None) -> str:
+    def write_event(self, directory: str, ops: list[dict[str, Any]], message: str,
+                    extra: dict[str, Any] | None = None) -> str:
         """Commit one immutable event file under `directory/events/`."""
         doc = {"time": layout.now_ms(), "user": self.repo.identity()[0], **(extra or {}), "ops": ops}
         data = layout.dump_yaml(doc)
@@ -412,8 +415,12 @@ class TrackingBranch:
         events = self.odb.tree_dict(tree).get("events") if tree else None
         if events is not None:
             base = f"{layout.run_dir(run_id)}/events/"
-            for name, doc in self.read_events(events.sha, lambda n, line, what: state.note_damage(base + n, line, what)):
-                _apply_event(state.apply, doc, lambda line, what, n=name: state.note_damage(base + n, line, what))
+
+            def damaged(n: str, line: int | None, what: str) -> None:
+                state.note_damage(base + n, line, what)
+
+            for name, doc in self.read_events(events.sha, damaged):
+                _apply_event(state.apply, doc, functools.partial(damaged, name))
         with self._lock:
             self._runs.put(key, state)
         return state
@@ -431,7 +438,7 @@ class TrackingBranch:
         return self.tree_of(commit) if commit else None
 
     # -- metric histories -------------------------------------------------------------------
-    def own_history(self, own_tree: str | None, key: str, run_id: str | None = None) -> "tuple":
+    def own_history(self, own_tree: str | None, key: str, run_id: str | None = None) -> tuple[Any, ...]:
         """(steps, timestamps, values) arrays of a metric's history in a run's own files.
 
         A damaged history file fails this read only, with an error naming the run, the
@@ -456,7 +463,7 @@ class TrackingBranch:
             f"{f' line {line}' if line else ''} is damaged ({problem}). The run's other data is "
             f"unaffected; fix or remove that line on the branch '{self.repo.branch}'.")
 
-    def _own_history(self, own_tree: str | None, key: str) -> "tuple":
+    def _own_history(self, own_tree: str | None, key: str) -> tuple[Any, ...]:
         entry = self.odb.lookup(own_tree, "metrics") if own_tree else None
         shas = [sha for _path, sha in histories.history_paths(
             self.odb, entry.sha if entry is not None and entry.is_tree else None, key)]
@@ -519,7 +526,7 @@ class TrackingBranch:
                 del objects, trees
 
     def _prefetch_runs(self, part: list[tuple[str, str]]
-                       ) -> tuple[dict[str, tuple[str, bytes]], dict[str, list]]:
+                       ) -> tuple[dict[str, tuple[str, bytes]], dict[str, list[Any]]]:
         """Every object folding these runs reads, in pipelined batches: (objects, decoded trees).
 
         1. the run trees; 2. the files in `_OWN_FILES`, the `events/` tree, and the
@@ -531,7 +538,7 @@ class TrackingBranch:
         own_files = _OWN_FILES
         latest = histories.LATEST_FILE
         objects: dict[str, tuple[str, bytes]] = {}
-        trees: dict[str, list] = {}
+        trees: dict[str, list[Any]] = {}
         for sha, kind, data in odb.stream(list(dict.fromkeys(tree for _, tree in part))):
             objects[sha] = (kind, data)
         second: list[str] = []
@@ -581,7 +588,8 @@ class TrackingBranch:
         blob = self.odb.read_blob
         damage: list[tuple[str, int | None, str]] = []
 
-        def load(name: str, parse: Callable[[bytes], object], salvage: Callable[[bytes], object] | None = None):
+        def load(name: str, parse: Callable[[bytes], Any],
+                 salvage: Callable[[bytes], Any] | None = None) -> Any:
             data = blob(entries[name].sha)
             try:
                 return parse(data)
@@ -639,8 +647,8 @@ class TrackingBranch:
         state.keep_points = True
         return state
 
-    def read_events(self, events_tree: str,
-                    damaged: Callable[[str, int | None, str], None] | None = None) -> Iterator[tuple[str, dict]]:
+    def read_events(self, events_tree: str, damaged: Callable[[str, int | None, str], None] | None = None
+                    ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(name, document) of each event file in fold order.  With `damaged`, an event that
         cannot be read is reported to it as (name, line, problem) and skipped."""
         for entry in sorted(self.odb.read_tree(events_tree), key=lambda e: e.name):
@@ -698,7 +706,8 @@ class TrackingBranch:
         cached = self._exp_cache.get_item(tree)
         if cached is not None:
             return cached
-        state = default_experiment() if experiment_id == layout.DEFAULT_EXPERIMENT_ID else ExperimentState(experiment_id)
+        state = (default_experiment() if experiment_id == layout.DEFAULT_EXPERIMENT_ID
+                 else ExperimentState(experiment_id))
         events = self.odb.tree_dict(tree).get("events")
         if events is not None:
             base = f"{layout.experiment_dir(experiment_id)}/events/"
@@ -708,8 +717,8 @@ class TrackingBranch:
                 problems.append(f"{base}{name}{f' line {line}' if line else ''}: {what}")
 
             for name, doc in self.read_events(events.sha, damaged):
-                _apply_event(lambda op, t=doc.get("time"): state.apply(op, t), doc,
-                             lambda line, what, n=name: damaged(n, line, what))
+                _apply_event(functools.partial(state.apply, time=doc.get("time")), doc,
+                             functools.partial(damaged, name))
             if problems:
                 state.tags[DAMAGED_TAG] = "; ".join(problems)[:4000]
         with self._lock:
@@ -733,9 +742,9 @@ def _problem(exc: BaseException) -> tuple[int | None, str]:
     return line, " ".join(str(text).split())[:200]
 
 
-def _salvage(data: bytes, parse_line: Callable[[bytes], object]) -> tuple[dict, tuple[int, str] | None]:
+def _salvage(data: bytes, parse_line: Callable[[bytes], object]) -> tuple[dict[str, Any], tuple[int, str] | None]:
     """What a damaged map file still holds, read line by line, and its first bad line."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     first = None
     for number, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip() or raw.lstrip().startswith(b"#"):
@@ -758,7 +767,7 @@ def _line_of(data: bytes, key: str) -> int | None:
     return None
 
 
-def _flat_map(data: bytes) -> dict:
+def _flat_map(data: bytes) -> dict[str, Any]:
     doc = layout.load_flat(data)
     if not doc and data.strip() and layout.load_yaml(data) not in (None, {}):
         raise ValueError("not a map of 'key: value' lines")
@@ -783,7 +792,7 @@ def _check_info(state: RunState) -> str | None:
     return "; ".join(problems) or None
 
 
-def _inputs(data: bytes) -> list:
+def _inputs(data: bytes) -> list[Any]:
     doc = layout.load_yaml(data) or []
     if not isinstance(doc, list) or not all(
             isinstance(i, dict) and isinstance(i.get("dataset"), dict) and isinstance(i.get("tags") or {}, dict)
@@ -792,7 +801,7 @@ def _inputs(data: bytes) -> list:
     return doc
 
 
-def _code(data: bytes) -> dict | None:
+def _code(data: bytes) -> dict[str, Any] | None:
     doc = layout.load_yaml(data)
     if doc is not None and not isinstance(doc, dict):
         raise ValueError("not a map")
@@ -802,7 +811,8 @@ def _code(data: bytes) -> dict | None:
 _NUMBER = (int, float)
 
 
-def _apply_event(apply: Callable[[dict], None], doc: dict, damaged: Callable[[int | None, str], None]) -> None:
+def _apply_event(apply: Callable[[dict[str, Any]], None], doc: dict[str, Any],
+                 damaged: Callable[[int | None, str], None]) -> None:
     """Apply an event's ops, reporting (and skipping) each op that is not a valid op."""
     ops = doc.get("ops") or []
     if not isinstance(ops, list):
@@ -828,7 +838,7 @@ def _read_ahead(items: Iterator[tuple[str, bytes]], limit: int) -> Iterator[tupl
     """`items`, produced by a thread that stays at most `limit` bytes ahead of the consumer."""
     import queue
 
-    ahead: queue.Queue = queue.Queue()
+    ahead: queue.Queue[Any] = queue.Queue()
     cond = threading.Condition()
     pending = [0]  # bytes read and not yet consumed
     stop = threading.Event()
@@ -845,7 +855,7 @@ def _read_ahead(items: Iterator[tuple[str, bytes]], limit: int) -> Iterator[tupl
                     pending[0] += len(data)
                 ahead.put((sha, data))
             ahead.put(end)
-        except BaseException as exc:  # noqa: BLE001 -- raised in the consumer
+        except BaseException as exc:
             ahead.put(exc)
         finally:
             close = getattr(items, "close", None)

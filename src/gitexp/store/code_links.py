@@ -25,7 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import _git as git
 from .. import code_version
@@ -41,13 +41,13 @@ SEARCH_DEPTH = 64
 _CACHE_FILE = "code-index.json"
 
 
-def _git(git_dir: str, args: list[str], input: bytes | None = None) -> subprocess.CompletedProcess:
+def _git(git_dir: str, args: list[str], input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ)
     env.pop("GIT_INDEX_FILE", None)
     return git.run(args, git_dir=git_dir, input=input, env=env)
 
 
-def _code_index(store: "GitStore") -> dict[str, tuple[str | None, bool]]:
+def _code_index(store: GitStore) -> dict[str, tuple[str | None, bool]]:
     """run_id -> (base commit, ran on uncommitted code?) for every run with a code version.
 
     code.yaml blobs are parsed once per repository: the result is kept by blob id in
@@ -57,7 +57,7 @@ def _code_index(store: "GitStore") -> dict[str, tuple[str | None, bool]]:
     path = os.path.join(store.repo.state_dir, _CACHE_FILE)
     try:
         with open(path) as fh:
-            cache: dict[str, list] = json.load(fh)
+            cache: dict[str, list[Any]] = json.load(fh)
     except (OSError, ValueError):
         cache = {}
     changed = False
@@ -69,7 +69,8 @@ def _code_index(store: "GitStore") -> dict[str, tuple[str | None, bool]]:
         known = cache.get(entry.sha)
         if known is None:
             code = layout.load_yaml(branch.odb.read_blob(entry.sha)) or {}
-            uncommitted = (bool(code.get("dirty")) and not code.get("diff_truncated")) or bool(code.get("untracked_blobs"))
+            uncommitted = ((bool(code.get("dirty")) and not code.get("diff_truncated"))
+                           or bool(code.get("untracked_blobs")))
             known = cache[entry.sha] = [code.get("commit"), uncommitted]
             changed = True
         out[run_id] = (known[0], bool(known[1]))
@@ -82,7 +83,7 @@ def _code_index(store: "GitStore") -> dict[str, tuple[str | None, bool]]:
     return out
 
 
-def commit_contains(git_dir: str, code: dict, patch: bytes, commit: str, object_format: str = "sha1") -> bool:
+def commit_contains(git_dir: str, code: dict[str, Any], patch: bytes, commit: str, object_format: str = "sha1") -> bool:
     """Rules 3 and 4 of the module docstring: does `commit` hold the run's uncommitted code?"""
     if code.get("diff_truncated"):
         return False
@@ -108,8 +109,9 @@ def commit_contains(git_dir: str, code: dict, patch: bytes, commit: str, object_
     if blobs:
         paths = list(blobs)
         query = "".join(f"{commit}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
-        lines = _git(git_dir, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], query).stdout.decode().splitlines()
-        for p, line in zip(paths, lines):
+        result = _git(git_dir, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], query)
+        lines = result.stdout.decode().splitlines()
+        for p, line in zip(paths, lines, strict=False):
             sha, _, kind = line.partition(" ")
             if kind == "blob":
                 if sha != blobs[p]:
@@ -122,7 +124,7 @@ def _names(raw: bytes) -> list[str]:
     return [p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p]
 
 
-def link_runs_to_commit(store: "GitStore", commit: str = "HEAD", code_repository: str | None = None) -> list[str]:
+def link_runs_to_commit(store: GitStore, commit: str = "HEAD", code_repository: str | None = None) -> list[str]:
     """Tag every run whose uncommitted code `commit` holds (see the module docstring)."""
     git_dir = store.repo.common_dir
     if code_repository is not None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from .. import _git
 from ..exceptions import RefLocked
 from . import protection
 from .interface import RepositoryInfo
 from .journal import UNKNOWN
-from .. import _git
 
 if TYPE_CHECKING:
     from .tracking import GitStore
@@ -31,11 +32,11 @@ class Diagnosis:
     swept: Any = None                                # protection.sweep's result, if anything ran
     live_journals: list[tuple[str, int]] = field(default_factory=list)    # (run id, pid)
     live_checkpoints: list[str] = field(default_factory=list)              # run ids
-    unknown_journals: list[tuple[str, dict]] = field(default_factory=list)  # (path, header)
+    unknown_journals: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, header)
     damaged: list[tuple[str, str, str]] = field(default_factory=list)     # (kind, id, where)
 
 
-def diagnose(store: "GitStore", recover_all: bool = False, progress: Callable | None = None) -> Diagnosis:
+def diagnose(store: GitStore, recover_all: bool = False, progress: Callable[..., Any] | None = None) -> Diagnosis:
     """Clear ref locks whose owner is provably dead, describe the branch, recover the journals of
     dead processes (also those not provably dead with recover_all) and list what is left."""
     repo = store.repo
@@ -53,7 +54,8 @@ def diagnose(store: "GitStore", recover_all: bool = False, progress: Callable | 
     report.checked_out_at = store.branch.checked_out_at()
     report.tip = tip = store.branch.tip()
     if tip is not None:
-        report.commits = int(_git.run(["rev-list", "--count", tip], cwd=repo.common_dir, check=True).stdout.decode().strip())
+        count = _git.run(["rev-list", "--count", tip], cwd=repo.common_dir, check=True)
+        report.commits = int(count.stdout.decode().strip())
         report.runs = len(store.branch.run_trees())
         report.experiments = len([e for e in store.branch.experiments().values() if e.name])
         report.format_version = store.branch.format_version(store.branch.tree_of(tip))

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import layout
 
@@ -62,7 +63,7 @@ def format_chunk(points: Iterable[Point]) -> bytes:
     return "".join(f"[{s}, {t}, {number(v)}]\n" for s, t, v in points).encode()
 
 
-def next_chunk_index(odb: "ObjectDB", metrics_tree: str | None, key: str) -> int:
+def next_chunk_index(odb: ObjectDB, metrics_tree: str | None, key: str) -> int:
     """The index of the chunk after the last one stored for `key` (0 when none)."""
     if metrics_tree is None:
         return 0
@@ -77,7 +78,7 @@ def next_chunk_index(odb: "ObjectDB", metrics_tree: str | None, key: str) -> int
     return (max(chunks) + 1) if chunks else int(last.name) * CHUNKS_PER_GROUP
 
 
-def history_paths(odb: "ObjectDB", metrics_tree: str | None, key: str) -> list[tuple[str, str]]:
+def history_paths(odb: ObjectDB, metrics_tree: str | None, key: str) -> list[tuple[str, str]]:
     """(path relative to the run directory, blob id) of each file of `key`'s history, in order."""
     if metrics_tree is None:
         return []
@@ -130,7 +131,7 @@ def damaged_line(data: bytes) -> tuple[int, str] | None:
 _STRIP = bytes.maketrans(b'[]"\n', b"   ,")
 
 
-def parse(data: bytes) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+def parse(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, timestamps, values) of a chunk or a format-1 history file, as numpy arrays.
 
     The common case is one C-level parse of the whole text; anything unusual
@@ -141,7 +142,7 @@ def parse(data: bytes) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
     if not data.strip():
         return _empty()
     if data[:1] == b"[":
-        flat = np.fromstring(data.translate(_STRIP), sep=",")  # type: ignore[call-overload]
+        flat = np.fromstring(data.translate(_STRIP), sep=",")
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         if flat.size == 3 * lines and _three_a_line(data):
             table = flat.reshape(-1, 3)
@@ -169,7 +170,7 @@ def _three_a_line(data: bytes) -> bool:
             and bool((commas[2::2] > ends[:-1]).all()))
 
 
-def parse_many(blobs: list[bytes]) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+def parse_many(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One history from its files in order (chunks are parsed together, in one pass)."""
     if len(blobs) > 1 and all(b[:1] == b"[" and b.endswith(b"\n") for b in blobs):
         return combine([parse(b"".join(blobs))])
@@ -185,13 +186,13 @@ def _exact_arrays(data: bytes) -> list[Point]:
     return out
 
 
-def _empty() -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import numpy as np
 
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
 
 
-def arrays(points: list[Point]) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+def arrays(points: list[Point]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import numpy as np
 
     if not points:
@@ -201,8 +202,8 @@ def arrays(points: list[Point]) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
             np.fromiter((p[2] for p in points), np.float64, len(points)))
 
 
-def combine(parts: list["tuple[np.ndarray, np.ndarray, np.ndarray]"]
-            ) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+def combine(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One history from its parts: ordered by step, then time (stable), exact duplicates dropped."""
     import numpy as np
 
@@ -226,12 +227,12 @@ def combine(parts: list["tuple[np.ndarray, np.ndarray, np.ndarray]"]
     return steps, times, values
 
 
-def _drop_duplicates(steps: "np.ndarray", times: "np.ndarray", values: "np.ndarray"
-                     ) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+def _drop_duplicates(steps: np.ndarray, times: np.ndarray, values: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import numpy as np
 
     keep = np.ones(len(steps), dtype=bool)
-    seen: set = set()
+    seen: set[Any] = set()
     group: tuple[int, int] | None = None
     for i in range(len(steps)):
         ident = (int(steps[i]), int(times[i]))
@@ -298,7 +299,7 @@ def newer(point: Point, than: Point | None) -> bool:
 
 
 # -- sampled reads (MLflow's get-history-bulk-interval) --------------------------------------------------
-def bulk_interval(runs: "dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]", max_results: int,
+def bulk_interval(runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], max_results: int,
                   start_step: int | None, end_step: int | None) -> list[tuple[str, int, int, float]]:
     """MLflow's sampling for charts of many runs, as its SQL store does it: (run_id, step,
     timestamp, value) rows.  For each run, its points with steps in [start_step, end_step]
@@ -327,5 +328,6 @@ def bulk_interval(runs: "dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]", 
             if picks[-1] != order[-1]:
                 picks = picks.copy()
                 picks[-1] = order[-1]
-        out.extend(zip([run_id] * len(picks), steps[picks].tolist(), times[picks].tolist(), values[picks].tolist()))
+        out.extend(zip([run_id] * len(picks), steps[picks].tolist(), times[picks].tolist(), values[picks].tolist(),
+                       strict=True))
     return out

@@ -88,7 +88,7 @@ class CommitDetail:
     files_truncated: bool
 
 
-def _git(store: "GitStore", args: list[str]) -> subprocess.CompletedProcess:
+def _git(store: GitStore, args: list[str]) -> subprocess.CompletedProcess[bytes]:
     return git.run(args, git_dir=store.repo.common_dir)
 
 
@@ -132,7 +132,7 @@ def path_for(run_id: str | None = None, experiment_id: str | None = None,
     return None
 
 
-def log(store: "GitStore", max_results: int = 50, page_token: str | None = None,
+def log(store: GitStore, max_results: int = 50, page_token: str | None = None,
         path: str | None = None, model_names: dict[str, str] | None = None) -> tuple[list[BranchCommit], str | None]:
     """A page of the branch's commits, newest first, each with the entities it changed.
 
@@ -167,7 +167,7 @@ def _parse_commit(record: str) -> BranchCommit:
     return BranchCommit(sha, parents.split(), name, email, int(when or 0) * 1000, message.rstrip("\n"))
 
 
-def _children(store: "GitStore", tree: str | None, path: str) -> dict[str, str]:
+def _children(store: GitStore, tree: str | None, path: str) -> dict[str, str]:
     """name -> object id of the entries at `path` below `tree` ({} when absent)."""
     odb = store.branch.odb
     if tree is None:
@@ -189,7 +189,7 @@ def _diff(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:
     return out
 
 
-def entity_changes(store: "GitStore", commit: BranchCommit, model_names: dict[str, str],
+def entity_changes(store: GitStore, commit: BranchCommit, model_names: dict[str, str],
                    limit: int = 5000) -> tuple[list[ChangedEntity], bool]:
     """The runs, experiments and models `commit` changed relative to its first parent."""
     odb = store.branch.odb
@@ -227,7 +227,7 @@ def entity_changes(store: "GitStore", commit: BranchCommit, model_names: dict[st
     return out, False
 
 
-def resolve_commit(store: "GitStore", ref: str) -> str:
+def resolve_commit(store: GitStore, ref: str) -> str:
     """A full commit id on the tracking branch from a (possibly abbreviated) id."""
     if not isinstance(ref, str) or not _HEX.match(ref):
         raise InvalidParameterValue(f"{ref!r} is not a commit id (hexadecimal, at least 4 digits)", commit=ref)
@@ -244,7 +244,7 @@ def resolve_commit(store: "GitStore", ref: str) -> str:
     return sha
 
 
-def commit_detail(store: "GitStore", ref: str, model_names: dict[str, str] | None = None,
+def commit_detail(store: GitStore, ref: str, model_names: dict[str, str] | None = None,
                   max_files: int = MAX_DETAIL_FILES, max_diff_bytes: int = MAX_DIFF_BYTES,
                   max_patches: int = 200) -> CommitDetail:
     """One tracking-branch commit: who, when, what, and its file diffs (first parent)."""
@@ -279,7 +279,7 @@ def commit_detail(store: "GitStore", ref: str, model_names: dict[str, str] | Non
     return CommitDetail(commit, files, truncated)
 
 
-def _patches(store: "GitStore", base: str | None, sha: str, paths: list[str]) -> dict[str, str | None]:
+def _patches(store: GitStore, base: str | None, sha: str, paths: list[str]) -> dict[str, str | None]:
     """path -> its hunks ('@@ ...'), or None for a binary file; one git call for all paths."""
     if not paths:
         return {}

@@ -21,12 +21,14 @@ import secrets
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl (Windows): locking falls back
 
 from ..exceptions import BranchCheckedOut, RefLocked, StoreError
 from . import histories, layout
@@ -128,12 +130,15 @@ class Session:
     An owner's checkpoints write the run's own directory as a tree on the run's
     live ref (``refs/gitexp/live/<run_id>``, see branch.LIVE_PREFIX); every
     `publish_every`-th checkpoint, the run's last commit, and every explicit flush
-    graft that directory into the shared branch instead and drop the live ref.  Editors' changes are event files, committed to the branch at
-    the same publishing points.
+    graft that directory into the shared branch instead and drop the live ref.
+    Editors' changes are event files, committed to the branch at the same
+    publishing points.
     """
 
-    def __init__(self, branch: "TrackingBranch", run_id: str, mode: str, journal_dir: str,
-                 state: RunState | None = None, keep_open: bool = False, own_tree: str | None = None):
+    last_failure: type[BaseException]  # of the last background checkpoint that failed (GitStore)
+
+    def __init__(self, branch: TrackingBranch, run_id: str, mode: str, journal_dir: str,
+                 state: RunState | None = None, keep_open: bool = False, own_tree: str | None = None) -> None:
         self.branch = branch
         self.run_id = run_id
         self.mode = mode
@@ -316,7 +321,7 @@ class Session:
             release_pending(self.branch, self)  # the artifacts are linked by a ref now
             return commit
 
-    def _commit(self, ops: list[dict], publish: bool) -> str:
+    def _commit(self, ops: list[dict[str, Any]], publish: bool) -> str:
         branch, odb = self.branch, self.branch.odb
         message = commit_message(self.run_id, self.mode, self.state, ops)
         next_chunk = dict(self.next_chunk)
@@ -329,22 +334,22 @@ class Session:
             if not publish:
                 odb.flush()
                 live = new_own  # the live ref names the tree itself (see branch.LIVE_PREFIX)
-                if not branch.refs.compare_and_swap(LIVE_PREFIX + self.run_id, live, self.live_commit,  # type: ignore[arg-type]
+                if not branch.refs.compare_and_swap(LIVE_PREFIX + self.run_id, live, self.live_commit,  # type: ignore[arg-type]  # an owner has its own tree
                                                     message, branch._ident(), reflog=False):
                     raise StoreError(f"The live ref of run {self.run_id} was moved by another process; "
                                      "its journal is kept for `gitexp doctor`")
                 self.live_commit = live
                 self._committed(new_own, next_chunk)
-                return live
+                return live  # type: ignore[return-value]  # an owner's checkpoint always has its own tree
         graft = run_graft(branch, self.run_id, new_own, self.published_tree) if self.mode == OWNER else {}
         # The event files are written inside the commit's own pack (once, kept over retries).
 
-        def changes() -> dict:
+        def branch_changes() -> dict[str, Any]:
             events = event_changes(branch, self.run_id, self.mode, ops)
             if self.mode == OWNER and self.state is not None:
                 events.update(_status_event(branch, self.run_id, self.state.status, ops))
             return {**graft, **events}
-        commit = branch.commit(_once(changes), message, group=True)
+        commit = branch.commit(_once(branch_changes), message, group=True)
         if self.mode == OWNER:
             self._committed(new_own, next_chunk)
             self.published_tree = new_own
@@ -358,7 +363,7 @@ class Session:
         ref = LIVE_PREFIX + self.run_id
         refs = self.branch.refs
         try:
-            refs.delete(ref, self.live_commit)  # type: ignore[arg-type]
+            refs.delete(ref, self.live_commit)  # type: ignore[arg-type]  # called while a live ref is held
             self.live_commit = None
             return
         except RefLocked as exc:
@@ -425,7 +430,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def own_changes(branch: "TrackingBranch", state: RunState, ops: list[dict], own_tree: str | None,
+def own_changes(branch: TrackingBranch, state: RunState, ops: list[dict[str, Any]], own_tree: str | None,
                 next_chunk: dict[str, int], write_code: bool = True) -> dict[str, tuple[bytes, str] | None]:
     """The changes to a run's own directory (paths relative to it) that commit `ops`.
 
@@ -473,7 +478,7 @@ def own_changes(branch: "TrackingBranch", state: RunState, ops: list[dict], own_
     return changes
 
 
-def event_changes(branch: "TrackingBranch", run_id: str, mode: str, ops: list[dict]
+def event_changes(branch: TrackingBranch, run_id: str, mode: str, ops: list[dict[str, Any]]
                   ) -> dict[str, tuple[bytes, str] | None]:
     """The event file (and an editor's artifacts) that commit `ops` to the branch."""
     event_ops = ops if mode == EDITOR else [op for op in ops if op["op"] in _EVENT_OPS]
@@ -493,7 +498,7 @@ def event_changes(branch: "TrackingBranch", run_id: str, mode: str, ops: list[di
     return changes
 
 
-def run_graft(branch: "TrackingBranch", run_id: str, own_tree: str | None, old_own: str | None
+def run_graft(branch: TrackingBranch, run_id: str, own_tree: str | None, old_own: str | None
               ) -> dict[str, tuple[bytes, str] | None]:
     """Branch changes that make a run's own entries those of `own_tree` (its events stay)."""
     if own_tree is None:
@@ -508,8 +513,8 @@ def run_graft(branch: "TrackingBranch", run_id: str, own_tree: str | None, old_o
     return changes
 
 
-def session_changes(branch: "TrackingBranch", run_id: str, mode: str, state: RunState | None,
-                    ops: list[dict]) -> dict[str, tuple[bytes, str] | None]:
+def session_changes(branch: TrackingBranch, run_id: str, mode: str, state: RunState | None,
+                    ops: list[dict[str, Any]]) -> dict[str, tuple[bytes, str] | None]:
     """Everything one commit of `ops` writes to the branch for a run that has no own files yet
     (owners) or any run (editors): the files a finished session leaves, in one dict."""
     changes = event_changes(branch, run_id, mode, ops)
@@ -520,7 +525,7 @@ def session_changes(branch: "TrackingBranch", run_id: str, mode: str, state: Run
     return changes
 
 
-def commit_message(run_id: str, mode: str, state: RunState | None, ops: list[dict]) -> str:
+def commit_message(run_id: str, mode: str, state: RunState | None, ops: list[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for op in ops:
         counts[op["op"]] = counts.get(op["op"], 0) + 1
@@ -532,22 +537,23 @@ def commit_message(run_id: str, mode: str, state: RunState | None, ops: list[dic
     return f"{title}\n\n{summary}\nrun_id: {run_id}\n"
 
 
-def _once(compute: Callable[[], dict]) -> Callable[[str | None], dict]:
-    cache: list = []
+def _once(compute: Callable[[], dict[str, Any]]) -> Callable[[str | None], dict[str, Any]]:
+    cache: list[Any] = []
 
-    def build(_tree: str | None) -> dict:
+    def build(_tree: str | None) -> dict[str, Any]:
         if not cache:
             cache.append(compute())
-        return cache[0]
+        built: dict[str, Any] = cache[0]
+        return built
     return build
 
 
 # -- recovery of journals left by dead processes ----------------------------------------------
-def read_journal(path: str) -> tuple[dict | None, list[dict]]:
+def read_journal(path: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The header and ops of a journal.  A torn line (a process killed mid-write, a short
     write on a full disk) is skipped, and reading goes on past it."""
     header = None
-    ops: list[dict] = []
+    ops: list[dict[str, Any]] = []
     with open(path, "rb") as fh:
         for i, raw in enumerate(fh):
             try:
@@ -570,7 +576,7 @@ def read_journal(path: str) -> tuple[dict | None, list[dict]]:
 LIVE, DEAD, UNKNOWN = "live", "dead", "unknown"
 
 
-def journal_status(path: str) -> tuple[str, dict | None]:
+def journal_status(path: str) -> tuple[str, dict[str, Any] | None]:
     """Whether a journal's writer can still be alive: (LIVE | DEAD | UNKNOWN, header).
 
     DEAD only when it is proven: the journal's flock is free and it was taken on this
@@ -615,7 +621,8 @@ def journal_status(path: str) -> tuple[str, dict | None]:
     return UNKNOWN, header
 
 
-def list_journals(journal_dir: str, live: set[str] = frozenset()) -> list[tuple[str, str, dict | None]]:  # type: ignore[assignment]
+def list_journals(journal_dir: str,
+                  live: AbstractSet[str] = frozenset()) -> list[tuple[str, str, dict[str, Any] | None]]:
     """(path, status, header) of every journal not in `live` (this process's own)."""
     try:
         names = os.listdir(journal_dir)
@@ -638,7 +645,7 @@ def find_dead_journals(journal_dir: str, live: set[str], include_unknown: bool =
     return [path for path, status, _ in list_journals(journal_dir, live) if status in wanted]
 
 
-def _read_header(path: str) -> tuple[dict | None, int]:
+def _read_header(path: str) -> tuple[dict[str, Any] | None, int]:
     with open(path, "rb") as fh:
         line = fh.readline()
     if not line.endswith(b"\n"):
@@ -649,7 +656,7 @@ def _read_header(path: str) -> tuple[dict | None, int]:
         return None, 0
 
 
-def recover_journal(branch: "TrackingBranch", path: str, on_recovered: Callable[[str], None] | None = None) -> str | None:
+def recover_journal(branch: TrackingBranch, path: str, on_recovered: Callable[[str], None] | None = None) -> str | None:
     """Commit what a dead process's journal holds; returns the run id recovered, if any.
 
     The recoverer holds the journal's flock from before it claims it (by renaming it)
@@ -675,11 +682,11 @@ def recover_journal(branch: "TrackingBranch", path: str, on_recovered: Callable[
     return run_id
 
 
-def _recover_claimed(branch: "TrackingBranch", claimed: str) -> str | None:
+def _recover_claimed(branch: TrackingBranch, claimed: str) -> str | None:
     header, ops = read_journal(claimed)
     if header is None:
         return None
-    run_id = header["run_id"]
+    run_id: str = header["run_id"]
     end_time = max([int(os.path.getmtime(claimed) * 1000)]
                    + [op.get("timestamp", 0) for op in ops if op["op"] == "metric"])
     what = f"journal of dead process {header.get('pid')}" + (
@@ -703,7 +710,7 @@ def _recover_claimed(branch: "TrackingBranch", claimed: str) -> str | None:
     return run_id
 
 
-def _other_writers(branch: "TrackingBranch", run_id: str, claimed: str) -> bool:
+def _other_writers(branch: TrackingBranch, run_id: str, claimed: str) -> bool:
     """Whether another journal of the run (this process's included) may belong to a live writer."""
     journal_dir = os.path.dirname(claimed)
     try:
@@ -718,7 +725,8 @@ def _other_writers(branch: "TrackingBranch", run_id: str, claimed: str) -> bool:
     return False
 
 
-def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], end_time: int, what: str) -> None:
+def publish_dead_owner(branch: TrackingBranch, run_id: str, ops: list[dict[str, Any]], end_time: int,
+                       what: str) -> None:
     """Put a dead owner's last state on the branch: its live checkpoint, then `ops`, and
     KILLED if it was still running.  Deletes its live ref."""
     odb = branch.odb
@@ -760,7 +768,7 @@ def publish_dead_owner(branch: "TrackingBranch", run_id: str, ops: list[dict], e
         branch.refs.delete(LIVE_PREFIX + run_id, live)
 
 
-def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[dict]
+def _status_event(branch: TrackingBranch, run_id: str, status: str, ops: list[dict[str, Any]]
                   ) -> dict[str, tuple[bytes, str] | None]:
     """An owner ending its run writes the status to its own files, which events override:
     when an event (an editor that resumed the run) says otherwise, the end is an event too."""
@@ -781,7 +789,7 @@ def _status_event(branch: "TrackingBranch", run_id: str, status: str, ops: list[
     return event_changes(branch, run_id, EDITOR, ends[-1:])
 
 
-def orphaned_live_runs(branch: "TrackingBranch", journal_dir: str) -> list[str]:
+def orphaned_live_runs(branch: TrackingBranch, journal_dir: str) -> list[str]:
     """Runs with a live ref but no journal at all: their writer is gone (a session keeps its
     journal until after it dropped its live ref), so the live checkpoint must be published."""
     live = branch.live_commits()

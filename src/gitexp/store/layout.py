@@ -24,7 +24,8 @@ import math
 import re
 import secrets
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def _yaml() -> tuple[Any, Any, Any]:
@@ -113,7 +114,8 @@ def load_yaml(data: bytes | str) -> Any:
 
 def dump_yaml(doc: Any) -> bytes:
     yaml, _, dumper = _yaml()
-    return yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False).encode()
+    text: str = yaml.dump(doc, Dumper=dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return text.encode()
 
 
 # Flat maps (run.yaml, params.yaml, tags.yaml) are most of what gitexp writes and

@@ -18,10 +18,12 @@ skipped.
 
 from __future__ import annotations
 
+import builtins
 import re
 import threading
 import uuid
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -56,7 +58,7 @@ def check_model_id(model_id: Any) -> str:
         raise InvalidParameterValue(
             f"Invalid logged model id {model_id!r}: expected 'm-' followed by 32 hex digits, as returned "
             "by create_logged_model (model_info.model_id)", model_id=model_id)
-    return model_id
+    return cast(str, model_id)  # is_model_id: a string
 
 
 def check_name(name: Any) -> str:
@@ -78,7 +80,7 @@ class ModelState:
                  "artifact_path", "status", "status_message", "tags", "params", "lifecycle_stage",
                  "creation_time", "last_updated")
 
-    def __init__(self, model_id: str):
+    def __init__(self, model_id: str) -> None:
         self.model_id = model_id
         self.experiment_id = layout.DEFAULT_EXPERIMENT_ID
         self.name = ""
@@ -94,7 +96,7 @@ class ModelState:
         self.creation_time = 0
         self.last_updated = 0
 
-    def apply(self, op: dict, time: int) -> None:
+    def apply(self, op: dict[str, Any], time: int) -> None:
         kind = op.get("op")
         if kind == "create":
             self.experiment_id = str(op.get("experiment_id", self.experiment_id))
@@ -137,10 +139,10 @@ class ModelState:
 class LoggedModels:
     """The logged models on the tracking branch of one GitStore."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: Any) -> None:
         self.store = store
         self.branch = store.branch
-        self._folded = _LRU(20000)   # model directory tree id -> ModelState
+        self._folded: _LRU[str, ModelState] = _LRU(20000)   # model directory tree id -> ModelState
         self._all: tuple[str | None, dict[str, ModelState]] | None = None
         self._lock = threading.Lock()
 
@@ -193,14 +195,14 @@ class LoggedModels:
         return [s.to_entity() for s in self._models().values()
                 if s.lifecycle_stage == LifecycleStage.ACTIVE and (wanted is None or s.experiment_id in wanted)]
 
-    def for_run(self, run_id: str) -> list[LoggedModel]:
+    def for_run(self, run_id: str) -> builtins.list[LoggedModel]:
         """Active logged models whose files are in this run (newest first)."""
         found = [s.to_entity() for s in self._models().values()
                  if s.lifecycle_stage == LifecycleStage.ACTIVE and run_id in (s.source_run_id, s.artifact_run_id)]
         return sorted(found, key=lambda m: m.creation_timestamp, reverse=True)
 
     # -- writing -------------------------------------------------------------------------------
-    def _event(self, model_id: str, ops: list[dict], message: str) -> None:
+    def _event(self, model_id: str, ops: builtins.list[dict[str, Any]], message: str) -> None:
         self.branch.write_event(f"{LOGGED_MODELS}/{model_id}", ops, message)
 
     def create(self, experiment_id: str | None, name: str | None = None, source_run_id: str | None = None,
@@ -310,8 +312,8 @@ class LoggedModels:
 
     # -- searching -----------------------------------------------------------------------------
     def search(self, experiment_ids: Sequence[str], filter_string: str | None = None,
-               datasets: Sequence[dict] | None = None, max_results: int | None = None,
-               order_by: Sequence[Any] | None = None, page_token: str | None = None) -> PagedList:
+               datasets: Sequence[dict[str, Any]] | None = None, max_results: int | None = None,
+               order_by: Sequence[Any] | None = None, page_token: str | None = None) -> PagedList[Any]:
         """MLflow's search_logged_models: attribute and tags.<key> clauses, order_by dicts."""
         from ..search._objects import search_logged_models
 

@@ -28,7 +28,8 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from typing import Callable, Iterable, Iterator, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple, TypeVar
 
 from .. import _git as git
 from ..exceptions import GitexpError, GitNotFound, RefLocked
@@ -36,7 +37,7 @@ from ..exceptions import GitexpError, GitNotFound, RefLocked
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl (Windows): locking falls back
 
 MODE_BLOB = b"100644"
 MODE_EXEC = b"100755"
@@ -115,7 +116,7 @@ def _atomic_write(path: str, data: bytes) -> None:
 _GIT_VERSION: list[tuple[int, ...]] = []
 
 
-def _popen_piped(args: list[str], env: dict | None) -> subprocess.Popen:
+def _popen_piped(args: list[str], env: dict[str, Any] | None) -> subprocess.Popen[bytes]:
     """Popen with stdin/stdout pipes, unbuffered on our side; 1 MiB pipes where the system
     allows (fewer reads, so a reading thread waits less often for the GIL while another
     thread works), the default size where it does not."""
@@ -141,7 +142,7 @@ def _batch_command_supported() -> bool:
 class ObjectMissing(GitexpError):
     """A git object that should exist is not in the repository."""
 
-    def __init__(self, sha: str):
+    def __init__(self, sha: str) -> None:
         self.sha = sha
         super().__init__(
             f"Git object {sha} is missing from the repository; "
@@ -215,18 +216,22 @@ def geometric_roll(packs: list[tuple[int, str]], factor: int) -> list[str]:
     return [stem for _, stem in ordered[:split]]
 
 
-class _LRU(OrderedDict):
-    def __init__(self, maxsize: int):
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _LRU(OrderedDict[_K, _V]):
+    def __init__(self, maxsize: int) -> None:
         super().__init__()
         self.maxsize = maxsize
 
-    def get_item(self, key):
+    def get_item(self, key: _K) -> _V | None:
         value = self.get(key)
         if value is not None:
             self.move_to_end(key)
         return value
 
-    def put(self, key, value) -> None:
+    def put(self, key: _K, value: _V) -> None:
         self[key] = value
         self.move_to_end(key)
         if len(self) > self.maxsize:
@@ -246,7 +251,7 @@ class _Hold:
 class ObjectDB:
     """Objects of one repository.  Thread-safe; re-forks its reader after fork()."""
 
-    def __init__(self, git_common_dir: str, object_format: str = "sha1", git_env: dict | None = None):
+    def __init__(self, git_common_dir: str, object_format: str = "sha1", git_env: dict[str, Any] | None = None) -> None:
         self.git_dir = git_common_dir
         self.objects_dir = os.path.join(git_common_dir, "objects")
         self.object_format = object_format
@@ -254,24 +259,24 @@ class ObjectDB:
         self.hash_len = 32 if object_format == "sha256" else 20
         self._env = git_env
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._proc_pid = 0
-        self._bulk: subprocess.Popen | None = None  # see _bulk_reader
+        self._bulk: subprocess.Popen[bytes] | None = None  # see _bulk_reader
         self._bulk_pid = 0
         self._bulk_lock = threading.Lock()
-        self._trees: _LRU = _LRU(20000)
+        self._trees: _LRU[str, list[TreeEntry]] = _LRU(20000)
         # Trees this process wrote, kept apart: a long run writes ~20 trees a checkpoint,
         # each superseding the last, and only the latest ones are edited again.  In the
         # read cache they would grow the process by ~5 MB a million points until it filled.
-        self._written: _LRU = _LRU(1024)
-        self._blobs: _LRU = _LRU(4000)
+        self._written: _LRU[str, list[TreeEntry]] = _LRU(1024)
+        self._blobs: _LRU[str, bytes] = _LRU(4000)
         self._local = threading.local()
         self._packs_written = 0
         self._pack_names: set[str] = set()  # packs written under protection: a name is used once
         self.unprotected_writes = 0  # objects written outside protected(): loose, as git writes them
 
     # -- reading -------------------------------------------------------
-    def _reader(self) -> subprocess.Popen:
+    def _reader(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc_pid != os.getpid() or self._proc.poll() is not None:
             # Not through gitexp._git: one process kept for every read of this process's life.
             try:
@@ -295,7 +300,7 @@ class ObjectDB:
                 setattr(self, attr, None)
                 if proc is not None and pid == os.getpid():
                     try:
-                        proc.stdin.close()  # type: ignore[union-attr]
+                        git.pipe(proc.stdin).close()
                         proc.wait(timeout=5)
                     except Exception:
                         proc.kill()
@@ -304,17 +309,19 @@ class ObjectDB:
         """Return (type, content) of an object."""
         batch = getattr(self._local, "batch", None)
         if batch and sha in batch:
-            return batch[sha]
+            batched: tuple[str, bytes] = batch[sha]
+            return batched
         preloaded = getattr(self._local, "preloaded", None)
         if preloaded is not None:
-            found = preloaded.get(sha)
+            found: tuple[str, bytes] | None = preloaded.get(sha)
             if found is not None:
                 return found
         with self._lock:
             proc = self._reader()
-            proc.stdin.write(sha.encode() + b"\n")  # type: ignore[union-attr]
-            proc.stdin.flush()  # type: ignore[union-attr]
-            header = proc.stdout.readline()  # type: ignore[union-attr]
+            stdin, stdout = git.pipe(proc.stdin), git.pipe(proc.stdout)
+            stdin.write(sha.encode() + b"\n")
+            stdin.flush()
+            header = stdout.readline()
             if not header:
                 self._proc = None
                 raise GitexpError(f"git cat-file stopped unexpectedly while reading {sha}")
@@ -322,7 +329,7 @@ class ObjectDB:
             if len(fields) < 3 or fields[1] == b"missing":
                 raise ObjectMissing(sha)
             size = int(fields[2])
-            data = proc.stdout.read(size + 1)[:-1]  # type: ignore[union-attr]
+            data = stdout.read(size + 1)[:-1]
             return fields[1].decode(), data
 
     def read_many(self, shas: list[str]) -> Iterator[tuple[str, bytes]]:
@@ -353,17 +360,18 @@ class ObjectDB:
 
         def feed() -> None:
             try:
-                proc.stdin.write(request)  # type: ignore[union-attr]
+                stdin = git.pipe(proc.stdin)
+                stdin.write(request)
                 if persistent:
-                    proc.stdin.flush()  # type: ignore[union-attr]
+                    stdin.flush()
                 else:
-                    proc.stdin.close()  # type: ignore[union-attr]
+                    stdin.close()
             except (BrokenPipeError, ValueError, OSError):
                 pass
 
         writer = threading.Thread(target=feed, daemon=True)
         writer.start()
-        fd = proc.stdout.fileno()  # type: ignore[union-attr]
+        fd = git.pipe(proc.stdout).fileno()
         read = os.read
         kinds = _KINDS
         buf = b""
@@ -404,7 +412,7 @@ class ObjectDB:
             complete = pos == len(buf)  # nothing of another request in the pipe
         finally:
             if not persistent:
-                proc.stdout.close()  # type: ignore[union-attr]
+                git.pipe(proc.stdout).close()
                 writer.join()
                 proc.wait()
             else:
@@ -414,7 +422,7 @@ class ObjectDB:
                 writer.join()
                 self._bulk_lock.release()
 
-    def _bulk_reader(self) -> subprocess.Popen | None:
+    def _bulk_reader(self) -> subprocess.Popen[bytes] | None:
         """This process's long-lived `cat-file --batch-command --buffer`, held by the caller
         until it releases `_bulk_lock`; None when git is older than 2.36 or another thread
         is using it (the caller then starts a one-off reader)."""
@@ -459,7 +467,7 @@ class ObjectDB:
     def read_blob(self, sha: str) -> bytes:
         preloaded = getattr(self._local, "preloaded", None)
         if preloaded is not None:
-            found = preloaded.get(sha)
+            found: tuple[str, bytes] | None = preloaded.get(sha)
             if found is not None and found[0] == "blob":
                 return found[1]
         cached = self._blobs.get_item(sha)
@@ -476,7 +484,7 @@ class ObjectDB:
     def read_tree(self, sha: str) -> list[TreeEntry]:
         trees = getattr(self._local, "preloaded_trees", None)
         if trees is not None:
-            found = trees.get(sha)
+            found: list[TreeEntry] | None = trees.get(sha)
             if found is not None:
                 return found
         preloaded = getattr(self._local, "preloaded", None)
@@ -502,12 +510,12 @@ class ObjectDB:
             return {}
         return {e.name: e for e in self.read_tree(sha)}
 
-    def read_commit(self, sha: str) -> dict:
+    def read_commit(self, sha: str) -> dict[str, Any]:
         kind, data = self.read(sha)
         if kind != "commit":
             raise GitexpError(f"Git object {sha} is a {kind}, expected a commit")
         head, _, message = data.partition(b"\n\n")
-        info: dict = {"parents": [], "message": message.decode("utf-8", "replace")}
+        info: dict[str, Any] = {"parents": [], "message": message.decode("utf-8", "replace")}
         for line in head.split(b"\n"):
             key, _, value = line.partition(b" ")
             if key == b"tree":
@@ -840,7 +848,7 @@ class ObjectDB:
         the last entry of a directory removes the directory.  Returns the new
         tree's id (an empty tree when everything was removed).
         """
-        nested: dict[str, dict] = {}
+        nested: dict[str, Any] = {}  # name -> a nested dict, or ("leaf", change)
         for path, value in changes.items():
             parts = [p for p in path.split("/") if p]
             node = nested
@@ -851,7 +859,7 @@ class ObjectDB:
             node[parts[-1]] = ("leaf", value)
         return self._edit(tree_sha, nested) or self.write_tree([])
 
-    def _edit(self, tree_sha: str | None, node: dict) -> str | None:
+    def _edit(self, tree_sha: str | None, node: dict[str, Any]) -> str | None:
         entries = self.tree_dict(tree_sha)
         for name, change in node.items():
             if isinstance(change, tuple) and change[0] == "leaf":
@@ -887,8 +895,8 @@ class RefStore:
     killed process (store/protection.py has the whole rule).
     """
 
-    def __init__(self, git_common_dir: str, files_backend: bool = True, git_env: dict | None = None,
-                 lock_timeout: float = REF_LOCK_TIMEOUT):
+    def __init__(self, git_common_dir: str, files_backend: bool = True, git_env: dict[str, Any] | None = None,
+                 lock_timeout: float = REF_LOCK_TIMEOUT) -> None:
         self.git_dir = git_common_dir
         self.files_backend = files_backend
         self._env = git_env
@@ -1112,7 +1120,8 @@ class RefStore:
         if not self.files_backend:
             result = git.run(["for-each-ref", "--format=%(refname) %(objectname)", prefix], git_dir=self.git_dir,
                              env=self._env, text=True)
-            return dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)  # type: ignore[misc]
+            pairs = (line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+            return {ref: sha for ref, sha in pairs}
         out: dict[str, str] = {}
         # Loose refs first, packed-refs second: `git pack-refs` writes packed-refs before it
         # deletes the loose files, so a ref being packed meanwhile is seen in one or the other.
@@ -1134,10 +1143,10 @@ class RefStore:
         try:
             with open(os.path.join(self.git_dir, "packed-refs"), "rb") as fh:
                 target = prefix.encode()
-                for line in fh:
-                    sha, _, name = line.rstrip(b"\n").partition(b" ")
-                    if name.startswith(target) and line[:1] not in (b"#", b"^"):
-                        out.setdefault(name.decode(), sha.decode())
+                for raw in fh:
+                    sha, _, refname = raw.rstrip(b"\n").partition(b" ")
+                    if refname.startswith(target) and raw[:1] not in (b"#", b"^"):
+                        out.setdefault(refname.decode(), sha.decode())
         except FileNotFoundError:
             pass
         return out

@@ -34,7 +34,7 @@ from .objects import KEEP_MAGIC, MODE_BLOB, MODE_TREE, TreeEntry
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl (Windows): locking falls back
 
 if TYPE_CHECKING:
     from .branch import TrackingBranch
@@ -50,7 +50,7 @@ _log = logging.getLogger("gitexp")
 
 
 # -- pending artifact blobs ---------------------------------------------------------------------
-def prepare_pending(branch: "TrackingBranch", session: "Session", shas: list[str]
+def prepare_pending(branch: TrackingBranch, session: Session, shas: list[str]
                     ) -> tuple[str, str | None, list[str], str]:
     """Write (inside the caller's `protected()` and `batch()`) the tree that makes `shas`
     reachable from the session's pending ref; returns (session id, parent, shas, tree)."""
@@ -58,7 +58,7 @@ def prepare_pending(branch: "TrackingBranch", session: "Session", shas: list[str
     return session.id, parent, shas, _pending_tree(branch, session, shas, parent)
 
 
-def _pending_tree(branch: "TrackingBranch", session: "Session", shas: list[str], parent: str | None) -> str:
+def _pending_tree(branch: TrackingBranch, session: Session, shas: list[str], parent: str | None) -> str:
     """A tree of the blobs (named by id), the previous pending tree as `prev`, and an empty
     file naming the session (so two sessions never write the same tree, hence the same pack).
     Trees, not commits: see branch.LIVE_PREFIX on commit-graphs."""
@@ -70,7 +70,7 @@ def _pending_tree(branch: "TrackingBranch", session: "Session", shas: list[str],
     return odb.write_tree(entries)
 
 
-def hold_pending(branch: "TrackingBranch", session: "Session",
+def hold_pending(branch: TrackingBranch, session: Session,
                  prepared: tuple[str, str | None, list[str], str]) -> None:
     """Point the session's pending ref at a prepared tree (with `session.lock` held, inside
     the `protected()` block that wrote it)."""
@@ -89,7 +89,7 @@ def hold_pending(branch: "TrackingBranch", session: "Session",
     session.held = tree
 
 
-def release_pending(branch: "TrackingBranch", session: "Session") -> None:
+def release_pending(branch: TrackingBranch, session: Session) -> None:
     """Drop the session's pending ref once a commit links everything it held."""
     if session.held is None:
         return
@@ -114,7 +114,7 @@ def keep_owner(text: str) -> tuple[int, str | None, str] | None:
         return None
     fields = text.split()
     try:
-        info = dict(zip(fields[1::2], fields[2::2]))
+        info = dict(zip(fields[1::2], fields[2::2], strict=False))
         return int(info["pid"]), (None if info.get("start", "-") == "-" else info["start"]), info.get("host", "")
     except (KeyError, ValueError):
         return None
@@ -160,7 +160,7 @@ class Swept:
     keeps: list[str] = field(default_factory=list)
 
 
-def sweep(branch: "TrackingBranch", journal_dir: str) -> Swept:
+def sweep(branch: TrackingBranch, journal_dir: str) -> Swept:
     """Remove keep files of dead processes and pending refs of sessions without a journal.
 
     Run after journal recovery: a dead session's pending ref keeps its blobs reachable
@@ -251,7 +251,7 @@ def describe_lock(path: str) -> str:
     return text
 
 
-def repository_paths(repo: "Repository") -> list[str]:
+def repository_paths(repo: Repository) -> list[str]:
     """Directories whose git processes may hold this repository's locks."""
     paths = {os.path.realpath(repo.common_dir)}
     if repo.work_tree:
@@ -339,7 +339,7 @@ def git_processes(paths: list[str]) -> list[int] | None:
     return found
 
 
-def lock_status(path: str, repo: "Repository") -> LockStatus | None:
+def lock_status(path: str, repo: Repository) -> LockStatus | None:
     """How things stand with one lock file (None if it is gone).
 
     The rule for "its owner is provably dead" (`LockStatus.abandoned`):
@@ -358,7 +358,7 @@ def lock_status(path: str, repo: "Repository") -> LockStatus | None:
                       git_processes(repository_paths(repo)))
 
 
-def ref_lock_files(repo: "Repository") -> list[str]:
+def ref_lock_files(repo: Repository) -> list[str]:
     """Lock files of refs gitexp updates: its branch, its own refs, packed-refs."""
     common = repo.common_dir
     found = []
@@ -370,7 +370,7 @@ def ref_lock_files(repo: "Repository") -> list[str]:
     return found
 
 
-def clear_abandoned_lock(path: str, repo: "Repository") -> tuple[bool, LockStatus | None]:
+def clear_abandoned_lock(path: str, repo: Repository) -> tuple[bool, LockStatus | None]:
     """Remove a lock file if its owner is provably dead: (removed, status when judged).
 
     Clearers take turns (an flock on .git/gitexp/lock-clear), and the file is moved aside

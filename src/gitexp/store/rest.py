@@ -15,6 +15,7 @@ HTTP is the standard library's: one keep-alive connection per thread.
 from __future__ import annotations
 
 import base64
+import builtins
 import http.client
 import json
 import os
@@ -23,7 +24,8 @@ import shutil
 import tempfile
 import threading
 import urllib.parse
-from typing import Any, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ..entities import Experiment, FileInfo, Metric, PagedList, Run, RunStatus, ViewType
 from ..exceptions import (
@@ -35,6 +37,14 @@ from ..exceptions import (
     StoreError,
 )
 from . import rest_json as conv
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..entities.logged_model import LoggedModel
+    from ..entities.model_registry import ModelVersion, RegisteredModel
+
+_T = TypeVar("_T")
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -49,7 +59,7 @@ _VIEW = {ViewType.ACTIVE_ONLY: "ACTIVE_ONLY", ViewType.DELETED_ONLY: "DELETED_ON
 class _Http:
     """Requests to one server over per-thread keep-alive connections."""
 
-    def __init__(self, url: str, timeout: float = 120.0):
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise InvalidParameterValue(f"Not an http(s) tracking URI: {url!r}; use e.g. http://127.0.0.1:5000")
@@ -77,8 +87,8 @@ class _Http:
             conn = self._local.conn = kind(self.host, self.port, timeout=self.timeout)
         return conn
 
-    def raw(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-            query: dict | None = None) -> http.client.HTTPResponse:
+    def raw(self, method: str, path: str, body: bytes | BinaryIO | None = None, headers: dict[str, Any] | None = None,
+            query: dict[str, Any] | None = None) -> http.client.HTTPResponse:
         target = self.base + path
         if query:
             target += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
@@ -101,13 +111,14 @@ class _Http:
                     "Is `gitexp server` running there?", url=self.url) from None
         raise AssertionError("unreachable")
 
-    def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             query: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
         resp = self.raw(method, path, data, {"Content-Type": "application/json"} if data is not None else None, query)
         payload = resp.read()
         return self.decode(resp, payload, method, path)
 
-    def decode(self, resp: http.client.HTTPResponse, payload: bytes, method: str, path: str) -> dict:
+    def decode(self, resp: http.client.HTTPResponse, payload: bytes, method: str, path: str) -> dict[str, Any]:
         try:
             doc = json.loads(payload) if payload else {}
         except ValueError:
@@ -124,7 +135,7 @@ class _Http:
 class RestStore:
     """Experiments, runs, registry, artifacts and logged models of a tracking server."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         self.http = _Http(url)
         self.url = self.http.url
         self.registry = RestRegistry(self)
@@ -196,10 +207,12 @@ class RestStore:
     def run_keys(self, experiment_ids: Any, run_view_type: int = ViewType.ACTIVE_ONLY) -> dict[str, list[str]]:
         raise self._needs_repository("Listing the keys of runs (from the search index)")
 
-    def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             query: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.http.call(method, API + path, body, query)
 
-    def gitexp_call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+    def gitexp_call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                    query: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
             return self.http.call(method, GITEXP_API + path, body, query)
         except GitexpError as exc:
@@ -215,7 +228,8 @@ class RestStore:
         body: dict[str, Any] = {"name": name, "tags": conv.key_values(tags or {})}
         if artifact_location:
             body["artifact_location"] = artifact_location
-        return self.call("POST", "/experiments/create", body)["experiment_id"]
+        experiment_id: str = self.call("POST", "/experiments/create", body)["experiment_id"]
+        return experiment_id
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         return conv.parse_experiment(self.call("GET", "/experiments/get", query={"experiment_id": experiment_id})
@@ -259,7 +273,7 @@ class RestStore:
 
     # -- runs ------------------------------------------------------------------------------------------
     def create_run(self, experiment_id: str | None, user_id: str | None = None, start_time: int | None = None,
-                   tags: dict[str, Any] | list | None = None, run_name: str | None = None) -> Run:
+                   tags: dict[str, Any] | list[Any] | None = None, run_name: str | None = None) -> Run:
         from .layout import now_ms
 
         tag_dict = dict(tags) if isinstance(tags, dict) else {t.key: t.value for t in tags or []}
@@ -276,7 +290,8 @@ class RestStore:
         return conv.parse_run(self.call("GET", "/runs/get", query={"run_id": run_id})["run"])
 
     def resolve_run_id(self, ref: str) -> str:
-        return self.gitexp_call("GET", "/runs/resolve-id", query={"ref": ref})["run_id"]
+        run_id: str = self.gitexp_call("GET", "/runs/resolve-id", query={"ref": ref})["run_id"]
+        return run_id
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         out: list[Metric] = []
@@ -289,7 +304,7 @@ class RestStore:
             if not token:
                 return out
 
-    def metric_history_arrays(self, run_id: str, key: str) -> tuple:
+    def metric_history_arrays(self, run_id: str, key: str) -> tuple[Any, ...]:
         from .histories import arrays
 
         return arrays([(m.step, m.timestamp, m.value) for m in self.get_metric_history(run_id, key)])
@@ -334,19 +349,20 @@ class RestStore:
     def delete_tag(self, run_id: str, key: str) -> None:
         self.call("POST", "/runs/delete-tag", {"run_id": run_id, "key": key})
 
-    def log_inputs(self, run_id: str, inputs: list[tuple[dict, dict]]) -> None:
+    def log_inputs(self, run_id: str, inputs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         datasets = [{"dataset": {k: v for k, v in d.items() if v is not None}, "tags": conv.key_values(t)}
                     for d, t in inputs]
         self.call("POST", "/runs/log-inputs", {"run_id": run_id, "datasets": datasets})
 
-    def record_code(self, run_id: str, code: dict, tags: dict[str, str]) -> None:
+    def record_code(self, run_id: str, code: dict[str, Any], tags: dict[str, str]) -> None:
         self.gitexp_call("POST", "/runs/record-code", {"run_id": run_id, "code": code, "tags": tags})
 
     def capture_code(self, run_id: str, capture: Any) -> None:
         capture()  # now, before the run can end: the server cannot wait for this process
 
     def code_patch(self, run_id: str) -> bytes:
-        return self.gitexp_call("GET", "/runs/code-diff", query={"run_id": run_id})["diff"].encode("utf-8")
+        diff: str = self.gitexp_call("GET", "/runs/code-diff", query={"run_id": run_id})["diff"]
+        return diff.encode("utf-8")
 
     def update_run_info(self, run_id: str, status: str | int | None = None, end_time: int | None = None,
                         run_name: str | None = None) -> None:
@@ -373,7 +389,8 @@ class RestStore:
     # -- searching ---------------------------------------------------------------------------------------
     def search_runs(self, experiment_ids: Any, filter_string: str | None = "",
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = 1000,
-                    order_by: list[str] | None = None, page_token: str | None = None, as_of: Any = None) -> PagedList:
+                    order_by: list[str] | None = None, page_token: str | None = None,
+                    as_of: Any = None) -> PagedList[Run]:
         from ..search import check_view_type, experiment_id_list
 
         body: dict[str, Any] = {"experiment_ids": experiment_id_list(experiment_ids),
@@ -391,7 +408,7 @@ class RestStore:
 
     def search_runs_frame(self, experiment_ids: Any, filter_string: str | None = "",
                           run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
-                          order_by: list[str] | None = None, as_of: Any = None):
+                          order_by: list[str] | None = None, as_of: Any = None) -> pd.DataFrame:
         from ..search import check_max_results, runs_to_dataframe
 
         max_results = check_max_results(max_results, limit=None)
@@ -406,9 +423,9 @@ class RestStore:
                 break
         return runs_to_dataframe(runs)
 
-    def metric_histories(self, run_ids: Sequence[str], keys: Sequence[str] | None
+    def metric_histories(self, run_ids: list[str], keys: list[str] | None
                          ) -> list[tuple[str, str, int, int, float]]:
-        rows = []
+        rows: list[tuple[str, str, int, int, float]] = []
         for run_id in run_ids:
             wanted = sorted(self.get_run(run_id).data.metrics) if keys is None else keys
             for key in wanted:
@@ -419,7 +436,7 @@ class RestStore:
 class RestArtifacts:
     """A run's artifacts through the server's artifact proxy (RunArtifacts' methods)."""
 
-    def __init__(self, store: RestStore):
+    def __init__(self, store: RestStore) -> None:
         self.store = store
         self._roots: dict[str, str] = {}  # a run never changes experiment
 
@@ -440,7 +457,7 @@ class RestArtifacts:
                                        {"Content-Length": str(size), "Content-Type": "application/octet-stream"})
             self.store.http.decode(resp, resp.read(), "PUT", path)
 
-    def log_path(self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    def log_path(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         from .artifacts import join_artifact_path, validate_artifact_path
 
         local = os.fspath(local_path)
@@ -455,7 +472,7 @@ class RestArtifacts:
                 path=local)
         self._put(self._root(run_id), join_artifact_path(dest, os.path.basename(local)), local)
 
-    def log_dir(self, run_id: str, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
+    def log_dir(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         from .artifacts import join_artifact_path, validate_artifact_path
 
         local = os.fspath(local_dir)
@@ -492,7 +509,7 @@ class RestArtifacts:
         doc = self.store.call("GET", "/artifacts/list", query={"run_id": run_id, "path": path or None})
         return [conv.parse_file_info(f) for f in doc.get("files") or []]
 
-    def view(self, run_id: str) -> "_RemoteView":
+    def view(self, run_id: str) -> _RemoteView:
         return _RemoteView(self, run_id)
 
     def read_bytes(self, run_id: str, path: str) -> bytes:
@@ -505,13 +522,13 @@ class RestArtifacts:
             self.store.http.decode(resp, data, "GET", path)
         return data
 
-    def _walk(self, run_id: str, path: str) -> list[str]:
-        files = []
+    def _walk(self, run_id: str, path: str) -> builtins.list[str]:
+        files: builtins.list[str] = []
         for f in self.list(run_id, path or None):
             files.extend(self._walk(run_id, f.path) if f.is_dir else [f.path])
         return files
 
-    def download(self, run_id: str, path: str | None, dst_path: str | os.PathLike | None = None) -> str:
+    def download(self, run_id: str, path: str | None, dst_path: str | os.PathLike[str] | None = None) -> str:
         from .artifacts import validate_artifact_path
 
         path = validate_artifact_path(path, "path")
@@ -538,7 +555,7 @@ class RestArtifacts:
 class _RemoteView:
     """The one question log_model asks of a run's artifacts: is a path a file, a directory, or free."""
 
-    def __init__(self, artifacts: RestArtifacts, run_id: str):
+    def __init__(self, artifacts: RestArtifacts, run_id: str) -> None:
         self.artifacts = artifacts
         self.run_id = run_id
 
@@ -556,27 +573,29 @@ class _RemoteView:
 class RestRegistry:
     """The model registry of the server (ModelRegistry's methods, over REST)."""
 
-    def __init__(self, store: RestStore):
+    def __init__(self, store: RestStore) -> None:
         self.store = store
 
-    def _call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              query: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.store.call(method, path, body, query)
 
-    def create_registered_model(self, name: str, tags: dict | None = None, description: str | None = None):
+    def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,
+                                description: str | None = None) -> RegisteredModel:
         body: dict[str, Any] = {"name": name, "tags": conv.key_values(tags or {})}
         if description is not None:
             body["description"] = description
         return conv.parse_registered_model(self._call("POST", "/registered-models/create", body)["registered_model"])
 
-    def get_registered_model(self, name: str):
+    def get_registered_model(self, name: str) -> RegisteredModel:
         return conv.parse_registered_model(
             self._call("GET", "/registered-models/get", query={"name": name})["registered_model"])
 
-    def rename_registered_model(self, name: str, new_name: str):
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         return conv.parse_registered_model(
             self._call("POST", "/registered-models/rename", {"name": name, "new_name": new_name})["registered_model"])
 
-    def update_registered_model(self, name: str, description: str | None):
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
         return conv.parse_registered_model(
             self._call("PATCH", "/registered-models/update",
                        {"name": name, "description": description})["registered_model"])
@@ -590,8 +609,8 @@ class RestRegistry:
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         self._call("DELETE", "/registered-models/delete-tag", {"name": name, "key": key})
 
-    def _all(self, path: str, key: str, parse, page_size: int) -> list:
-        out: list = []
+    def _all(self, path: str, key: str, parse: Callable[[dict[str, Any]], _T], page_size: int) -> list[_T]:
+        out: list[_T] = []
         token = None
         while True:
             doc = self._call("GET", path, query={"max_results": page_size, "page_token": token})
@@ -600,19 +619,20 @@ class RestRegistry:
             if not token:
                 return out
 
-    def list_registered_models(self) -> list:
+    def list_registered_models(self) -> list[RegisteredModel]:
         return self._all("/registered-models/search", "registered_models", conv.parse_registered_model, 1000)
 
-    def list_model_versions(self) -> list:
+    def list_model_versions(self) -> list[ModelVersion]:
         return self._all("/model-versions/search", "model_versions", conv.parse_model_version, 200_000)
 
-    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list:
+    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
         doc = self._call("POST", "/registered-models/get-latest-versions", {"name": name, "stages": stages or []})
         return [conv.parse_model_version(v) for v in doc.get("model_versions") or []]
 
-    def create_model_version(self, name: str, source: str, run_id: str | None = None, tags: dict | None = None,
+    def create_model_version(self, name: str, source: str, run_id: str | None = None,
+                             tags: dict[str, Any] | None = None,
                              run_link: str | None = None, description: str | None = None,
-                             model_id: str | None = None):
+                             model_id: str | None = None) -> ModelVersion:
         body: dict[str, Any] = {"name": name, "source": source, "tags": conv.key_values(tags or {})}
         for key, value in (("run_id", run_id), ("run_link", run_link), ("description", description),
                            ("model_id", model_id)):
@@ -620,16 +640,17 @@ class RestRegistry:
                 body[key] = value
         return conv.parse_model_version(self._call("POST", "/model-versions/create", body)["model_version"])
 
-    def get_model_version(self, name: str, version: Any):
+    def get_model_version(self, name: str, version: Any) -> ModelVersion:
         return conv.parse_model_version(
             self._call("GET", "/model-versions/get", query={"name": name, "version": str(version)})["model_version"])
 
-    def update_model_version(self, name: str, version: Any, description: str | None = None):
+    def update_model_version(self, name: str, version: Any, description: str | None = None) -> ModelVersion:
         return conv.parse_model_version(
             self._call("PATCH", "/model-versions/update",
                        {"name": name, "version": str(version), "description": description})["model_version"])
 
-    def transition_model_version_stage(self, name: str, version: Any, stage: str, archive_existing_versions: bool):
+    def transition_model_version_stage(self, name: str, version: Any, stage: str,
+                                       archive_existing_versions: bool) -> ModelVersion:
         return conv.parse_model_version(self._call(
             "POST", "/model-versions/transition-stage",
             {"name": name, "version": str(version), "stage": stage,
@@ -651,7 +672,7 @@ class RestRegistry:
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         self._call("DELETE", "/registered-models/alias", {"name": name, "alias": alias})
 
-    def get_model_version_by_alias(self, name: str, alias: str):
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return conv.parse_model_version(
             self._call("GET", "/registered-models/alias", query={"name": name, "alias": alias})["model_version"])
 
@@ -659,7 +680,7 @@ class RestRegistry:
         return conv.proxy_uri_to_runs(self._call("GET", "/model-versions/get-download-uri",
                                                  query={"name": name, "version": str(version)})["artifact_uri"])
 
-    def resolve(self, uri: str):
+    def resolve(self, uri: str) -> ModelVersion:
         from .registry import parse_models_uri
 
         parsed = parse_models_uri(uri)
@@ -674,7 +695,7 @@ class RestRegistry:
             raise ResourceDoesNotExist(f"Model {parsed.name!r} has no version{where}", name=parsed.name)
         return max(versions, key=lambda v: v.version)
 
-    def history(self, name: str) -> list:
+    def history(self, name: str) -> list[Any]:
         doc = self.store.gitexp_call("GET", "/registered-models/history", query={"name": name})
         return [conv.parse_history_entry(e) for e in doc.get("history") or []]
 
@@ -682,11 +703,12 @@ class RestRegistry:
 class RestLoggedModels:
     """Logged models of the server (LoggedModels' methods, over REST)."""
 
-    def __init__(self, store: RestStore):
+    def __init__(self, store: RestStore) -> None:
         self.store = store
 
     def create(self, experiment_id: str | None, name: str | None = None, source_run_id: str | None = None,
-               tags: dict | None = None, params: dict | None = None, model_type: str | None = None):
+               tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+               model_type: str | None = None) -> LoggedModel:
         body: dict[str, Any] = {"experiment_id": str(experiment_id if experiment_id is not None else "0"),
                                 "tags": conv.key_values(tags or {}), "params": conv.key_values(params or {})}
         for key, value in (("name", name), ("source_run_id", source_run_id), ("model_type", model_type)):
@@ -694,14 +716,14 @@ class RestLoggedModels:
                 body[key] = value
         return conv.parse_logged_model(self.store.call("POST", "/logged-models", body)["model"])
 
-    def get(self, model_id: str, allow_deleted: bool = False):
+    def get(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         from .logged_models import check_model_id
 
         query = {"allow_deleted": "true"} if allow_deleted else None
         return conv.parse_logged_model(self.store.call("GET", f"/logged-models/{check_model_id(model_id)}",
                                                        query=query)["model"])
 
-    def finalize(self, model_id: str, status: Any):
+    def finalize(self, model_id: str, status: Any) -> LoggedModel:
         from ..entities.logged_model import LoggedModelStatus
         from .logged_models import check_model_id
 
@@ -709,7 +731,7 @@ class RestLoggedModels:
         return conv.parse_logged_model(self.store.call("PATCH", f"/logged-models/{check_model_id(model_id)}",
                                                        {"model_id": model_id, "status": proto})["model"])
 
-    def set_tags(self, model_id: str, tags: dict) -> None:
+    def set_tags(self, model_id: str, tags: dict[str, Any]) -> None:
         from .logged_models import check_model_id
 
         self.store.call("PATCH", f"/logged-models/{check_model_id(model_id)}/tags", {"tags": conv.key_values(tags)})
@@ -719,7 +741,7 @@ class RestLoggedModels:
 
         self.store.call("DELETE", f"/logged-models/{check_model_id(model_id)}/tags/{urllib.parse.quote(key, safe='')}")
 
-    def log_params(self, model_id: str, params: dict) -> None:
+    def log_params(self, model_id: str, params: dict[str, Any]) -> None:
         from .logged_models import check_model_id
 
         self.store.call("POST", f"/logged-models/{check_model_id(model_id)}/params",
@@ -731,8 +753,8 @@ class RestLoggedModels:
         self.store.call("DELETE", f"/logged-models/{check_model_id(model_id)}")
 
     def search(self, experiment_ids: Sequence[str], filter_string: str | None = None,
-               datasets: Sequence[dict] | None = None, max_results: int | None = None,
-               order_by: Sequence[Any] | None = None, page_token: str | None = None) -> PagedList:
+               datasets: Sequence[dict[str, Any]] | None = None, max_results: int | None = None,
+               order_by: Sequence[Any] | None = None, page_token: str | None = None) -> PagedList[Any]:
         body: dict[str, Any] = {"experiment_ids": list(experiment_ids),
                                 "order_by": [o if isinstance(o, dict) else {"field_name": o} for o in order_by or []],
                                 "datasets": list(datasets or [])}
@@ -742,7 +764,7 @@ class RestLoggedModels:
         doc = self.store.call("POST", "/logged-models/search", body)
         return PagedList([conv.parse_logged_model(m) for m in doc.get("models") or []], doc.get("next_page_token"))
 
-    def for_run(self, run_id: str) -> list:
+    def for_run(self, run_id: str) -> list[Any]:
         run = self.store.get_run(run_id)
         found = self.search([run.info.experiment_id], max_results=10_000)
         return [m for m in found if run_id in (m.source_run_id, m.artifact_location.split("/")[1])]

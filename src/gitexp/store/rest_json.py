@@ -14,7 +14,7 @@ to through the server's artifact proxy, so the API reports
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..entities import (
     Dataset,
@@ -32,6 +32,10 @@ from ..entities import (
 )
 from . import layout
 
+if TYPE_CHECKING:
+    from ..entities.logged_model import LoggedModel
+    from ..entities.model_registry import ModelVersion, RegisteredModel
+
 PROXY_SCHEME = "mlflow-artifacts:"
 
 
@@ -47,7 +51,7 @@ def parse_number(value: Any) -> float:
     return float(value)
 
 
-def _put(out: dict, key: str, value: Any) -> None:
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         out[key] = value
 
@@ -219,7 +223,7 @@ def registered_model(m: Any) -> dict[str, Any]:
 
 
 # -- from JSON (RestStore) ----------------------------------------------------------------------
-def _kv(items: list[dict] | None) -> dict[str, str]:
+def _kv(items: list[dict[str, Any]] | None) -> dict[str, str]:
     return {i["key"]: i.get("value", "") for i in items or []}
 
 
@@ -227,7 +231,7 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def parse_experiment(d: dict) -> Experiment:
+def parse_experiment(d: dict[str, Any]) -> Experiment:
     loc = d.get("artifact_location") or ""
     if loc == f"{PROXY_SCHEME}/{d['experiment_id']}":
         loc = layout.experiment_artifact_location(d["experiment_id"])
@@ -235,12 +239,12 @@ def parse_experiment(d: dict) -> Experiment:
                       _kv(d.get("tags")), _int(d.get("creation_time")), _int(d.get("last_update_time")))
 
 
-def parse_metric(d: dict, run_id: str | None = None) -> Metric:
+def parse_metric(d: dict[str, Any], run_id: str | None = None) -> Metric:
     return Metric(d["key"], parse_number(d.get("value", 0.0)), int(d.get("timestamp", 0)), int(d.get("step", 0)),
                   run_id=d.get("run_id") or run_id)
 
 
-def parse_run_info(d: dict) -> RunInfo:
+def parse_run_info(d: dict[str, Any]) -> RunInfo:
     return RunInfo(run_id=d.get("run_id") or d["run_uuid"], experiment_id=d["experiment_id"],
                    user_id=d.get("user_id", ""), status=d.get("status", "RUNNING"),
                    start_time=_int(d.get("start_time")) or 0, end_time=_int(d.get("end_time")),
@@ -248,7 +252,7 @@ def parse_run_info(d: dict) -> RunInfo:
                    artifact_uri=proxy_uri_to_runs(d.get("artifact_uri") or ""), run_name=d.get("run_name"))
 
 
-def parse_run(d: dict) -> Run:
+def parse_run(d: dict[str, Any]) -> Run:
     info = parse_run_info(d["info"])
     data = d.get("data") or {}
     run_data = RunData([parse_metric(m, info.run_id) for m in data.get("metrics") or []],
@@ -263,12 +267,12 @@ def parse_run(d: dict) -> Run:
     return Run(info, run_data, RunInputs(inputs))
 
 
-def parse_file_info(d: dict, prefix: str = "") -> FileInfo:
+def parse_file_info(d: dict[str, Any], prefix: str = "") -> FileInfo:
     path = d["path"] if not prefix else f"{prefix}/{d['path']}"
     return FileInfo(path, bool(d.get("is_dir")), _int(d.get("file_size")))
 
 
-def parse_logged_model(d: dict) -> Any:
+def parse_logged_model(d: dict[str, Any]) -> LoggedModel:
     from ..entities.logged_model import LoggedModel, LoggedModelStatus
 
     info, data = d["info"], d.get("data") or {}
@@ -283,7 +287,7 @@ def parse_logged_model(d: dict) -> Any:
         metrics=[parse_metric(m) for m in data.get("metrics") or []])
 
 
-def parse_model_version(d: dict) -> Any:
+def parse_model_version(d: dict[str, Any]) -> ModelVersion:
     from ..entities.model_registry import ModelVersion
 
     return ModelVersion(
@@ -295,7 +299,7 @@ def parse_model_version(d: dict) -> Any:
         model_id=d.get("model_id"))
 
 
-def parse_registered_model(d: dict) -> Any:
+def parse_registered_model(d: dict[str, Any]) -> RegisteredModel:
     from ..entities.model_registry import RegisteredModel
 
     return RegisteredModel(
@@ -309,7 +313,7 @@ def history_entry(e: Any) -> dict[str, Any]:
     return {k: v for k, v in e if v is not None}
 
 
-def parse_history_entry(d: dict) -> Any:
+def parse_history_entry(d: dict[str, Any]) -> Any:
     from ..entities.model_registry import ModelHistoryEntry
 
     return ModelHistoryEntry(**d)

@@ -9,7 +9,8 @@ is the order of event file names, so every clone computes the same state.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..entities import (
     Dataset,
@@ -43,7 +44,7 @@ class RunState:
         "param_conflicts", "artifacts", "damaged",
     )
 
-    def __init__(self, run_id: str, keep_points: bool = True):
+    def __init__(self, run_id: str, keep_points: bool = True) -> None:
         self.run_id = run_id
         self.experiment_id = layout.DEFAULT_EXPERIMENT_ID
         self.run_name: str | None = None
@@ -62,8 +63,8 @@ class RunState:
         # A writing session's own state does not keep them (keep_points=False).
         self.points: dict[str, list[tuple[int, int, float]]] = {}
         self.keep_points = keep_points
-        self.inputs: list[dict] = []
-        self.code: dict | None = None
+        self.inputs: list[dict[str, Any]] = []
+        self.code: dict[str, Any] | None = None
         self.param_conflicts: list[tuple[str, str, str]] = []
         # Artifacts logged by events and pending ops, path -> op, in fold order (later wins).
         # The run's own artifacts are the tree under artifacts/, read on demand.
@@ -139,7 +140,7 @@ class RunState:
             else:
                 points.append(point)
 
-    def add_input(self, dataset: dict, tags: dict) -> None:
+    def add_input(self, dataset: dict[str, Any], tags: dict[str, Any]) -> None:
         ident = (dataset.get("name"), dataset.get("digest"), tags.get("mlflow.data.context"))
         for existing in self.inputs:
             d = existing["dataset"]
@@ -189,7 +190,7 @@ class RunState:
         ])
         return Run(info, data, inputs)
 
-    def copy(self) -> "RunState":
+    def copy(self) -> RunState:
         other = RunState(self.run_id)
         for name in self.__slots__:
             setattr(other, name, getattr(self, name))
@@ -229,7 +230,7 @@ class ExperimentState:
     __slots__ = ("experiment_id", "name", "artifact_location", "lifecycle_stage", "tags",
                  "creation_time", "last_update_time")
 
-    def __init__(self, experiment_id: str):
+    def __init__(self, experiment_id: str) -> None:
         self.experiment_id = experiment_id
         self.name: str | None = None
         self.artifact_location = layout.experiment_artifact_location(experiment_id)

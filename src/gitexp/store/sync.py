@@ -16,6 +16,7 @@ anyway, nothing moves and MergeConflict names the paths.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import random
 import re
@@ -24,14 +25,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, cast
 
 from .. import _git as git
 from ..exceptions import MergeConflict, SyncError
 from .objects import MODE_TREE, TreeEntry
 
 if TYPE_CHECKING:
+    from .objects import ObjectDB
     from .repo import Repository
     from .tracking import GitStore
 
@@ -54,26 +57,26 @@ class Remote:
     tracking_ref: str | None
 
 
-def _git(repo: "Repository", args: list[str], git_dir: str | None = None) -> subprocess.CompletedProcess:
+def _git(repo: Repository, args: list[str], git_dir: str | None = None) -> subprocess.CompletedProcess[bytes]:
     return git.run(args, git_dir=git_dir or repo.common_dir, cwd=_cwd(repo))
 
 
-def _cwd(repo: "Repository") -> str:
+def _cwd(repo: Repository) -> str:
     # Relative remote URLs ("../shared.git") are relative to where git runs: the work tree.
     return repo.work_tree or repo.git_dir
 
 
-def _config(repo: "Repository", key: str, git_dir: str | None = None) -> str | None:
+def _config(repo: Repository, key: str, git_dir: str | None = None) -> str | None:
     result = _git(repo, ["config", "--get", key], git_dir)
     value = result.stdout.decode().strip()
     return value or None
 
 
-def _remote_names(repo: "Repository") -> list[str]:
+def _remote_names(repo: Repository) -> list[str]:
     return _git(repo, ["remote"]).stdout.decode().split()
 
 
-def default_remote(repo: "Repository") -> str:
+def default_remote(repo: Repository) -> str:
     """The current branch's upstream remote, else `origin`."""
     head = _git(repo, ["symbolic-ref", "-q", "--short", "HEAD"], repo.git_dir).stdout.decode().strip()
     if head:
@@ -96,7 +99,7 @@ def _looks_like_url(text: str) -> bool:
     return "://" in text or bool(_SCP_LIKE.match(text)) or os.path.isdir(text) or text.startswith((".", "/"))
 
 
-def resolve_remote(repo: "Repository", remote: str | None = None) -> Remote:
+def resolve_remote(repo: Repository, remote: str | None = None) -> Remote:
     """A configured remote by name (default: see default_remote), or a URL / path of a repository."""
     name = remote or default_remote(repo)
     url = _config(repo, f"remote.{name}.url")
@@ -123,19 +126,21 @@ def want_progress(progress: bool | None) -> bool:
         return False
 
 
-def _run_transfer(repo: "Repository", args: list[str], progress: bool) -> tuple[int, str, str]:
+def _run_transfer(repo: Repository, args: list[str], progress: bool) -> tuple[int, str, str]:
     """Run a fetch or push; with progress, git's progress lines go to stderr as they come."""
     if not progress:
         result = git.run(args, git_dir=repo.common_dir, cwd=_cwd(repo))
         return result.returncode, result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
     proc = git.start(args, git_dir=repo.common_dir, cwd=_cwd(repo))
     out: list[bytes] = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
+    stdout = git.pipe(proc.stdout)
+    stderr = cast(io.BufferedReader, proc.stderr)  # a pipe, buffered (Popen's default bufsize)
+    reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
     reader.start()
     err = bytearray()
     sink = getattr(sys.stderr, "buffer", None)
     while True:
-        chunk = proc.stderr.read1(4096)  # type: ignore[union-attr]
+        chunk = stderr.read1(4096)
         if not chunk:
             break
         err += chunk
@@ -161,7 +166,7 @@ def _last_error(stderr: str) -> str:
 
 # -- fetching ------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def fetched(store: "GitStore", remote: Remote, progress: bool) -> Iterator[str | None]:
+def fetched(store: GitStore, remote: Remote, progress: bool) -> Iterator[str | None]:
     """Fetch the remote's tracking branch; yields its commit, or None if the remote has none yet."""
     repo = store.repo
     branch = repo.branch
@@ -192,7 +197,7 @@ def fetched(store: "GitStore", remote: Remote, progress: bool) -> Iterator[str |
 
 
 # -- merging -------------------------------------------------------------------------------------
-def is_ancestor(repo: "Repository", ancestor: str, descendant: str) -> bool:
+def is_ancestor(repo: Repository, ancestor: str, descendant: str) -> bool:
     result = _git(repo, ["merge-base", "--is-ancestor", ancestor, descendant])
     if result.returncode not in (0, 1):
         raise SyncError(f"Could not compare commits {ancestor[:12]} and {descendant[:12]}: "
@@ -200,7 +205,7 @@ def is_ancestor(repo: "Repository", ancestor: str, descendant: str) -> bool:
     return result.returncode == 0
 
 
-def merge_trees(store: "GitStore", ours: str, theirs: str, label: str) -> str:
+def merge_trees(store: GitStore, ours: str, theirs: str, label: str) -> str:
     """The tree of merging commit `theirs` into `ours`; MergeConflict if paths conflict."""
     result = _git(store.repo, ["merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs])
     if result.returncode in (0, 1) and result.stdout:
@@ -214,7 +219,7 @@ def merge_trees(store: "GitStore", ours: str, theirs: str, label: str) -> str:
     raise SyncError(f"git merge-tree failed merging {label}: {stderr.strip()}")
 
 
-def merge_trees_in_process(store: "GitStore", ours: str, theirs: str, label: str) -> str:
+def merge_trees_in_process(store: GitStore, ours: str, theirs: str, label: str) -> str:
     """A three-way merge of trees without rename detection: what the layout guarantees is enough.
 
     Each path is taken from the side that changed it; a path both sides changed to
@@ -234,7 +239,7 @@ def merge_trees_in_process(store: "GitStore", ours: str, theirs: str, label: str
         return tree or branch.odb.write_tree([])
 
 
-def _base_tree(store: "GitStore", ours: str, theirs: str, depth: int = 0) -> str | None:
+def _base_tree(store: GitStore, ours: str, theirs: str, depth: int = 0) -> str | None:
     bases = _git(store.repo, ["merge-base", "--all", ours, theirs]).stdout.decode().split()
     if not bases:
         return None
@@ -248,7 +253,7 @@ def _base_tree(store: "GitStore", ours: str, theirs: str, depth: int = 0) -> str
     return tree
 
 
-def _merge_tree_level(odb, base: str | None, ours: str | None, theirs: str | None, prefix: str,
+def _merge_tree_level(odb: ObjectDB, base: str | None, ours: str | None, theirs: str | None, prefix: str,
                       conflicts: list[str]) -> str | None:
     if ours == theirs or theirs == base:
         return ours
@@ -274,7 +279,7 @@ def _merge_tree_level(odb, base: str | None, ours: str | None, theirs: str | Non
     return odb.write_tree(merged) if merged else None
 
 
-def _conflict(store: "GitStore", label: str, paths: list[str]) -> MergeConflict:
+def _conflict(store: GitStore, label: str, paths: list[str]) -> MergeConflict:
     shown = ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
     branch = store.repo.branch
     return MergeConflict(
@@ -286,7 +291,7 @@ def _conflict(store: "GitStore", label: str, paths: list[str]) -> MergeConflict:
     )
 
 
-def merge_into_local(store: "GitStore", other: str, label: str) -> tuple[str, str | None, str]:
+def merge_into_local(store: GitStore, other: str, label: str) -> tuple[str, str | None, str]:
     """Bring commit `other` into the local tracking branch: (action, before, after).
 
     action is "up to date", "created", "fast-forward" or "merged".
@@ -295,7 +300,7 @@ def merge_into_local(store: "GitStore", other: str, label: str) -> tuple[str, st
         return _merge_into_local(store, other, label)
 
 
-def _merge_into_local(store: "GitStore", other: str, label: str) -> tuple[str, str | None, str]:
+def _merge_into_local(store: GitStore, other: str, label: str) -> tuple[str, str | None, str]:
     branch = store.branch
     ref = branch.ref
     check = branch.refuse_if_checked_out
@@ -375,7 +380,7 @@ class SyncResult:
 
 
 # -- the operations --------------------------------------------------------------------------------
-def _count_new_runs(store: "GitStore", before: str | None, after: str | None) -> int:
+def _count_new_runs(store: GitStore, before: str | None, after: str | None) -> int:
     if after is None or after == before:
         return 0
     branch = store.branch
@@ -383,7 +388,7 @@ def _count_new_runs(store: "GitStore", before: str | None, after: str | None) ->
     return len(set(branch.run_trees(branch.tree_of(after))) - old)
 
 
-def pull(store: "GitStore", remote: str | None = None, progress: bool | None = None,
+def pull(store: GitStore, remote: str | None = None, progress: bool | None = None,
          flush: bool = True) -> PullResult:
     """Fetch the remote's tracking branch and merge it into the local one."""
     target = resolve_remote(store.repo, remote)
@@ -409,7 +414,7 @@ def _push_status(stdout: str, ref: str) -> tuple[str, str] | None:
     return None
 
 
-def push(store: "GitStore", remote: str | None = None, progress: bool | None = None,
+def push(store: GitStore, remote: str | None = None, progress: bool | None = None,
          no_verify: bool = False, attempts: int = PUSH_ATTEMPTS) -> PushResult:
     """Push the tracking branch; when another clone pushed first, pull, merge and push again."""
     target = resolve_remote(store.repo, remote)
@@ -451,7 +456,7 @@ def push(store: "GitStore", remote: str | None = None, progress: bool | None = N
     )
 
 
-def sync(store: "GitStore", remote: str | None = None, progress: bool | None = None) -> SyncResult:
+def sync(store: GitStore, remote: str | None = None, progress: bool | None = None) -> SyncResult:
     """Pull then push."""
     pulled = pull(store, remote, progress)
     pushed = push(store, remote, progress)

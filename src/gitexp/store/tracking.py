@@ -17,7 +17,8 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -52,9 +53,22 @@ from .journal import (
     publish_dead_owner,
     recover_journal,
 )
-from .protection import sweep
+from .protection import Swept, sweep
 from .repo import Repository
 from .state import TERMINAL, ExperimentState, RunState
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..code_version import CodeCheckout, CodeDiff
+    from ..entities import PagedList
+    from ..search._index import RunIndex
+    from .artifacts import RunArtifacts
+    from .diagnosis import Diagnosis
+    from .history import BranchCommit, CommitDetail
+    from .logged_models import LoggedModels
+    from .registry import ModelRegistry, RegistryState
+    from .sync import PullResult, PushResult, SyncResult
 
 _log = logging.getLogger("gitexp")
 _T = TypeVar("_T")
@@ -67,7 +81,7 @@ class _Sessions:
         self.by_run: dict[tuple[str, str], Session] = {}
         self.thread: threading.Thread | None = None
         self.wake = threading.Event()
-        self.stores: "weakref.WeakSet[GitStore]" = weakref.WeakSet()
+        self.stores: weakref.WeakSet[GitStore] = weakref.WeakSet()
 
     def get(self, repo: Repository, run_id: str) -> Session | None:
         return self.by_run.get((repo.common_dir, run_id))
@@ -158,13 +172,13 @@ def _experiment_id_for(name: str, experiments: dict[str, ExperimentState]) -> st
 class GitStore:
     """Experiments and runs on the tracking branch of one repository."""
 
-    def __init__(self, repo: Repository):
+    def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self._common_dir = repo.common_dir  # the key of this repository's sessions (SESSIONS.by_run)
         self.branch = TrackingBranch(repo)
         self.journal_dir = os.path.join(repo.state_dir, "journal")
         self._recovery_checked = 0.0
-        self.last_sweep = None  # what the last recovery removed (store/protection.py)
+        self.last_sweep: Swept | None = None  # what the last recovery removed (store/protection.py)
         SESSIONS.stores.add(self)
 
     @property
@@ -173,28 +187,28 @@ class GitStore:
 
     # -- the parts this store owns, built on first use ------------------------------------------------
     @lazy_attribute
-    def registry(self):
-        """The model registry on this branch (store/registry.py)."""
+    def registry(self) -> ModelRegistry:
+        """The model registry on this branch (store/registry/)."""
         from .registry import ModelRegistry
 
         return ModelRegistry(self)
 
     @lazy_attribute
-    def logged_models(self):
+    def logged_models(self) -> LoggedModels:
         """MLflow 3's logged models on this branch (store/logged_models.py)."""
         from .logged_models import LoggedModels
 
         return LoggedModels(self)
 
     @lazy_attribute
-    def artifacts(self):
+    def artifacts(self) -> RunArtifacts:
         """The runs' artifacts (store/artifacts.py)."""
         from .artifacts import RunArtifacts
 
         return RunArtifacts(self)
 
     @lazy_attribute
-    def search_index(self):
+    def search_index(self) -> RunIndex:
         """The SQLite search index of this branch (search/_index.py), derived from the branch."""
         from ..search._index import RunIndex
 
@@ -219,34 +233,34 @@ class GitStore:
         """Create the tracking branch if it does not exist yet; its tip."""
         return self.branch.ensure()
 
-    def diagnose(self, recover_all: bool = False, progress: Callable | None = None):
+    def diagnose(self, recover_all: bool = False, progress: Callable[..., Any] | None = None) -> Diagnosis:
         """What `gitexp doctor` reports, after clearing stale locks and recovering dead journals."""
         from .diagnosis import diagnose
 
         return diagnose(self, recover_all, progress)
 
-    def pull(self, remote: str | None, progress: bool | None):
+    def pull(self, remote: str | None, progress: bool | None) -> PullResult:
         from . import sync
 
         return sync.pull(self, remote, progress)
 
-    def push(self, remote: str | None, progress: bool | None, no_verify: bool = False):
+    def push(self, remote: str | None, progress: bool | None, no_verify: bool = False) -> PushResult:
         from . import sync
 
         return sync.push(self, remote, progress, no_verify=no_verify)
 
-    def sync(self, remote: str | None, progress: bool | None):
+    def sync(self, remote: str | None, progress: bool | None) -> SyncResult:
         from . import sync
 
         return sync.sync(self, remote, progress)
 
-    def checkout_code(self, run_id: str, directory: str):
+    def checkout_code(self, run_id: str, directory: str) -> CodeCheckout:
         from .. import code_version
 
         state = self.run_state(run_id)
         return code_version.checkout(self.repo, run_id, state.code, self.code_patch(run_id), directory)
 
-    def diff_run_code(self, run_id: str, other_run_id: str):
+    def diff_run_code(self, run_id: str, other_run_id: str) -> CodeDiff:
         from .. import code_version
 
         sides = []
@@ -261,7 +275,8 @@ class GitStore:
         return code_links.link_runs_to_commit(self, commit, repository)
 
     def tracking_history(self, max_results: int, page_token: str | None, run_id: str | None = None,
-                         experiment_id: str | None = None, model_name: str | None = None):
+                         experiment_id: str | None = None,
+                         model_name: str | None = None) -> tuple[list[BranchCommit], str | None]:
         """(commits, next page token) of the branch, newest first, of one run, experiment or
         registered model (now or formerly so named) if given."""
         from . import history
@@ -278,20 +293,21 @@ class GitStore:
         return history.log(self, max_results, page_token, history.path_for(run_id, experiment_id, directory),
                            self._model_names(reg))
 
-    def tracking_commit(self, commit: str):
+    def tracking_commit(self, commit: str) -> CommitDetail:
         from . import history
 
         return history.commit_detail(self, commit, self._model_names(self.registry.state()))
 
     @staticmethod
-    def _model_names(reg) -> dict[str, str]:
+    def _model_names(reg: RegistryState) -> dict[str, str]:
         """Registered model directory -> the name to show."""
         return {d: reg.display.get(d, m.name or d) for d, m in reg.models.items()}
 
     # -- searching (the search package is this store's read side) -------------------------------------
     def search_runs(self, experiment_ids: Any, filter_string: str | None = "",
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = 1000,
-                    order_by: list[str] | None = None, page_token: str | None = None, as_of: Any = None):
+                    order_by: list[str] | None = None, page_token: str | None = None,
+                    as_of: Any = None) -> PagedList[Run]:
         from ..search import search_runs
 
         return search_runs(self, experiment_ids, filter_string, run_view_type, max_results, order_by,
@@ -299,7 +315,7 @@ class GitStore:
 
     def search_runs_frame(self, experiment_ids: Any, filter_string: str | None = "",
                           run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int | None = None,
-                          order_by: list[str] | None = None, as_of: Any = None):
+                          order_by: list[str] | None = None, as_of: Any = None) -> pd.DataFrame:
         from ..search import search_runs_frame
 
         return search_runs_frame(self, experiment_ids, filter_string, run_view_type, max_results, order_by, as_of)
@@ -340,7 +356,7 @@ class GitStore:
         if not force and now - self._recovery_checked < 2.0:
             return []
         self._recovery_checked = now
-        recovered = []
+        recovered: list[str] = []
         odb = self.branch.odb
         dead = find_dead_journals(self.journal_dir, SESSIONS.live_paths(), include_unknown=include_unknown)
         for path in progress(dead):
@@ -387,7 +403,7 @@ class GitStore:
         return [(header["run_id"], int(header["pid"])) for _path, status, header in self.journals()
                 if status == LIVE and header]
 
-    def journals(self) -> list[tuple[str, str, dict | None]]:
+    def journals(self) -> list[tuple[str, str, dict[str, Any] | None]]:
         """(path, LIVE | DEAD | UNKNOWN, header) of the journals of other processes."""
         return list_journals(self.journal_dir, SESSIONS.live_paths())
 
@@ -429,7 +445,7 @@ class GitStore:
         created: dict[str, str] = {}
         user = self.repo.identity()[0]
 
-        def build(tree: str | None) -> dict:
+        def build(tree: str | None) -> dict[str, Any]:
             experiments = self.branch.experiments(tree)
             for state in experiments.values():
                 if state.name == name:
@@ -470,7 +486,7 @@ class GitStore:
         return [s.to_experiment() for s in self._experiments().values()
                 if s.name is not None and s.lifecycle_stage in stages]
 
-    def _experiment_event(self, experiment_id: str, ops: list[dict], message: str) -> None:
+    def _experiment_event(self, experiment_id: str, ops: list[dict[str, Any]], message: str) -> None:
         self.branch.write_event(layout.experiment_dir(experiment_id), ops, message)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
@@ -574,7 +590,7 @@ class GitStore:
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         return MetricHistory(key, run_id, *self.metric_history_arrays(run_id, key))
 
-    def metric_history_arrays(self, run_id: str, key: str, state: RunState | None = None) -> tuple:
+    def metric_history_arrays(self, run_id: str, key: str, state: RunState | None = None) -> tuple[Any, ...]:
         """(steps, timestamps, values) numpy arrays of a metric's whole history, by step then
         time, exact duplicates dropped: the run's own files (its live checkpoint if running)
         plus points from events and this process's pending ops.  Never a Python object a point."""
@@ -634,9 +650,8 @@ class GitStore:
             if check:
                 session = self._writable_session(run_id)
             else:
-                session = self._session(run_id)
-                if session is None or session.closed:
-                    session = self._open_editor(run_id)
+                found = self._session(run_id)
+                session = found if found is not None and not found.closed else self._open_editor(run_id)
             try:
                 with session.lock:
                     if not session.closed:
@@ -661,7 +676,7 @@ class GitStore:
             )
 
     def create_run(self, experiment_id: str | None, user_id: str | None = None,
-                   start_time: int | None = None, tags: dict[str, str] | list | None = None,
+                   start_time: int | None = None, tags: dict[str, str] | list[Any] | None = None,
                    run_name: str | None = None) -> Run:
         experiment_id = valid.experiment_id(experiment_id or layout.DEFAULT_EXPERIMENT_ID)
         experiment = self._experiment_state(experiment_id)
@@ -766,13 +781,13 @@ class GitStore:
             raise ResourceDoesNotExist(f"No tag {key!r} on run {run_id}", run_id=run_id, key=key)
         self._with_session(run_id, lambda s: s.record([{"op": "delete_tag", "key": key}]))
 
-    def log_inputs(self, run_id: str, inputs: list[tuple[dict, dict]]) -> None:
+    def log_inputs(self, run_id: str, inputs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         ops = [{"op": "input", "dataset": d, "tags": t} for d, t in inputs]
         if ops:
             self._with_session(run_id, lambda s: s.record(ops))
 
-    def record_code(self, run_id: str, code: dict, tags: dict[str, str]) -> None:
-        ops: list[dict] = [{"op": "code", "code": code}]
+    def record_code(self, run_id: str, code: dict[str, Any], tags: dict[str, str]) -> None:
+        ops: list[dict[str, Any]] = [{"op": "code", "code": code}]
         ops += [{"op": "tag", "key": k, "value": v} for k, v in tags.items()]
         self._with_session(run_id, lambda s: s.record(ops))
 
@@ -806,8 +821,11 @@ class GitStore:
         if state.lifecycle_stage == stage:
             verb = "deleted" if stage == LifecycleStage.DELETED else "active"
             raise InvalidParameterValue(f"Run {run_id} is already {verb}", run_id=run_id)
-        session = self._with_session(run_id, lambda s: s.record([{"op": "lifecycle", "stage": stage}]) or s,
-                                     check=False)
+        def record(s: Session) -> Session:
+            s.record([{"op": "lifecycle", "stage": stage}])
+            return s
+
+        session = self._with_session(run_id, record, check=False)
         finish_session(session)
 
     def delete_run(self, run_id: str) -> None:
@@ -856,7 +874,7 @@ def _unclaim(path: str) -> None:
         pass
 
 
-def _as_dict(tags: dict | list | None) -> dict[str, str]:
+def _as_dict(tags: dict[str, Any] | list[Any] | None) -> dict[str, str]:
     if tags is None:
         return {}
     if isinstance(tags, dict):

@@ -164,7 +164,7 @@ def infer_schema(data: Any) -> Schema:
     if isinstance(data, list) and not data:
         return Schema([ColSpec(DataType.string)])
     if isinstance(data, list) and all(isinstance(v, dict) for v in data):
-        columns: dict[str, list] = {}
+        columns: dict[str, list[Any]] = {}
         for row in data:
             for k, v in row.items():
                 columns.setdefault(k, []).append(v)
@@ -200,7 +200,7 @@ def infer_schema(data: Any) -> Schema:
     return Schema([ColSpec(infer_scalar_datatype(data))])
 
 
-def _column_type(values: list) -> Any:
+def _column_type(values: list[Any]) -> Any:
     """The element type of a column given as a list (a list of lists is an Array column)."""
     inferred = infer_datatype(values)
     if isinstance(inferred, Array):

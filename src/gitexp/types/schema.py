@@ -12,8 +12,9 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import json
+from collections.abc import Iterator
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -25,7 +26,11 @@ ARRAY_TYPE, OBJECT_TYPE, MAP_TYPE, ANY_TYPE = "array", "object", "map", "any"
 class DataType(Enum):
     """The column types of MLflow signatures (value, numpy dtype, pandas dtype, Python type)."""
 
-    def __new__(cls, value: int, numpy_type: Any, pandas_type: Any, python_type: Any):
+    _numpy_type: np.dtype[Any]
+    _pandas_type: Any
+    _python_type: type
+
+    def __new__(cls, value: int, numpy_type: Any, pandas_type: Any, python_type: Any) -> DataType:
         member = object.__new__(cls)
         member._value_ = value
         member._numpy_type = numpy_type
@@ -36,7 +41,7 @@ class DataType(Enum):
     boolean = (1, np.dtype("bool"), np.dtype("bool"), bool)
     integer = (2, np.dtype("int32"), np.dtype("int32"), int)
     long = (3, np.dtype("int64"), np.dtype("int64"), int)
-    float = (4, np.dtype("float32"), np.dtype("float32"), builtins.float)  # noqa: A003 - MLflow's names
+    float = (4, np.dtype("float32"), np.dtype("float32"), builtins.float)  # shadows the builtin: MLflow's names
     double = (5, np.dtype("float64"), np.dtype("float64"), builtins.float)
     string = (6, np.dtype("str"), object, str)
     binary = (7, np.dtype("bytes"), object, bytes)
@@ -67,7 +72,7 @@ def _type_from_json(d: dict[str, Any]) -> Any:
     if kind == ANY_TYPE:
         return AnyType()
     try:
-        return DataType[kind]
+        return DataType[cast(str, kind)]  # not a name (None, a number...): KeyError below
     except KeyError:
         raise InvalidParameterValue(
             f"Unknown type {kind!r} in a model signature; known types are "
@@ -93,7 +98,7 @@ def _as_type(t: Any) -> Any:
 class Array:
     """A list of values of one type (a column holding lists)."""
 
-    def __init__(self, dtype: Any):
+    def __init__(self, dtype: Any) -> None:
         self.dtype = _as_type(dtype)
 
     def __eq__(self, other: object) -> bool:
@@ -109,7 +114,7 @@ class Array:
 class Property:
     """A named field of an :class:`Object`."""
 
-    def __init__(self, name: str, dtype: Any, required: bool = True):
+    def __init__(self, name: str, dtype: Any, required: bool = True) -> None:
         self.name = name
         self.dtype = _as_type(dtype)
         self.required = required
@@ -118,7 +123,7 @@ class Property:
         return (isinstance(other, Property) and (self.name, self.dtype, self.required)
                 == (other.name, other.dtype, other.required))
 
-    def __lt__(self, other: "Property") -> bool:
+    def __lt__(self, other: Property) -> bool:
         return self.name < other.name
 
     def __repr__(self) -> str:
@@ -131,7 +136,7 @@ class Property:
 class Object:
     """A dict with known keys (a column holding JSON objects)."""
 
-    def __init__(self, properties: list[Property]):
+    def __init__(self, properties: list[Property]) -> None:
         if not properties:
             raise InvalidParameterValue("An Object type needs at least one property")
         self.properties = sorted(properties)
@@ -152,7 +157,7 @@ class Object:
 class Map:
     """A dict from strings to values of one type."""
 
-    def __init__(self, value_type: Any):
+    def __init__(self, value_type: Any) -> None:
         self.value_type = _as_type(value_type)
 
     def __eq__(self, other: object) -> bool:
@@ -183,7 +188,7 @@ class AnyType:
 class ColSpec:
     """One column: a type, an optional name, and whether it is required."""
 
-    def __init__(self, type: Any, name: str | None = None, required: bool = True):  # noqa: A002
+    def __init__(self, type: Any, name: str | None = None, required: bool = True) -> None:
         self.type = _as_type(type)
         self.name = name
         self.required = True if required is None else bool(required)
@@ -196,7 +201,7 @@ class ColSpec:
         return d
 
     @classmethod
-    def from_json_dict(cls, **kwargs: Any) -> "ColSpec":
+    def from_json_dict(cls, **kwargs: Any) -> ColSpec:
         name = kwargs.pop("name", None)
         required = kwargs.pop("required", True)
         return cls(_type_from_json(kwargs), name, required)
@@ -213,7 +218,7 @@ class ColSpec:
 class TensorSpec:
     """A numpy array of one dtype and shape (-1 marks a variable dimension)."""
 
-    def __init__(self, type: np.dtype, shape: tuple[int, ...] | list[int], name: str | None = None):  # noqa: A002
+    def __init__(self, type: np.dtype, shape: tuple[int, ...] | list[int], name: str | None = None) -> None:
         if not isinstance(type, np.dtype):
             raise InvalidParameterValue(f"TensorSpec type must be a numpy dtype, got {type!r}")
         if type.char in ("U", "S") and not type.name.isalpha():
@@ -234,7 +239,7 @@ class TensorSpec:
         return {"name": self.name, "type": "tensor", "tensor-spec": spec}
 
     @classmethod
-    def from_json_dict(cls, **kwargs: Any) -> "TensorSpec":
+    def from_json_dict(cls, **kwargs: Any) -> TensorSpec:
         spec = kwargs["tensor-spec"]
         return cls(np.dtype(spec["dtype"]), tuple(spec["shape"]), kwargs.get("name"))
 
@@ -250,7 +255,7 @@ class TensorSpec:
 class Schema:
     """The inputs or outputs of a model: all ColSpec or all TensorSpec."""
 
-    def __init__(self, inputs: list[ColSpec | TensorSpec]):
+    def __init__(self, inputs: list[ColSpec | TensorSpec]) -> None:
         inputs = list(inputs)
         if not inputs:
             raise InvalidParameterValue("A schema needs at least one column or tensor")
@@ -264,7 +269,7 @@ class Schema:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ColSpec | TensorSpec]:
         return iter(self.inputs)
 
     def __eq__(self, other: object) -> bool:
@@ -306,7 +311,7 @@ class Schema:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, json_str: str) -> "Schema":
+    def from_json(cls, json_str: str) -> Schema:
         items = json.loads(json_str)
         return cls([TensorSpec.from_json_dict(**x) if x.get("type") == "tensor" else ColSpec.from_json_dict(**x)
                     for x in items])
@@ -315,7 +320,7 @@ class Schema:
 class ParamSpec:
     """An inference parameter: name, type, default and shape (None for a scalar, (-1,) for a list)."""
 
-    def __init__(self, name: str, dtype: Any, default: Any, shape: tuple[int, ...] | None = None):
+    def __init__(self, name: str, dtype: Any, default: Any, shape: tuple[int, ...] | None = None) -> None:
         self.name = name
         self.dtype = _as_type(dtype)
         if not isinstance(self.dtype, DataType):
@@ -333,7 +338,7 @@ class ParamSpec:
                 "type": self.dtype.name}
 
     @classmethod
-    def from_json_dict(cls, **kwargs: Any) -> "ParamSpec":
+    def from_json_dict(cls, **kwargs: Any) -> ParamSpec:
         shape = kwargs.get("shape")
         return cls(kwargs["name"], kwargs["type"], kwargs.get("default"), tuple(shape) if shape else None)
 
@@ -348,14 +353,14 @@ class ParamSpec:
 class ParamSchema:
     """The params a model's predict accepts."""
 
-    def __init__(self, params: list[ParamSpec]):
+    def __init__(self, params: list[ParamSpec]) -> None:
         names = [p.name for p in params]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InvalidParameterValue(f"Duplicate param names in a ParamSchema: {duplicates}")
         self.params = list(params)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ParamSpec]:
         return iter(self.params)
 
     def __len__(self) -> int:
@@ -374,5 +379,5 @@ class ParamSchema:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, json_str: str) -> "ParamSchema":
+    def from_json(cls, json_str: str) -> ParamSchema:
         return cls([ParamSpec.from_json_dict(**p) for p in json.loads(json_str)])

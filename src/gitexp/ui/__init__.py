@@ -14,7 +14,8 @@ a commit on the tracking branch carrying the user's git identity.  Needs the
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -27,7 +28,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "allowed_hosts", "create_ui_app", "router", "serve"]
 
 
-def router(repo_path: str | os.PathLike | None = None, client: Client | None = None) -> APIRouter:
+def router(repo_path: str | os.PathLike[str] | None = None, client: Client | None = None) -> APIRouter:
     """The UI's routes (pages at /, /runs, /models, /history..., data at /ui-api, files at /ui-static).
 
     Mount it with ``app.include_router(gitexp.ui.router(repo))``.  Actions refuse
@@ -57,7 +58,7 @@ def allowed_hosts(host: str, extra: Iterable[str] = ()) -> list[str]:
     return default_allowed_hosts(host, extra)
 
 
-def create_ui_app(repo_path: str | os.PathLike | None = None, host: str = DEFAULT_HOST,
+def create_ui_app(repo_path: str | os.PathLike[str] | None = None, host: str = DEFAULT_HOST,
                   extra_hosts: Iterable[str] = ()) -> FastAPI:
     """A FastAPI app serving the UI of the repository at `repo_path` (default: the current one),
     with the Host check for a server bound to `host`: the web app of `gitexp ui`
@@ -67,8 +68,8 @@ def create_ui_app(repo_path: str | os.PathLike | None = None, host: str = DEFAUL
     return create_app(repo_path, api=False, ui=True, allowed_hosts=allowed_hosts(host, extra_hosts))
 
 
-def serve(repo_path: str | os.PathLike | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          extra_hosts: Iterable[str] = (), **options) -> None:
+def serve(repo_path: str | os.PathLike[str] | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          extra_hosts: Iterable[str] = (), **options: Any) -> None:
     """Serve the UI until interrupted (what `gitexp ui` runs; `options` as gitexp.server.serve's)."""
     from ..server.app import serve as serve_app
 

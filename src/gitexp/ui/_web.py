@@ -19,7 +19,8 @@ import datetime as dt
 import functools
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
@@ -121,15 +122,15 @@ def route_name(name: str) -> str:
 class Urls:
     """Paths of this UI's routes for one request (right wherever the router is mounted)."""
 
-    def __init__(self, request: Request):
+    def __init__(self, request: Request) -> None:
         self.request = request
 
-    def __call__(self, route: str, /, query: dict | list | None = None, **params: Any) -> str:
+    def __call__(self, route: str, /, query: dict[str, Any] | list[Any] | None = None, **params: Any) -> str:
         path = self.request.url_for(route_name(route), **{k: quote(str(v), safe="") for k, v in params.items()}).path
         if query:
             items = query.items() if isinstance(query, dict) else query
             pairs = [(k, v) for k, v in items if v not in (None, "", [])]
-            flat = []
+            flat: list[tuple[str, str]] = []
             for k, v in pairs:
                 if isinstance(v, (list, tuple)):
                     flat.extend((k, str(x)) for x in v)
@@ -155,7 +156,7 @@ class Urls:
 
 # -- rendering -----------------------------------------------------------------------------------
 class Renderer:
-    def __init__(self, repo_label: str, branch: str):
+    def __init__(self, repo_label: str, branch: str) -> None:
         self.env = make_env()
         self.repo_label = repo_label
         self.branch = branch
@@ -172,11 +173,14 @@ class Renderer:
                          title="Error", message=exc.message, error_code=exc.error_code)
 
 
-def guarded(renderer_of: Callable[[], Renderer]):
+Handler = Callable[..., Response]  # a page: (request, path and query parameters...) -> its response
+
+
+def guarded(renderer_of: Callable[[], Renderer]) -> Callable[[Handler], Handler]:
     """Turn gitexp errors raised by a page handler into an error page with the right status."""
-    def wrap(handler):
+    def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
-        def inner(request: Request, *args, **kwargs):
+        def inner(request: Request, *args: Any, **kwargs: Any) -> Response:
             try:
                 return handler(request, *args, **kwargs)
             except GitexpError as exc:

@@ -8,17 +8,21 @@ commits on the tracking branch when the next page loads, like registry changes.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from ..client import Client
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceAlreadyExists
 from ._web import Renderer, Urls, check_same_origin, route_name
 
 NOTE_TAG = "mlflow.note.content"
+
+Form = dict[str, Any]  # a submitted form: a field's value, or a list of them for a repeated field
+Done = tuple[str, str]  # (the path to go to next, the flash message's key)
 
 
 def _safe_next(value: str | None, fallback: str) -> str:
@@ -38,11 +42,11 @@ def _with_flash(path: str, flash: str) -> str:
 
 
 class Actions:
-    def __init__(self, client: Client, renderer: Renderer):
+    def __init__(self, client: Client, renderer: Renderer) -> None:
         self.client = client
         self.render = renderer
 
-    async def _form(self, request: Request) -> dict[str, Any]:
+    async def _form(self, request: Request) -> Form:
         form = await request.form()
         out: dict[str, Any] = {}
         for key, value in form.multi_items():
@@ -54,8 +58,8 @@ class Actions:
                     out[key] = value
         return out
 
-    def _handler(self, do: Callable[[Request, dict, Urls], tuple[str, str]]):
-        async def handle(request: Request):
+    def _handler(self, do: Callable[[Request, Form, Urls], Done]) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
             try:
                 check_same_origin(request)
                 form = await self._form(request)
@@ -71,7 +75,7 @@ class Actions:
 
     # -- helpers --------------------------------------------------------------------------------
     @staticmethod
-    def _required(form: dict, name: str, what: str | None = None) -> str:
+    def _required(form: Form, name: str, what: str | None = None) -> str:
         value = form.get(name)
         if isinstance(value, list):
             value = value[0]
@@ -80,7 +84,7 @@ class Actions:
         return str(value)
 
     @staticmethod
-    def _list(form: dict, name: str) -> list[str]:
+    def _list(form: Form, name: str) -> list[str]:
         value = form.get(name, [])
         return [v for v in (value if isinstance(value, list) else [value]) if v]
 
@@ -88,36 +92,36 @@ class Actions:
         self.client.flush(run_id)
 
     # -- experiments ----------------------------------------------------------------------------
-    def create_experiment(self, request, form, url):
+    def create_experiment(self, request: Request, form: Form, url: Urls) -> Done:
         experiment_id = self.client.create_experiment(self._required(form, "name", "An experiment name"))
         return url("experiment", experiment_id=experiment_id), "created"
 
-    def rename_experiment(self, request, form, url, experiment_id: str):
+    def rename_experiment(self, request: Request, form: Form, url: Urls, experiment_id: str) -> Done:
         self.client.rename_experiment(experiment_id, self._required(form, "name", "The new name"))
         return url("experiment", experiment_id=experiment_id), "renamed"
 
-    def delete_experiment(self, request, form, url, experiment_id: str):
+    def delete_experiment(self, request: Request, form: Form, url: Urls, experiment_id: str) -> Done:
         self.client.delete_experiment(experiment_id)
         return url("experiments"), "deleted"
 
-    def restore_experiment(self, request, form, url, experiment_id: str):
+    def restore_experiment(self, request: Request, form: Form, url: Urls, experiment_id: str) -> Done:
         self.client.restore_experiment(experiment_id)
         return url("experiment", experiment_id=experiment_id), "restored"
 
-    def experiment_note(self, request, form, url, experiment_id: str):
+    def experiment_note(self, request: Request, form: Form, url: Urls, experiment_id: str) -> Done:
         self.client.set_experiment_tag(experiment_id, NOTE_TAG, form.get("note", ""))
         return url("experiment", experiment_id=experiment_id), "saved"
 
-    def experiment_tag(self, request, form, url, experiment_id: str):
+    def experiment_tag(self, request: Request, form: Form, url: Urls, experiment_id: str) -> Done:
         self.client.set_experiment_tag(experiment_id, self._required(form, "key", "A tag key"), form.get("value", ""))
         return url("experiment", experiment_id=experiment_id), "tag-set"
 
-    def experiment_tag_delete(self, request, form, url, experiment_id: str):
+    def experiment_tag_delete(self, request: Request, form: Form, url: Urls, experiment_id: str) -> Done:
         self.client.delete_experiment_tag(experiment_id, self._required(form, "key", "A tag key"))
         return url("experiment", experiment_id=experiment_id), "tag-deleted"
 
     # -- runs -----------------------------------------------------------------------------------
-    def delete_runs(self, request, form, url):
+    def delete_runs(self, request: Request, form: Form, url: Urls) -> Done:
         ids = self._list(form, "run_ids")
         if not ids:
             raise InvalidParameterValue("Select at least one run to delete")
@@ -126,7 +130,7 @@ class Actions:
             self._flush(run_id)
         return url("experiments"), "deleted"
 
-    def restore_runs(self, request, form, url):
+    def restore_runs(self, request: Request, form: Form, url: Urls) -> Done:
         ids = self._list(form, "run_ids")
         if not ids:
             raise InvalidParameterValue("Select at least one run to restore")
@@ -135,28 +139,28 @@ class Actions:
             self._flush(run_id)
         return url("experiments"), "restored"
 
-    def rename_run(self, request, form, url, run_id: str):
+    def rename_run(self, request: Request, form: Form, url: Urls, run_id: str) -> Done:
         self.client.update_run(run_id, name=self._required(form, "name", "The new run name"))
         self._flush(run_id)
         return url("run", run_id=run_id), "renamed"
 
-    def run_note(self, request, form, url, run_id: str):
+    def run_note(self, request: Request, form: Form, url: Urls, run_id: str) -> Done:
         self.client.set_tag(run_id, NOTE_TAG, form.get("note", ""))
         self._flush(run_id)
         return url("run", run_id=run_id), "saved"
 
-    def run_tag(self, request, form, url, run_id: str):
+    def run_tag(self, request: Request, form: Form, url: Urls, run_id: str) -> Done:
         self.client.set_tag(run_id, self._required(form, "key", "A tag key"), form.get("value", ""))
         self._flush(run_id)
         return url("run", run_id=run_id), "tag-set"
 
-    def run_tag_delete(self, request, form, url, run_id: str):
+    def run_tag_delete(self, request: Request, form: Form, url: Urls, run_id: str) -> Done:
         self.client.delete_tag(run_id, self._required(form, "key", "A tag key"))
         self._flush(run_id)
         return url("run", run_id=run_id), "tag-deleted"
 
     # -- registry -------------------------------------------------------------------------------
-    def register(self, request, form, url):
+    def register(self, request: Request, form: Form, url: Urls) -> Done:
         run_id = self._required(form, "run_id", "The run")
         path = form.get("path", "").strip("/")
         name = self._required(form, "name", "A model name")
@@ -178,53 +182,54 @@ class Actions:
                                               description=form.get("description") or None)
         return url("model_version", name=name, version=mv.version), "registered"
 
-    def model_description(self, request, form, url, name: str):
+    def model_description(self, request: Request, form: Form, url: Urls, name: str) -> Done:
         self.client.update_registered_model(name, description=form.get("description", ""))
         return url("model", name=name), "saved"
 
-    def model_tag(self, request, form, url, name: str):
+    def model_tag(self, request: Request, form: Form, url: Urls, name: str) -> Done:
         self.client.set_registered_model_tag(name, self._required(form, "key", "A tag key"), form.get("value", ""))
         return url("model", name=name), "tag-set"
 
-    def model_tag_delete(self, request, form, url, name: str):
+    def model_tag_delete(self, request: Request, form: Form, url: Urls, name: str) -> Done:
         self.client.delete_registered_model_tag(name, self._required(form, "key", "A tag key"))
         return url("model", name=name), "tag-deleted"
 
-    def model_alias(self, request, form, url, name: str):
+    def model_alias(self, request: Request, form: Form, url: Urls, name: str) -> Done:
         alias = self._required(form, "alias", "An alias")
         version = self._required(form, "version", "A version")
         self.client.set_registered_model_alias(name, alias, version)
         return url("model", name=name), "alias-set"
 
-    def model_alias_delete(self, request, form, url, name: str):
+    def model_alias_delete(self, request: Request, form: Form, url: Urls, name: str) -> Done:
         self.client.delete_registered_model_alias(name, self._required(form, "alias", "An alias"))
         return url("model", name=name), "alias-deleted"
 
-    def version_stage(self, request, form, url, name: str, version: str):
+    def version_stage(self, request: Request, form: Form, url: Urls, name: str, version: str) -> Done:
         archive = form.get("archive_existing_versions") in ("on", "true", "1")
         self.client.transition_model_version_stage(name, version, self._required(form, "stage", "A stage"),
                                                    archive_existing_versions=archive)
         return url("model_version", name=name, version=version), "stage"
 
-    def version_description(self, request, form, url, name: str, version: str):
+    def version_description(self, request: Request, form: Form, url: Urls, name: str, version: str) -> Done:
         self.client.update_model_version(name, version, description=form.get("description", ""))
         return url("model_version", name=name, version=version), "saved"
 
-    def version_tag(self, request, form, url, name: str, version: str):
+    def version_tag(self, request: Request, form: Form, url: Urls, name: str, version: str) -> Done:
         self.client.set_model_version_tag(name, version, self._required(form, "key", "A tag key"),
                                           form.get("value", ""))
         return url("model_version", name=name, version=version), "tag-set"
 
-    def version_tag_delete(self, request, form, url, name: str, version: str):
+    def version_tag_delete(self, request: Request, form: Form, url: Urls, name: str, version: str) -> Done:
         self.client.delete_model_version_tag(name, version, self._required(form, "key", "A tag key"))
         return url("model_version", name=name, version=version), "tag-deleted"
 
     # -- wiring ---------------------------------------------------------------------------------
     def routes(self, router: APIRouter) -> None:
-        def post(path: str, name: str, method: Callable, *params: str) -> None:
-            def do(request: Request, form: dict, url: Urls):
+        def post(path: str, name: str, method: Callable[..., Done], *params: str) -> None:
+            def do(request: Request, form: Form, url: Urls) -> Done:
                 return method(request, form, url, *[request.path_params[p] for p in params])
-            router.post(path, name=route_name(name), include_in_schema=False)(self._handler(do))
+            router.post(path, name=route_name(name), include_in_schema=False, response_model=None)(
+                self._handler(do))
 
         post("/actions/experiments", "action_create_experiment", self.create_experiment)
         e = "/actions/experiments/{experiment_id}"

@@ -12,6 +12,7 @@ import io
 import json
 import mimetypes
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +87,7 @@ def looks_like_text(data: bytes) -> bool:
     return True
 
 
-def build_preview(path: str, size: int | None, read) -> Preview:
+def build_preview(path: str, size: int | None, read: Callable[[], bytes]) -> Preview:
     """A preview of one artifact file; `read()` returns its bytes (called only when needed)."""
     kind = kind_of(path)
     if kind in ("image", "html"):
@@ -132,8 +133,8 @@ def parse_mlmodel(data: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(doc, dict):
         return None
-    flavors = doc.get("flavors") if isinstance(doc.get("flavors"), dict) else {}
-    signature = doc.get("signature") if isinstance(doc.get("signature"), dict) else {}
+    flavors: dict[str, Any] = doc["flavors"] if isinstance(doc.get("flavors"), dict) else {}
+    signature: dict[str, Any] = doc["signature"] if isinstance(doc.get("signature"), dict) else {}
 
     def columns(raw: Any) -> list[dict[str, str]]:
         if not isinstance(raw, str):

@@ -13,10 +13,11 @@ import posixpath
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.background import BackgroundTask
 
 from ..client import Client
@@ -57,10 +58,10 @@ def _run_ids(values: list[str]) -> list[str]:
 class UI:
     """Routes of the UI over one repository's Client."""
 
-    def __init__(self, client: Client, renderer: Renderer):
+    def __init__(self, client: Client, renderer: Renderer) -> None:
         self.client = client
         self.render = renderer
-        self._series_cache: OrderedDict = OrderedDict()
+        self._series_cache: OrderedDict[tuple[str, str], tuple[Any, Any]] = OrderedDict()
         self._series_lock = threading.Lock()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -78,11 +79,12 @@ class UI:
         return FLASH.get(request.query_params.get("flash", ""))
 
     # -- experiments --------------------------------------------------------------------------
-    def experiments(self, request: Request, view: str = "active", filter: str = ""):
+    def experiments(self, request: Request, view: str = "active", filter: str = "") -> HTMLResponse:
         view_type = VIEW_TYPES.get(view)
         if view_type is None:
             raise InvalidParameterValue(f"Unknown view {view!r}; use active, deleted or all")
         error = None
+        found: list[Any]
         try:
             found = self.client.search_experiments(view_type, max_results=None, filter_string=filter or None,
                                                    order_by=["name ASC"])
@@ -92,7 +94,7 @@ class UI:
                                 view=view, filter=filter, error=error, flash=self.flash(request))
 
     # -- runs table ---------------------------------------------------------------------------
-    def runs_table(self, request: Request, experiment_ids: list[str], single: Any = None):
+    def runs_table(self, request: Request, experiment_ids: list[str], single: Any = None) -> HTMLResponse:
         q = request.query_params
         view = q.get("view", "active")
         view_type = VIEW_TYPES.get(view)
@@ -113,7 +115,7 @@ class UI:
         chosen = [c for c in (table.parse_column(x) for x in q.getlist("c")) if c is not None]
         columns = chosen if ("c" in q or q.get("cols")) else table.default_columns(keys)
         error = None
-        runs: list = []
+        runs: list[Any] = []
         next_token = None
         try:
             page = self.client.search_runs(experiment_ids, filter_string, view_type, size,
@@ -131,18 +133,18 @@ class UI:
             models_of=table.models_of, flash=self.flash(request),
             column_ids=[c.id for c in columns], start_index=len(prev) * size)
 
-    def experiment(self, request: Request, experiment_id: str):
+    def experiment(self, request: Request, experiment_id: str) -> HTMLResponse:
         experiment = self.client.get_experiment(experiment_id)
         return self.runs_table(request, [experiment_id], experiment)
 
-    def runs(self, request: Request, e: list[str] = Query(default=[])):
+    def runs(self, request: Request, e: list[str] = Query(default=[])) -> HTMLResponse:
         ids = _run_ids(e)
         if not ids:
             ids = [x.experiment_id for x in self.client.search_experiments(max_results=None)]
         return self.runs_table(request, ids)
 
     # -- run page -----------------------------------------------------------------------------
-    def run(self, request: Request, run_id: str):
+    def run(self, request: Request, run_id: str) -> HTMLResponse:
         client = self.client
         run = client.get_run(run_id)
         experiment = client.get_experiment(run.info.experiment_id)
@@ -179,7 +181,7 @@ class UI:
             chart_config={"run_id": run_id, "keys": metric_keys,
                           "api": Urls(request)("api_metric", run_id=run_id)})
 
-    def run_artifacts(self, request: Request, run_id: str, path: str = ""):
+    def run_artifacts(self, request: Request, run_id: str, path: str = "") -> HTMLResponse:
         client = self.client
         run = client.get_run(run_id)
         path = path.strip("/")
@@ -188,7 +190,7 @@ class UI:
         entry = next((f for f in siblings if f.path == path), None)
         if path and entry is None:
             raise ResourceDoesNotExist(f"Run {run_id} has no artifact {path!r}", run_id=run_id, path=path)
-        is_dir = not path or entry.is_dir
+        is_dir = not path or (entry is not None and entry.is_dir)
         listing = client.list_artifacts(run_id, path or None) if is_dir else siblings
         folder = path if is_dir else parent
         preview = None
@@ -199,6 +201,7 @@ class UI:
             preview = previews.build_preview(model_file, None, lambda: client.read_artifact(run_id, model_file))
             model_dir = path
         elif not is_dir:
+            assert entry is not None  # a file: found above
             preview = previews.build_preview(path, entry.file_size, lambda: client.read_artifact(run_id, path))
             if preview.kind == "mlmodel":
                 model_dir = parent
@@ -213,7 +216,7 @@ class UI:
             folder=folder, listing=listing, preview=preview, crumbs=crumbs, model_dir=model_dir,
             registered=registered, flash=self.flash(request))
 
-    def artifact_raw(self, request: Request, run_id: str, path: str, download: int = 0, frame: int = 0):
+    def artifact_raw(self, request: Request, run_id: str, path: str, download: int = 0, frame: int = 0) -> Response:
         client = self.client
         parent = posixpath.dirname(path.strip("/"))
         entry = next((f for f in client.list_artifacts(run_id, parent or None) if f.path == path.strip("/")), None)
@@ -226,7 +229,7 @@ class UI:
         sandbox = "sandbox allow-scripts" if html and frame else "sandbox"
         if html and not frame:
             ctype = "text/plain; charset=utf-8"
-        headers = raw_headers(ctype, inline, name, sandbox)
+        headers = raw_headers(ctype, bool(inline), name, sandbox)
         if (entry.file_size or 0) <= MAX_INLINE_ARTIFACT:
             return Response(client.read_artifact(run_id, entry.path), headers=headers)
         scratch = tempfile.mkdtemp(prefix="gitexp-ui-")
@@ -238,7 +241,7 @@ class UI:
                             background=BackgroundTask(shutil.rmtree, scratch, True))
 
     # -- metric data (JSON) ---------------------------------------------------------------------
-    def metric_arrays(self, run_id: str, key: str):
+    def metric_arrays(self, run_id: str, key: str) -> Any:
         """A metric's history as arrays, cached while the branch tip and the run's latest value of
         the metric stay the same (zooming re-reads the cache, not 100,000 Metric entities)."""
         run = self.client.get_run(run_id)  # a missing run is a 404
@@ -260,7 +263,7 @@ class UI:
         return arrays
 
     def api_metric(self, request: Request, run_id: str, key: str, x: str = "step", xmin: float | None = None,
-                   xmax: float | None = None, points: int = DEFAULT_POINTS, smoothing: float = 0.0):
+                   xmax: float | None = None, points: int = DEFAULT_POINTS, smoothing: float = 0.0) -> Response:
         try:
             if x not in X_AXES:
                 raise InvalidParameterValue(f"Unknown x axis {x!r}; use one of {', '.join(X_AXES)}")
@@ -277,7 +280,7 @@ class UI:
         return json_response({"run_id": run_id, "key": key, "x_axis": x, **series.to_json()})
 
     # -- compare and diff -----------------------------------------------------------------------
-    def compare(self, request: Request, runs: list[str] = Query(default=[])):
+    def compare(self, request: Request, runs: list[str] = Query(default=[])) -> HTMLResponse:
         ids = _run_ids(runs)
         if len(ids) < 2:
             raise InvalidParameterValue("Select at least two runs to compare (runs=<id>&runs=<id>...)")
@@ -289,7 +292,7 @@ class UI:
         metric_keys = sorted({k for r in found for k in r.data.metrics})
         tag_keys = sorted({k for r in found for k in r.data.tags if not k.startswith("mlflow.")})
 
-        def rowset(group: str, keys: list[str]) -> list[dict]:
+        def rowset(group: str, keys: list[str]) -> list[dict[str, Any]]:
             out = []
             for key in keys:
                 values = [getattr(r.data, group).get(key) for r in found]
@@ -308,10 +311,10 @@ class UI:
             params=rowset("params", param_keys), metrics=rowset("metrics", metric_keys),
             tags=rowset("tags", tag_keys), data=data)
 
-    def diff(self, request: Request, a: str, b: str):
+    def diff(self, request: Request, a: str, b: str) -> HTMLResponse:
         run_a, run_b = self.client.get_run(a), self.client.get_run(b)
 
-        def changes(group: str) -> list[dict]:
+        def changes(group: str) -> list[dict[str, Any]]:
             left, right = getattr(run_a.data, group), getattr(run_b.data, group)
             out = []
             for key in sorted(set(left) | set(right)):
@@ -334,9 +337,9 @@ class UI:
             metrics=changes("metrics"), tags=changes("tags"), code=code, patches=patches)
 
     # -- registry -----------------------------------------------------------------------------
-    def models(self, request: Request, filter: str = "", page_token: str | None = None):
+    def models(self, request: Request, filter: str = "", page_token: str | None = None) -> HTMLResponse:
         error = None
-        found: list = []
+        found: list[Any] = []
         token = None
         try:
             page = self.client.search_registered_models(filter or None, max_results=100,
@@ -347,7 +350,7 @@ class UI:
         return self.render.page(request, "models.html", title="Registered models", models=found, filter=filter,
                                 error=error, next_token=token, flash=self.flash(request))
 
-    def model(self, request: Request, name: str):
+    def model(self, request: Request, name: str) -> HTMLResponse:
         client = self.client
         model = client.get_registered_model(name)
         versions = sorted(client.search_model_versions(f"name = '{_quote(name)}'", max_results=10_000),
@@ -356,7 +359,7 @@ class UI:
         return self.render.page(request, "model.html", title=name, model=model, versions=versions,
                                 history=list(reversed(history)), stages=_stages(), flash=self.flash(request))
 
-    def model_version(self, request: Request, name: str, version: int):
+    def model_version(self, request: Request, name: str, version: int) -> HTMLResponse:
         client = self.client
         mv = client.get_model_version(name, version)
         model = client.get_registered_model(name)
@@ -373,7 +376,7 @@ class UI:
 
     # -- tracking branch history ----------------------------------------------------------------
     def history(self, request: Request, run: str | None = None, experiment: str | None = None,
-                model: str | None = None, page_token: str | None = None):
+                model: str | None = None, page_token: str | None = None) -> HTMLResponse:
         page = self.client.get_tracking_history(50, page_token or None, run or None, experiment or None,
                                                 model or None)
         return self.render.page(request, "history.html", title="History of the tracking branch", commits=list(page),
@@ -381,14 +384,14 @@ class UI:
                                 next_token=page.token, follow={"run": run, "experiment": experiment,
                                                                "model": model})
 
-    def commit(self, request: Request, commit: str):
+    def commit(self, request: Request, commit: str) -> HTMLResponse:
         detail = self.client.get_tracking_commit(commit)
         return self.render.page(request, "commit.html", title=f"Commit {detail.commit.commit[:10]}",
                                 detail=detail,
                                 experiment_names={k: e.name for k, e in self.experiments_by_id().items()})
 
     # -- static files ---------------------------------------------------------------------------
-    def static(self, request: Request, path: str):
+    def static(self, request: Request, path: str) -> Response:
         if path == "plotly.min.js":
             return FileResponse(plotly_js_path(), media_type="text/javascript",
                                 headers={"Cache-Control": "public, max-age=86400"})
@@ -404,8 +407,10 @@ class UI:
     def routes(self, router: APIRouter) -> None:
         g = guarded(lambda: self.render)
 
-        def page(path: str, name: str, handler, guard: bool = True) -> None:
-            router.get(path, name=route_name(name), include_in_schema=False)(g(handler) if guard else handler)
+        def page(path: str, name: str, handler: Callable[..., Response], guard: bool = True) -> None:
+            # response_model=None: a page is the Response its handler makes, whatever its annotation says.
+            router.get(path, name=route_name(name), include_in_schema=False, response_model=None)(
+                g(handler) if guard else handler)
 
         page("/", "experiments", self.experiments)
         page("/experiments/{experiment_id}", "experiment", self.experiment)

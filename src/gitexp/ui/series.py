@@ -12,8 +12,9 @@ series before downsampling so zoom levels agree.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,9 @@ MAX_POINTS = 20000
 class Series:
     """A chart's data: x, y (and smoothed y), with how much was left out."""
 
-    x: list
-    y: list
-    smoothed: list | None
+    x: list[Any]
+    y: list[Any]
+    smoothed: list[Any] | None
     total: int          # points in the history
     in_range: int       # points inside the requested x range
     x_min: float | None  # the whole history's x extent (for "reset zoom")
@@ -38,7 +39,7 @@ class Series:
     def downsampled(self) -> bool:
         return len(self.x) < self.in_range
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"x": self.x, "y": self.y, "smoothed": self.smoothed, "total": self.total,
                 "in_range": self.in_range, "shown": len(self.x), "downsampled": self.downsampled,
                 "x_min": self.x_min, "x_max": self.x_max}
@@ -56,7 +57,7 @@ def axis_values(steps: np.ndarray, timestamps: np.ndarray, x_axis: str) -> np.nd
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
     """Debiased exponential moving average; NaN and infinite points are passed through unsmoothed."""
-    out = values.copy()
+    out: np.ndarray = values.copy()
     finite = np.isfinite(values)
     v = values[finite]
     if not len(v):
@@ -104,12 +105,12 @@ def select_points(x: np.ndarray, y: np.ndarray, points: int) -> np.ndarray:
     return np.unique(np.concatenate(keep))
 
 
-def _clean(values: np.ndarray) -> list:
+def _clean(values: np.ndarray) -> list[Any]:
     """JSON-safe floats: NaN and infinities become None (a gap in the line)."""
     return [v if math.isfinite(v) else None for v in values.tolist()]
 
 
-def history_arrays(history: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def history_arrays(history: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(steps, timestamps, values) of Metric entities, as arrays (in the history's step order)."""
     n = len(history)
     steps = np.fromiter((m.step for m in history), dtype="int64", count=n)

@@ -68,13 +68,14 @@ def default_columns(keys: dict[str, list[str]]) -> list[Column]:
 class Row:
     run: Run
     depth: int = 0
-    children: list["Row"] = field(default_factory=list)
+    children: list[Row] = field(default_factory=list)
     parent_id: str | None = None
     parent_on_page: bool = False
 
     @property
     def run_id(self) -> str:
-        return self.run.info.run_id
+        run_id: str = self.run.info.run_id
+        return run_id
 
 
 def group_rows(runs: list[Run], nested: bool = True) -> list[Row]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ...entities.model_registry import ModelVersionStages as STAGES
 from ...exceptions import InvalidParameterValue, ResourceDoesNotExist
@@ -24,7 +25,7 @@ class _Event:
 
     __slots__ = ("path", "name", "time", "user", "email")
 
-    def __init__(self, path: str, name: str, doc: dict):
+    def __init__(self, path: str, name: str, doc: dict[str, Any]):
         self.path = path
         self.name = name
         self.time = _event_time(name, doc)
@@ -32,7 +33,7 @@ class _Event:
         self.email = doc.get("email")
 
 
-def _event_time(name: str, doc: dict) -> int:
+def _event_time(name: str, doc: dict[str, Any]) -> int:
     t = doc.get("time")
     if isinstance(t, int):
         return t
@@ -48,7 +49,7 @@ class VersionState:
                  "tags", "stage", "user", "creation_time", "last_updated", "deleted", "renumbered_from",
                  "model_id", "created_event")
 
-    def __init__(self, uid: str, number: int, op: dict, ev: _Event):
+    def __init__(self, uid: str, number: int, op: dict[str, Any], ev: _Event):
         self.uid = uid
         self.number = number
         self.source = op.get("source")
@@ -121,7 +122,7 @@ class ModelState:
                              "action": action, "model": self.name or "", "version": version,
                              "detail": detail, "ignored": ignored})
 
-    def _live_version(self, op: dict, ev: _Event, action: str) -> VersionState | None:
+    def _live_version(self, op: dict[str, Any], ev: _Event, action: str) -> VersionState | None:
         v = self.versions.get(str(op.get("uid")))
         if v is None or v.deleted:
             why = "its version was deleted earlier" if v is not None else "its version is unknown"
@@ -129,7 +130,7 @@ class ModelState:
             return None
         return v
 
-    def apply(self, op: dict, ev: _Event) -> None:
+    def apply(self, op: dict[str, Any], ev: _Event) -> None:
         kind = op.get("op")
         if kind == "create_model":
             self._create(op, ev)
@@ -206,7 +207,7 @@ class ModelState:
         else:  # written by a newer gitexp: skipping keeps old readers working
             self._record(ev, str(kind), None, "", ignored="unknown change (written by a newer gitexp?)")
 
-    def _create(self, op: dict, ev: _Event) -> None:
+    def _create(self, op: dict[str, Any], ev: _Event) -> None:
         if self.live:
             # Two clones created the model concurrently: one model, both creations merged.
             if op.get("description"):
@@ -227,7 +228,7 @@ class ModelState:
         self.creation_time = self.last_updated = ev.time
         self._record(ev, "create_model", None, "created again after a delete" if again else "created")
 
-    def _create_version(self, op: dict, ev: _Event) -> None:
+    def _create_version(self, op: dict[str, Any], ev: _Event) -> None:
         uid = str(op["uid"])
         if uid in self.versions:
             self._record(ev, "create_version", self.versions[uid].number, "", ignored="duplicate version id")
@@ -246,7 +247,7 @@ class ModelState:
             detail += f"; renumbered from {v.renumbered_from}"
         self._record(ev, "create_version", v.number, detail)
 
-    def _transition(self, v: VersionState, op: dict, ev: _Event) -> None:
+    def _transition(self, v: VersionState, op: dict[str, Any], ev: _Event) -> None:
         stage = STAGES.canonical(op["stage"])
         archived = []
         if op.get("archive_existing_versions") and stage in STAGES.ACTIVE:
@@ -274,12 +275,12 @@ def _when(ms: int) -> str:
     return _dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _describe(op: dict) -> str:
+def _describe(op: dict[str, Any]) -> str:
     parts = [f"{k}={_short(v, 40)}" for k, v in op.items() if k not in ("op", "uid")]
     return ", ".join(parts)
 
 
-def fold_model(directory: str, events: Iterable[tuple[str, dict]]) -> ModelState:
+def fold_model(directory: str, events: Iterable[tuple[str, dict[str, Any]]]) -> ModelState:
     """The state of one model directory from its events, in any order (sorted here by file name)."""
     state = ModelState(directory)
     for name, doc in sorted(events, key=lambda e: e[0]):
@@ -293,7 +294,7 @@ def fold_model(directory: str, events: Iterable[tuple[str, dict]]) -> ModelState
     return state
 
 
-def ev_ops(doc: Any) -> list[dict]:
+def ev_ops(doc: Any) -> list[dict[str, Any]]:
     ops = doc.get("ops") if isinstance(doc, dict) else None
     return [op for op in (ops or []) if isinstance(op, dict)]
 

@@ -6,6 +6,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -15,7 +16,7 @@ from ...entities.model_registry import ModelHistoryEntry, ModelVersion, Register
 from ...entities.model_registry import ModelVersionStages as STAGES
 from ...exceptions import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from .. import layout
-from ..objects import MODE_BLOB, _LRU
+from ..objects import _LRU, MODE_BLOB
 from ._fold import ModelState, RegistryState, VersionState, fold_model
 from ._uris import parse_models_uri
 from ._validation import (
@@ -37,8 +38,8 @@ class ModelRegistry:
     def __init__(self, store: Any):
         self.store = store
         self.branch = store.branch
-        self._models = _LRU(10000)
-        self._docs = _LRU(200_000)   # event blob id -> parsed document (events never change)
+        self._models: _LRU[tuple[str, str], ModelState] = _LRU(10000)
+        self._docs: _LRU[str, Any] = _LRU(200_000)   # event blob id -> parsed document (events never change)
         self._registry: tuple[str | None, RegistryState] | None = None
         self._lock = threading.Lock()
 
@@ -126,7 +127,7 @@ class ModelRegistry:
 
     def list_model_versions(self) -> list[ModelVersion]:
         reg = self.state()
-        out = []
+        out: list[ModelVersion] = []
         for directory in reg.by_name.values():
             m = reg.models[directory]
             out.extend(self.to_version(reg, m, v) for v in m.live_versions())
@@ -161,7 +162,7 @@ class ModelRegistry:
     def get_model_version_download_uri(self, name: str, version: Any) -> str:
         reg, m = self._model(name)
         v = self._version(reg, m, version)
-        return v.storage_location or v.source
+        return str(v.storage_location or v.source or "")
 
     def resolve(self, uri: str) -> ModelVersion:
         """The version a models:/ URI names."""
@@ -216,7 +217,8 @@ class ModelRegistry:
         return out
 
     # -- writing -----------------------------------------------------------------------------------------
-    def _commit(self, name: str | None, build_ops, message: str, directory_for_new: bool = False) -> Any:
+    def _commit(self, name: str | None, build_ops: Callable[[RegistryState, Any], tuple[Any, ...]],
+                message: str, directory_for_new: bool = False) -> Any:
         """Commit one event built against the tip it lands on.
 
         `build_ops(reg, model)` validates against that state and returns (ops, result); it runs
@@ -226,7 +228,7 @@ class ModelRegistry:
         outcome: dict[str, Any] = {}
         self.store.recover_dead_journals()
 
-        def build(tree: str | None) -> dict:
+        def build(tree: str | None) -> dict[str, Any]:
             reg = self.state(tree)
             if directory_for_new:
                 model = None
@@ -252,7 +254,7 @@ class ModelRegistry:
         tag_dict = checked_tags(tags)
         description = description_text(description)
 
-        def build(reg: RegistryState, _model: None):
+        def build(reg: RegistryState, _model: None) -> tuple[Any, ...]:  # (ops, result, directory, shown name)
             if name in reg.by_name:
                 raise ResourceAlreadyExists(
                     f"Registered Model (name={name}) already exists. Register a new version with "
@@ -271,7 +273,7 @@ class ModelRegistry:
         name = model_name(name)
         new_name = model_name(new_name, "new_name")
 
-        def build(reg: RegistryState, m: ModelState):
+        def build(reg: RegistryState, m: ModelState) -> tuple[list[dict[str, Any]], Any]:
             if new_name == reg.name_of(m):
                 return [], None
             if new_name in reg.by_name:
@@ -332,7 +334,7 @@ class ModelRegistry:
                     source=source) from exc
         uid = secrets.token_hex(8)
 
-        def build(reg: RegistryState, m: ModelState):
+        def build(reg: RegistryState, m: ModelState) -> tuple[list[dict[str, Any]], Any]:
             op: dict[str, Any] = {"op": "create_version", "uid": uid, "version": m.next_number, "source": source}
             for key, value in (("storage_location", storage_location), ("run_id", run_id),
                                ("run_link", run_link), ("description", description), ("model_id", model_id)):
@@ -349,12 +351,13 @@ class ModelRegistry:
                 return self.to_version(reg, m, v)
         raise ResourceDoesNotExist(f"Version {number} of {name!r} vanished right after it was registered")
 
-    def _version_change(self, name: str, version: Any, make_op, message: str) -> ModelVersion:
+    def _version_change(self, name: str, version: Any,
+                        make_op: Callable[[ModelState, Any], dict[str, Any] | None], message: str) -> ModelVersion:
         name = model_name(name)
         number = version_number(version)
         uid_box: dict[str, str] = {}
 
-        def build(reg: RegistryState, m: ModelState):
+        def build(reg: RegistryState, m: ModelState) -> tuple[list[dict[str, Any]], Any]:
             v = self._version(reg, m, number)
             uid_box["uid"] = v.uid
             op = make_op(m, v)
@@ -391,7 +394,7 @@ class ModelRegistry:
         name = model_name(name)
         number = version_number(version)
 
-        def build(reg: RegistryState, m: ModelState):
+        def build(reg: RegistryState, m: ModelState) -> tuple[list[dict[str, Any]], Any]:
             v = self._version(reg, m, number)
             return [{"op": "delete_version", "uid": v.uid, "version": v.number}], None
 
@@ -411,9 +414,10 @@ class ModelRegistry:
 
     def set_registered_model_alias(self, name: str, alias: str, version: Any) -> None:
         alias = alias_name(alias, for_setting=True)
-        self._version_change(name, version,
-                             lambda m, v: None if m.aliases.get(alias) == v.uid else {"op": "set_alias", "alias": alias},
-                             f"registry {name!r}: alias @{alias} -> version {version}")
+        self._version_change(
+            name, version,
+            lambda m, v: None if m.aliases.get(alias) == v.uid else {"op": "set_alias", "alias": alias},
+            f"registry {name!r}: alias @{alias} -> version {version}")
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         alias = alias_name(alias)

@@ -64,4 +64,4 @@ def resolve_models_uri(store: Any, uri: str) -> str:
     """
     registry = store.registry
     mv = registry.resolve(uri)
-    return registry.get_model_version_download_uri(mv.name, mv.version)
+    return str(registry.get_model_version_download_uri(mv.name, mv.version))
