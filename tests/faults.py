@@ -375,7 +375,7 @@ class FaultTrial:
             report.problems.append(f"refs left behind: {left}")
         journal = self.repo / ".git" / "gitexp" / "journal"
         if journal.exists() and os.listdir(journal):
-            report.problems.append(f"journals left behind: {os.listdir(journal)}")
+            report.problems.append(f"journals left behind: {os.listdir(journal)}; doctor said: {doctor.stdout[-1500:]}")
         keeps = [p.name for p in (self.repo / ".git" / "objects" / "pack").glob("*.keep")]
         if keeps:
             report.problems.append(f"keep files left behind: {keeps}")

@@ -317,20 +317,36 @@ class ObjectDB:
             if found is not None:
                 return found
         with self._lock:
-            proc = self._reader()
-            stdin, stdout = git.pipe(proc.stdin), git.pipe(proc.stdout)
-            stdin.write(sha.encode() + b"\n")
-            stdin.flush()
-            header = stdout.readline()
-            if not header:
-                self._proc = None
-                raise GitexpError(f"git cat-file stopped unexpectedly while reading {sha}")
-            fields = header.split()
-            if len(fields) < 3 or fields[1] == b"missing":
-                raise ObjectMissing(sha)
-            size = int(fields[2])
-            data = stdout.read(size + 1)[:-1]
-            return fields[1].decode(), data
+            for attempt in range(2):
+                proc = self._reader()
+                stdin, stdout = git.pipe(proc.stdin), git.pipe(proc.stdout)
+                stdin.write(sha.encode() + b"\n")
+                stdin.flush()
+                header = stdout.readline()
+                if not header:
+                    self._proc = None
+                    raise GitexpError(f"git cat-file stopped unexpectedly while reading {sha}")
+                fields = header.split()
+                if len(fields) >= 3 and fields[1] != b"missing":
+                    size = int(fields[2])
+                    data = stdout.read(size + 1)[:-1]
+                    return fields[1].decode(), data
+                if attempt == 0:
+                    # A repack moving the object between packs right then (a user's `git repack
+                    # -a -d`, gitexp's own roll-up) can hide it from a long-lived reader's view of
+                    # the pack directory (docs/reliability.md): ask a fresh reader once.
+                    self._restart_reader()
+                    time.sleep(0.01)
+            raise ObjectMissing(sha)
+
+    def _restart_reader(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and self._proc_pid == os.getpid():
+            try:
+                git.pipe(proc.stdin).close()
+                proc.wait(timeout=5)
+            except Exception:  # a reader that will not stop is killed
+                proc.kill()
 
     def read_many(self, shas: list[str]) -> Iterator[tuple[str, bytes]]:
         """Yield (sha, content) for many objects, pipelining requests to git."""
@@ -461,8 +477,14 @@ class ObjectDB:
             self._local.preloaded_trees = previous_trees
 
     def read_many_typed(self, shas: list[str]) -> dict[str, tuple[str, bytes]]:
-        """sha -> (type, content) for many objects, read through one pipelined git process."""
-        return {sha: (kind, data) for sha, kind, data in self.stream(list(dict.fromkeys(shas)))}
+        """sha -> (type, content) for many objects, read through one pipelined git process
+        (once more after a miss: see `read`)."""
+        unique = list(dict.fromkeys(shas))
+        try:
+            return {sha: (kind, data) for sha, kind, data in self.stream(unique)}
+        except ObjectMissing:
+            time.sleep(0.01)
+            return {sha: (kind, data) for sha, kind, data in self.stream(unique)}
 
     def read_blob(self, sha: str) -> bytes:
         preloaded = getattr(self._local, "preloaded", None)
@@ -786,7 +808,6 @@ class ObjectDB:
 
     def _roll_up(self, pack_dir: str, threshold: int) -> bool:
         packs: list[tuple[int, str]] = []   # (bytes, "pack-<hash>") of the packs that may roll
-        others: list[str] = []
         for name in os.listdir(pack_dir):
             if not name.endswith(".idx"):
                 continue
@@ -796,17 +817,19 @@ class ObjectDB:
                 size = os.path.getsize(base + ".pack")
             except OSError:
                 continue  # being written or removed
-            if size >= REPACK_SEALED_BYTES or any(os.path.exists(base + ext) for ext in _PINNED):
-                others.append(stem)
-            else:
+            if size < REPACK_SEALED_BYTES and not any(os.path.exists(base + ext) for ext in _PINNED):
                 packs.append((size, stem))
         if len(packs) < min(threshold, 2):
             return False
         rolled = [stem for stem in geometric_roll(packs, 2)]
         if len(rolled) < 2:
             return False
-        keep = [stem for _, stem in packs if stem not in set(rolled)] + others
-        request = "".join(f"{stem}.pack\n" for stem in rolled) + "".join(f"^{stem}.pack\n" for stem in keep)
+        # Every object of the rolled packs goes into the new one, also those another pack has
+        # too: a copy elsewhere is no guarantee -- a user's `git repack -a -d` that started
+        # earlier deletes the unkept packs it saw, dropping what was unreachable when it looked
+        # (an object a checkpoint made reachable since, whose kept pack we are rolling now).
+        # A duplicate costs a few bytes; a missing object costs a run.
+        request = "".join(f"{stem}.pack\n" for stem in rolled)
         result = git.run(["pack-objects", "--stdin-packs", "-q", os.path.join(pack_dir, "pack")],
                          git_dir=self.git_dir, input=request.encode(), env=self._env)
         written = result.stdout.decode().strip()
