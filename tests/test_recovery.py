@@ -473,3 +473,27 @@ def test_a_short_journal_write_loses_nothing_acknowledged_and_claims_nothing_ref
     assert not set(steps) & set(report["refused"])  # nothing of a call that raised
     assert client.get_run(report["run_id"]).info.status == ("KILLED" if end == "sigkill" else "RUNNING")
     assert journals(repo) == []
+
+
+def test_a_journal_appears_with_its_header_and_what_a_kill_leaves_before_is_swept(repo):
+    """A journal is written under a temporary name and linked into place with its header, so
+    recovery never meets a headerless journal it must take for one being created (a fault
+    trial found one left behind by a process killed between creating and writing it).  A
+    temporary file a killed process left is removed by the next recovery once it is old."""
+    with gitexp.start_run() as run:
+        gitexp.log_param("a", "1")
+        path = journal_of(repo, run.info.run_id)
+        header = json.loads(path.read_text().splitlines()[0])
+        assert header["run_id"] == run.info.run_id and header["journal"] == 1
+        assert not [p for p in journals(repo) if p.name.startswith(".new.")]
+    left = journal_dir(repo) / ".new.0123456789abcdef0123456789abcdef.deadbeef0000"
+    left.write_text('{"journal": 1, "run_id": "0123456789abcdef0123456789abcdef"')  # cut by the kill
+    fresh = journal_dir(repo) / ".new.fedcba9876543210fedcba9876543210.deadbeef0001"
+    fresh.write_text("")
+    old = time.time() - 120
+    os.utime(left, (old, old))
+    out = doctor()
+    assert "journals:        nothing to recover" in out
+    assert not left.exists()  # old and unlocked: swept
+    assert fresh.exists()  # young: it may be a journal being created right now
+    assert [p.name for p in journals(repo)] == [fresh.name]

@@ -167,7 +167,12 @@ class Session:
         self._deferred = False  # warned that publishing waits for the branch
         os.makedirs(journal_dir, exist_ok=True)
         self.path = os.path.join(journal_dir, f"{run_id}.{self.id}.jsonl")
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
+        # The journal appears under its name with its header already in it (written under a
+        # temporary name, then linked): a process killed in between leaves no headerless
+        # journal that recovery could not tell from one being created (only a temporary
+        # file, which `sweep_temporaries` removes).
+        temporary = os.path.join(journal_dir, f"{TEMPORARY_PREFIX}{run_id}.{self.id}")
+        self.fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
         try:
             # The flock lives as long as this process holds the file open, whatever kills it,
             # and other processes see it across containers sharing this disk and kernel:
@@ -183,10 +188,12 @@ class Session:
             }
             data = (json.dumps(header) + "\n").encode()
             _write_all(self.fd, data)
+            os.link(temporary, self.path)  # fails if the name exists, as O_EXCL did
         except BaseException:
             os.close(self.fd)
-            os.unlink(self.path)
+            os.unlink(temporary)
             raise
+        os.unlink(temporary)
         self.header_len = len(data)
         self.size = len(data)  # what the journal holds: every record is appended right after it
         self._resumed_at = len(data) - len(b"false}\n")
@@ -636,6 +643,31 @@ def list_journals(journal_dir: str,
         status, header = journal_status(path)
         out.append((path, status, header))
     return out
+
+
+TEMPORARY_PREFIX = ".new."
+
+
+def sweep_temporaries(journal_dir: str, min_age: float = 60.0) -> list[str]:
+    """Remove journals-to-be that a killed process left (a header at most, never an op):
+    temporary files older than `min_age` seconds whose lock nobody holds."""
+    try:
+        names = os.listdir(journal_dir)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        if not name.startswith(TEMPORARY_PREFIX):
+            continue
+        path = os.path.join(journal_dir, name)
+        try:
+            if time.time() - os.path.getmtime(path) < min_age or lock_free(path) is False:
+                continue
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def find_dead_journals(journal_dir: str, live: set[str], include_unknown: bool = False) -> list[str]:

@@ -52,6 +52,7 @@ from .journal import (
     orphaned_live_runs,
     publish_dead_owner,
     recover_journal,
+    sweep_temporaries,
 )
 from .protection import Swept, sweep
 from .repo import Repository
@@ -358,6 +359,7 @@ class GitStore:
         self._recovery_checked = now
         recovered: list[str] = []
         odb = self.branch.odb
+        sweep_temporaries(self.journal_dir)
         dead = find_dead_journals(self.journal_dir, SESSIONS.live_paths(), include_unknown=include_unknown)
         for path in progress(dead):
             try:
