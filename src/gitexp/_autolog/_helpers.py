@@ -145,3 +145,25 @@ def dataset_input(dataset: Any, context: str) -> Any:
     from ..entities import DatasetInput, InputTag
 
     return DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
+
+
+class FlavorHandle:
+    """The flavor module an integration saves models with (gitexp.sklearn, gitexp.xgboost).
+
+    The flavor hands itself over when it is imported -- that is where autolog() is reached
+    from -- so an integration never imports its flavor and the two modules do not import
+    each other."""
+
+    def __init__(self, reached_through: str) -> None:
+        self.reached_through = reached_through
+        self.module: Any = None
+
+    def use(self, module: Any) -> None:
+        self.module = module
+
+    def get(self) -> Any:
+        if self.module is None:
+            from ..exceptions import GitexpError
+
+            raise GitexpError(f"this autologging is reached through {self.reached_through}")
+        return self.module

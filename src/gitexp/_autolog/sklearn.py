@@ -24,9 +24,10 @@ from collections.abc import Callable
 from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import GitexpError, InvalidParameterValue
+from ..exceptions import InvalidParameterValue
 from ._config import AUTOLOGGING_TAG, INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
 from ._helpers import (
+    FlavorHandle,
     active_run_id,
     dataset_input,
     inspect_var_name,
@@ -44,21 +45,10 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("gitexp.autolog")
 
-# The flavor module that saves the models (gitexp.sklearn: log_model, serialization formats).
-# It hands itself over when it is imported -- that is where autolog() is reached from -- so
-# this integration never imports it and the two modules do not import each other.
-_flavor: Any = None
-
-
-def use_flavor(module: Any) -> None:
-    global _flavor
-    _flavor = module
-
-
-def _the_flavor() -> Any:
-    if _flavor is None:
-        raise GitexpError("scikit-learn autologging is reached through gitexp.sklearn.autolog()")
-    return _flavor
+# The flavor module that saves the models (log_model, serialization formats): see FlavorHandle.
+_flavor = FlavorHandle("gitexp.sklearn.autolog()")
+use_flavor = _flavor.use
+_the_flavor = _flavor.get
 
 FLAVOR_NAME = "sklearn"
 TRAINING_PREFIX = "training_"

@@ -19,28 +19,25 @@ from collections.abc import Callable
 from copy import deepcopy
 from typing import Any
 
-from ..exceptions import GitexpError, InvalidParameterValue
+from ..exceptions import InvalidParameterValue
 from ._config import INPUT_EXAMPLE_SAMPLE_ROWS, check_extra_tags, get_config
-from ._helpers import active_run_id, dataset_input, make_dataset, resolve_input_example_and_signature, tracking_client
+from ._helpers import (
+    FlavorHandle,
+    active_run_id,
+    dataset_input,
+    make_dataset,
+    resolve_input_example_and_signature,
+    tracking_client,
+)
 from ._patching import integration, safe_patch
 from ._sessions import TrainingSession
 
 _log = logging.getLogger("gitexp.autolog")
 
-# The flavor module that saves the models (gitexp.xgboost), handed over when it is imported
-# (as in ``sklearn.py``), so this integration never imports it.
-_flavor: Any = None
-
-
-def use_flavor(module: Any) -> None:
-    global _flavor
-    _flavor = module
-
-
-def _the_flavor() -> Any:
-    if _flavor is None:
-        raise GitexpError("XGBoost autologging is reached through gitexp.xgboost.autolog()")
-    return _flavor
+# The flavor module that saves the models (log_model, serialization formats): see FlavorHandle.
+_flavor = FlavorHandle("gitexp.xgboost.autolog()")
+use_flavor = _flavor.use
+_the_flavor = _flavor.get
 
 FLAVOR_NAME = "xgboost"
 IMPORTANCE_TYPES = ("weight", "gain", "cover", "total_gain", "total_cover")

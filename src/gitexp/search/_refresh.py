@@ -324,20 +324,20 @@ def _sparse(kind: str, key: str, col: Any) -> tuple[np.ndarray, Any]:
     return rids, col.values[rids]
 
 
+def _stored_format(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    except sqlite3.OperationalError:  # no meta table yet
+        return None
+    return str(row[0]) if row is not None else None
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
     fingerprint = _format_fingerprint()
-    try:
-        current = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-    except sqlite3.OperationalError:
-        current = None
-    if current is not None and current[0] == fingerprint:
+    if _stored_format(conn) == fingerprint:
         return
     with _write(conn):
-        try:
-            current = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        except sqlite3.OperationalError:
-            current = None
-        if current is not None and current[0] == fingerprint:
+        if _stored_format(conn) == fingerprint:  # another process did it while we waited
             return
         objects = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'table') "
                                "AND name NOT LIKE 'sqlite_%'").fetchall()
