@@ -10,6 +10,13 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn
+from sklearn.datasets import load_wine
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 import gitexp
 from gitexp.exceptions import InvalidParameterValue
@@ -23,14 +30,6 @@ from .autolog_helpers import (  # noqa: F401
     runs_of,
 )
 from .conftest import require_mlflow, run_python
-
-sklearn = pytest.importorskip("sklearn")
-from sklearn.datasets import load_wine  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
-from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
-from sklearn.model_selection import GridSearchCV  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 CLASSIFIER_METRICS = {"training_precision_score", "training_recall_score", "training_f1_score",
                       "training_accuracy_score", "training_log_loss", "training_roc_auc", "training_score"}
@@ -415,7 +414,7 @@ print("RESULT" + json.dumps(out))
 def test_same_params_metrics_tags_artifacts_and_datasets_as_mlflow(repo, tmp_path):
     """scikit-learn and XGBoost autologging, by MLflow and by gitexp, record the same keys and datasets."""
     require_mlflow()
-    pytest.importorskip("xgboost")
+    import xgboost  # noqa: F401  (a dev dependency: missing, the test fails loudly)
     mlflow_dir = tmp_path / "mlflow"
     mlflow_dir.mkdir()
     setup = f"tracker.set_tracking_uri('sqlite:///{mlflow_dir}/m.db')"

@@ -10,13 +10,12 @@ import logging
 
 import numpy as np
 import pytest
+import xgboost as xgb
 
 import gitexp
 from gitexp.exceptions import InvalidParameterValue
 
 from .autolog_helpers import artifact_paths, no_autolog_left_behind, only_run, read_json_artifact, runs_of  # noqa: F401
-
-xgb = pytest.importorskip("xgboost")
 
 PARAMS = {"max_depth": 2, "learning_rate": 0.3, "objective": "reg:squarederror", "seed": 42}
 

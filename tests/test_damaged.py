@@ -200,7 +200,8 @@ def test_damaged_runs_through_the_cli_the_server_and_the_ui(repo, tmp_path):
     assert all(run_id[:8] in listed.stdout for run_id in ids)
 
     mlflow = require_mlflow()
-    httpx = pytest.importorskip("httpx")
+    import httpx
+
     from tests.server_process import ServerProcess
 
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"

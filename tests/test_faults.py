@@ -315,7 +315,8 @@ def test_a_run_goes_on_while_the_branch_is_checked_out_in_a_worktree_and_lands_a
 
 
 def test_cli_and_server_refuse_to_write_to_a_checked_out_branch(repo, tmp_path):
-    httpx = pytest.importorskip("httpx")
+    import httpx
+
     from .server_process import ServerProcess
 
     gitexp.Client()._store.branch.ensure()
@@ -470,7 +471,8 @@ def test_doctor_removes_a_lock_only_when_its_owner_is_provably_dead(repo):
 
 
 def test_a_restarted_server_answers_at_once_despite_a_stale_lock_and_many_dead_journals(repo):
-    httpx = pytest.importorskip("httpx")
+    import httpx
+
     from .server_process import ServerProcess
 
     leave_stale_lock(repo, dead_journals=6)

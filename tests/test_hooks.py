@@ -187,7 +187,7 @@ def _framework_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_manifest_is_valid_for_the_pre_commit_framework(tmp_path):
-    pytest.importorskip("pre_commit")
+    import pre_commit  # noqa: F401  (a dev dependency: missing, the test fails loudly)
     result = subprocess.run([sys.executable, "-m", "pre_commit", "validate-manifest",
                              str(PROJECT / ".pre-commit-hooks.yaml")], capture_output=True, text=True,
                             env=_framework_env(tmp_path))
@@ -197,7 +197,7 @@ def test_manifest_is_valid_for_the_pre_commit_framework(tmp_path):
 
 
 def test_hooks_through_the_pre_commit_framework(repo, tmp_path):
-    pytest.importorskip("pre_commit")
+    import pre_commit  # noqa: F401  (a dev dependency: missing, the test fails loudly)
     env = _framework_env(tmp_path)
     # The manifest's hooks as a `repo: local` config: same ids, entries and stages; `language:
     # system` because the isolated environment of `language: python` needs PyPI, not here.

@@ -7,15 +7,13 @@ import textwrap
 
 import numpy as np
 import pytest
+from hyperopt import STATUS_OK, Trials, fmin, hp, tpe
+from hyperopt.pyll import scope
 
 import gitexp
 
 from .autolog_helpers import no_autolog_left_behind, runs_of  # noqa: F401
 from .conftest import run_python
-
-hyperopt = pytest.importorskip("hyperopt")
-from hyperopt import STATUS_OK, Trials, fmin, hp, tpe  # noqa: E402
-from hyperopt.pyll import scope  # noqa: E402
 
 SPACE = {"x": hp.uniform("x", -2, 2), "depth": scope.int(hp.quniform("depth", 1, 6, 1))}
 
@@ -53,7 +51,7 @@ def test_trials_of_fmin_are_nested_runs_of_the_parent(client):
 
 def test_the_tutorials_objective_with_xgboost_autolog_in_each_trial(client):
     """mlops-zoomcamp: hyperopt over xgboost, each trial a nested run, autolog filling it in."""
-    xgb = pytest.importorskip("xgboost")
+    import xgboost as xgb
     from sklearn.metrics import root_mean_squared_error
 
     rng = np.random.default_rng(1)
@@ -183,7 +181,7 @@ def test_trials_in_forked_worker_processes_all_land(client, repo):
 
 
 def test_trials_in_spawned_joblib_workers_all_land_in_the_parents_experiment(client, repo):
-    pytest.importorskip("joblib")
+    import joblib  # noqa: F401  (a dev dependency: missing, the test fails loudly)
     result = _run_script(repo, "tune_spawned.py", _SPAWNED)
     assert result.returncode == 0, result.stderr
     parent_id, n_workers = result.stdout.split()[-2:]

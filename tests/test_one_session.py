@@ -115,7 +115,8 @@ def test_server_concurrent_set_tags_and_metrics_on_a_finished_run(tmp_path, monk
     """16 clients at once (the real mlflow client) tag and log to one finished run through
     a real `gitexp server` whose checkpoint thread keeps closing the run's session."""
     mlflow = require_mlflow()
-    pytest.importorskip("fastapi")
+    import fastapi  # noqa: F401  (a dev dependency: missing, the test fails loudly)
+
     from tests.conftest import make_repo
     from tests.server_process import ServerProcess
 

@@ -357,7 +357,8 @@ def test_runs_of_a_sigkilled_server_with_nothing_pending_end_killed(tmp_path, mo
     ones, all checkpointed, is SIGKILLed; `gitexp doctor` (a real CLI process) ends every
     one KILLED with everything logged."""
     mlflow = require_mlflow()
-    pytest.importorskip("fastapi")
+    import fastapi  # noqa: F401  (a dev dependency: missing, the test fails loudly)
+
     from tests.conftest import make_repo
     from tests.server_process import ServerProcess
 

@@ -6,13 +6,12 @@ non-Python MLflow client would send them.
 
 from __future__ import annotations
 
+import fastapi  # noqa: F401  (a dev dependency: missing, the test fails loudly)
+import httpx
 import pytest
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("fastapi")
-
-from tests.conftest import make_repo  # noqa: E402
-from tests.server_process import ServerProcess  # noqa: E402
+from tests.conftest import make_repo
+from tests.server_process import ServerProcess
 
 API = "/api/2.0/mlflow"
 

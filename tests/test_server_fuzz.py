@@ -13,16 +13,14 @@ import shutil
 import subprocess
 import tempfile
 
+import fastapi  # noqa: F401  (a dev dependency: missing, the test fails loudly)
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
-schemathesis = pytest.importorskip("schemathesis")
-pytest.importorskip("fastapi")
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
-
-from gitexp.server import create_app  # noqa: E402
+from gitexp.server import create_app
 
 _REPO = tempfile.mkdtemp(prefix="gitexp-fuzz-")
 atexit.register(shutil.rmtree, _REPO, True)

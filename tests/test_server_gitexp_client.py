@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 
+import fastapi  # noqa: F401  (a dev dependency: missing, the test fails loudly)
 import pytest
-
-pytest.importorskip("fastapi")
 
 import gitexp
 from gitexp.entities import Metric, Param, RunTag

@@ -16,9 +16,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-pytest.importorskip("fastapi")
+import fastapi  # noqa: F401  (a dev dependency: missing, the test fails loudly)
 
 import gitexp
 from tests.conftest import make_repo, reset_gitexp

@@ -17,8 +17,7 @@ import pytest
 from tests.conftest import require_mlflow
 
 mlflow = require_mlflow()
-pytest.importorskip("fastapi")
-
+import fastapi  # noqa: E402, F401  (a dev dependency: missing, the test fails loudly)
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric as MlflowMetric  # noqa: E402
 from mlflow.entities import Param as MlflowParam  # noqa: E402

@@ -8,13 +8,12 @@ import subprocess
 import sys
 import time
 
+import fastapi  # noqa: F401  (a dev dependency: missing, the test fails loudly)
+import httpx
 import pytest
 
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
-
-from tests.conftest import make_repo  # noqa: E402
-from tests.server_process import free_port  # noqa: E402
+from tests.conftest import make_repo
+from tests.server_process import free_port
 
 
 def _start(args: list[str], port: int) -> subprocess.Popen:

@@ -13,6 +13,7 @@ that order.  A handler's name is its route's name in the OpenAPI document
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -74,7 +75,7 @@ def router(client: Client) -> APIRouter:
     return api
 
 
-class _Group:
+class _Group(abc.ABC):
     """Handlers for one group of routes, over one Client."""
 
     TAG = ""
@@ -82,8 +83,9 @@ class _Group:
     def __init__(self, client: Client) -> None:
         self.client = client
 
+    @abc.abstractmethod
     def routes(self) -> list[Route]:
-        raise NotImplementedError
+        """(method, path, handler, response model) of each route of the group."""
 
 
 class Experiments(_Group):
