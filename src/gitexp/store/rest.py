@@ -681,19 +681,18 @@ class RestRegistry:
                                                  query={"name": name, "version": str(version)})["artifact_uri"])
 
     def resolve(self, uri: str) -> ModelVersion:
-        from .registry import parse_models_uri
+        from .registry._uris import ModelsUri, resolve_version
 
-        parsed = parse_models_uri(uri)
-        if parsed.version is not None:
-            return self.get_model_version(parsed.name, parsed.version)
-        if parsed.alias is not None:
-            return self.get_model_version_by_alias(parsed.name, parsed.alias)
-        stages = [parsed.stage] if parsed.stage is not None else None
-        versions = self.get_latest_versions(parsed.name, stages)  # the highest per stage
-        if not versions:
-            where = f" in stage '{parsed.stage}'" if parsed.stage else ""
-            raise ResourceDoesNotExist(f"Model {parsed.name!r} has no version{where}", name=parsed.name)
-        return max(versions, key=lambda v: v.version)
+        def latest(parsed: ModelsUri) -> ModelVersion:
+            stages = [parsed.stage] if parsed.stage is not None else None
+            versions = self.get_latest_versions(parsed.name, stages)  # the highest per stage
+            if not versions:
+                where = f" in stage '{parsed.stage}'" if parsed.stage else ""
+                raise ResourceDoesNotExist(f"Model {parsed.name!r} has no version{where}", name=parsed.name)
+            return max(versions, key=lambda v: v.version)
+
+        version: ModelVersion = resolve_version(self, uri, latest)
+        return version
 
     def history(self, name: str) -> list[Any]:
         doc = self.store.gitexp_call("GET", "/registered-models/history", query={"name": name})

@@ -18,7 +18,7 @@ from ...exceptions import InvalidParameterValue, ResourceAlreadyExists, Resource
 from .. import layout
 from ..objects import _LRU, MODE_BLOB
 from ._fold import ModelState, RegistryState, VersionState, fold_model
-from ._uris import parse_models_uri
+from ._uris import ModelsUri, resolve_version
 from ._validation import (
     alias_name,
     checked_tags,
@@ -166,19 +166,19 @@ class ModelRegistry:
 
     def resolve(self, uri: str) -> ModelVersion:
         """The version a models:/ URI names."""
-        parsed = parse_models_uri(uri)
-        if parsed.version is not None:
-            return self.get_model_version(parsed.name, parsed.version)
-        if parsed.alias is not None:
-            return self.get_model_version_by_alias(parsed.name, parsed.alias)
-        reg, m = self._model(parsed.name)
-        candidates = [v for v in m.live_versions() if parsed.stage is None or v.stage == parsed.stage]
-        if not candidates:
-            where = f" and stage '{parsed.stage}'" if parsed.stage else ""
-            raise ResourceDoesNotExist(
-                f"No versions of model with name '{reg.name_of(m)}'{where} found (from {uri!r}). "
-                "See `gitexp models versions " + reg.name_of(m) + "`.", uri=uri)
-        return self.to_version(reg, m, max(candidates, key=lambda v: v.number))
+
+        def latest(parsed: ModelsUri) -> ModelVersion:
+            reg, m = self._model(parsed.name)
+            candidates = [v for v in m.live_versions() if parsed.stage is None or v.stage == parsed.stage]
+            if not candidates:
+                where = f" and stage '{parsed.stage}'" if parsed.stage else ""
+                raise ResourceDoesNotExist(
+                    f"No versions of model with name '{reg.name_of(m)}'{where} found (from {uri!r}). "
+                    "See `gitexp models versions " + reg.name_of(m) + "`.", uri=uri)
+            return self.to_version(reg, m, max(candidates, key=lambda v: v.number))
+
+        version: ModelVersion = resolve_version(self, uri, latest)
+        return version
 
     def history(self, name: str) -> list[ModelHistoryEntry]:
         """The audit trail of a model (live, or deleted: every directory whose last name is `name`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -54,6 +55,18 @@ def parse_models_uri(uri: str) -> ModelsUri:
         return ModelsUri(name, alias=alias)
     raise _bad_models_uri(
         uri, "models:/<id> names a logged model, not a registered one; add a version, stage or @alias")
+
+
+def resolve_version(registry: Any, uri: str, latest: Callable[[ModelsUri], Any]) -> Any:
+    """The version a models:/ URI names, from a registry (the git one or a server's): a
+    number or an alias directly, a stage or ``latest`` through `latest(parsed)`, the highest
+    version among the candidates."""
+    parsed = parse_models_uri(uri)
+    if parsed.version is not None:
+        return registry.get_model_version(parsed.name, parsed.version)
+    if parsed.alias is not None:
+        return registry.get_model_version_by_alias(parsed.name, parsed.alias)
+    return latest(parsed)
 
 
 def resolve_models_uri(store: Any, uri: str) -> str:
