@@ -198,13 +198,19 @@ def test_a_cached_column_follows_what_another_process_changed(repo, monkeypatch)
         ["run-4", "run-3", "again", "theirs", "run-2", "run-1", "run-0"]
 
 
-def test_pending_runs_are_laid_over_the_columns_without_changing_them(repo):
-    client = gitexp.Client()
+def _three_runs(client) -> str:
+    """An experiment "e" with finished runs run-0..run-2, metric m = 0, 1, 2."""
     exp = client.create_experiment("e")
     for i in range(3):
         run = client.create_run(exp, run_name=f"run-{i}")
         client.log_batch(run.info.run_id, metrics=[Metric("m", float(i), 1, 0)])
         client.set_terminated(run.info.run_id)
+    return exp
+
+
+def test_pending_runs_are_laid_over_the_columns_without_changing_them(repo):
+    client = gitexp.Client()
+    exp = _three_runs(client)
     assert _names(client.search_runs(exp, order_by=["metrics.m DESC"])) == ["run-2", "run-1", "run-0"]
     gitexp.set_experiment("e")
     with gitexp.start_run(run_name="live"):
@@ -246,11 +252,7 @@ def test_a_damaged_column_is_rebuilt(repo):
     import sqlite3
 
     client = gitexp.Client()
-    exp = client.create_experiment("e")
-    for i in range(3):
-        run = client.create_run(exp, run_name=f"run-{i}")
-        client.log_batch(run.info.run_id, metrics=[Metric("m", float(i), 1, 0)])
-        client.set_terminated(run.info.run_id)
+    exp = _three_runs(client)
     expected = _names(client.search_runs(exp, "metrics.m > 0", order_by=["metrics.m"]))
     gitexp.client.forget_stores()
     with sqlite3.connect(INDEX) as conn:
