@@ -34,6 +34,7 @@ MAY_IMPORT = {
     "hooks": {"client"},
     "web": {"client", "api"},       # server/ and ui/: one web app (server/app.py), the UI its pages
     "cli": {"client", "api", "hooks", "web"},
+    "plugin": {"client", "web"},    # mlflow_plugin/: MLflow's stores over the web app's handlers
 }
 # Store and search modules and names that hold no store: formats, validation, the REST wire
 # format, the interface's types and the git runner.  Any layer may use them.
@@ -44,6 +45,7 @@ PURE = {
     ("gitexp.store.artifacts", "validate_artifact_path"),
     ("gitexp.store.logged_models", "model_id_from_uri"),
     ("gitexp.store.repo", "path_from_uri"),
+    ("gitexp.store.repo", "parse_gitexp_uri"),
     ("gitexp.search._filter", "quote_key"),
 }
 STORE_PRIVATES = {"_store", "_registry", "_logged_models", "_artifacts", "_remote"}
@@ -56,6 +58,8 @@ def layer(module: str) -> str:
         return "foundation"
     if top in ("ui", "server"):
         return "web"
+    if top == "mlflow_plugin":
+        return "plugin"
     if top in ("store", "search", "client", "hooks", "cli"):
         return top
     if top == "__main__":

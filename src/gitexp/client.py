@@ -23,7 +23,7 @@ from .entities import (
 )
 from .exceptions import InvalidParameterValue
 from .store.interface import RepositoryInfo, TrackingStore, lazy_attribute
-from .store.repo import open_repository, path_from_uri
+from .store.repo import open_repository, parse_tracking_uri
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +77,7 @@ def _open_store(uri: str) -> TrackingStore:
         return RestStore(uri)
     from .store.tracking import GitStore
 
-    repo = open_repository(path_from_uri(uri))
+    repo = open_repository(*parse_tracking_uri(uri))
     for known in _stores_by_uri.values():
         if isinstance(known, GitStore) and known.repo.common_dir == repo.common_dir and known.repo.ref == repo.ref:
             return known

@@ -152,7 +152,7 @@ class Workers:
         repo = branch.repo
         package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         setup = {"git_dir": repo.git_dir, "common_dir": repo.common_dir, "path": repo.path,
-                 "work_tree": repo.work_tree or "", "config": dict(repo.config)}
+                 "work_tree": repo.work_tree or "", "config": dict(repo.config), "branch": repo.branch_name}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.failures: list[str] = []
         for _ in range(count):
@@ -309,7 +309,8 @@ def _worker_main() -> None:
         print(f"{time.time():.3f} worker {os.getpid()} started", file=sys.stderr)
     setup = _receive(stdin)
     repo = Repository(path=setup["path"], work_tree=setup["work_tree"] or None, git_dir=setup["git_dir"],
-                      common_dir=setup["common_dir"], config=setup["config"])
+                      common_dir=setup["common_dir"], config=setup["config"],
+                      branch_name=setup.get("branch"))
     branch = TrackingBranch(repo)
     queue: list[Any] = []
     cond = threading.Condition()

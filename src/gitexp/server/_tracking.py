@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query
 
 from .. import entities as ent
 from ..client import Client
@@ -237,8 +237,8 @@ class Runs(_Group):
         self.client.delete_tag(req.run_id, req.key)
         return JSON({})
 
-    def log_batch(self, req: s.LogBatch, request: Request) -> JSON:
-        size = int(request.headers.get("content-length") or 0)
+    def log_batch(self, req: s.LogBatch, content_length: Annotated[int | None, Header()] = None) -> JSON:
+        size = content_length or 0
         if size > MAX_BATCH_LOG_REQUEST_SIZE:
             raise InvalidParameterValue(
                 f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, got a "

@@ -6,7 +6,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from .. import _git
 from ..exceptions import InvalidParameterValue, NotAGitRepository
@@ -25,11 +25,13 @@ class Repository:
     git_dir: str              # this worktree's git dir
     common_dir: str           # shared by all worktrees: objects, refs, gitexp state
     config: dict[str, str] = field(default_factory=dict)
+    branch_name: str | None = None  # a URI's ?branch=, over GITEXP_BRANCH and gitexp.branch
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def branch(self) -> str:
-        return os.environ.get("GITEXP_BRANCH") or self.config.get("gitexp.branch") or DEFAULT_BRANCH
+        return (self.branch_name or os.environ.get("GITEXP_BRANCH") or self.config.get("gitexp.branch")
+                or DEFAULT_BRANCH)
 
     @property
     def ref(self) -> str:
@@ -111,11 +113,47 @@ def read_config(git_dir: str) -> dict[str, str]:
     return config
 
 
-def path_from_uri(uri: str) -> str:
-    """A local path from a tracking URI: a path, file://, or (tolerated) sqlite:///."""
+GITEXP_SCHEME = "gitexp"
+
+
+def parse_gitexp_uri(uri: str) -> tuple[str, str | None]:
+    """(local path, branch or None) of a ``gitexp:`` URI.
+
+        gitexp:                       the repository around the current directory
+        gitexp:relative/path          a path relative to the current directory
+        gitexp:///abs/path            an absolute path (also gitexp:/abs/path)
+        gitexp:///C:/Users/me/repo    a Windows path (also gitexp:C:/Users/me/repo)
+        ...?branch=experiments        a tracking branch other than the repository's default
+    """
     parsed = urlparse(uri)
+    if parsed.scheme.lower() != GITEXP_SCHEME:
+        raise InvalidParameterValue(f"{uri!r} is not a gitexp: URI")
+    if parsed.netloc:
+        raise InvalidParameterValue(
+            f"Tracking URI {uri!r} names a host ({parsed.netloc!r}): a gitexp: URI names a local repository, "
+            "as gitexp:///path/to/repo (three slashes) or gitexp:relative/path; for a `gitexp server` "
+            "elsewhere use its http(s):// address")
+    query = parse_qs(parsed.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"branch"})
+    if unknown:
+        raise InvalidParameterValue(
+            f"Tracking URI {uri!r} has the unknown option {unknown[0]!r}: a gitexp: URI takes only ?branch=NAME")
+    branch = query.get("branch", [None])[-1]
+    if branch is not None and not branch.strip():
+        raise InvalidParameterValue(f"Tracking URI {uri!r} has an empty ?branch=: name a branch or leave it out")
+    path = unquote(parsed.path)
+    if len(path) >= 3 and path[0] == "/" and path[2] == ":" and path[1].isalpha():
+        path = path[1:]  # /C:/Users/... -> C:/Users/...
+    return path or os.curdir, branch
+
+
+def parse_tracking_uri(uri: str) -> tuple[str, str | None]:
+    """(local path, branch or None) of a tracking URI: a path, file://, gitexp:, or (tolerated) sqlite:///."""
+    parsed = urlparse(uri)
+    if parsed.scheme.lower() == GITEXP_SCHEME:
+        return parse_gitexp_uri(uri)
     if parsed.scheme == "file":
-        return unquote(parsed.path)
+        return unquote(parsed.path), None
     if parsed.scheme in ("sqlite",):
         db_path = uri.split(":///", 1)[-1] if ":///" in uri else parsed.path
         warnings.warn(
@@ -124,17 +162,23 @@ def path_from_uri(uri: str) -> str:
             "Drop the set_tracking_uri call, or pass a repository path, to silence this.",
             stacklevel=4,
         )
-        return os.path.dirname(os.path.abspath(db_path)) or "."
+        return os.path.dirname(os.path.abspath(db_path)) or ".", None
     if parsed.scheme and len(parsed.scheme) > 1:
         raise InvalidParameterValue(
-            f"Unsupported tracking URI {uri!r}: use a repository path, a file:// URI, "
+            f"Unsupported tracking URI {uri!r}: use a repository path, a gitexp: or file:// URI, "
             "or the http(s):// address of a `gitexp server`"
         )
-    return uri
+    return uri, None
 
 
-def open_repository(path: str | None = None) -> Repository:
-    """The repository containing `path` (default: the current directory)."""
+def path_from_uri(uri: str) -> str:
+    """The local path a tracking URI names (see parse_tracking_uri)."""
+    return parse_tracking_uri(uri)[0]
+
+
+def open_repository(path: str | None = None, branch: str | None = None) -> Repository:
+    """The repository containing `path` (default: the current directory); `branch` overrides the
+    tracking branch (GITEXP_BRANCH, git config gitexp.branch)."""
     start = os.path.abspath(path or os.getcwd())
     if not os.path.exists(start):
         raise NotAGitRepository(start)
@@ -148,4 +192,4 @@ def open_repository(path: str | None = None) -> Repository:
         raise NotAGitRepository(start)
     git_dir, common_dir, bare = lines[:3]
     work_tree = lines[3] if result.returncode == 0 and bare != "true" and len(lines) > 3 and lines[3] else None
-    return Repository(start, work_tree, git_dir, common_dir, read_config(git_dir))
+    return Repository(start, work_tree, git_dir, common_dir, read_config(git_dir), branch)
