@@ -18,7 +18,10 @@ FLUENT = [
     "get_experiment_by_name", "search_experiments", "delete_experiment", "start_run", "end_run",
     "active_run", "last_active_run", "get_run", "log_param", "log_params", "log_metric", "log_metrics",
     "set_tag", "set_tags", "delete_tag", "search_runs", "set_experiment_tag", "set_experiment_tags",
-    "get_parent_run", "is_tracking_uri_set", "delete_run",
+    "get_parent_run", "is_tracking_uri_set", "delete_run", "flush_async_logging", "last_logged_model",
+    "set_registry_uri", "get_registry_uri", "enable_system_metrics_logging", "disable_system_metrics_logging",
+    "set_system_metrics_sampling_interval", "set_system_metrics_samples_before_logging",
+    "set_system_metrics_node_id",
 ]
 
 CLIENT = [

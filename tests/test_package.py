@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_is_light(tmp_path):
-    heavy = ["pandas", "numpy", "sklearn", "xgboost", "git", "fastapi", "mlflow", "rich", "click"]
+    heavy = ["pandas", "numpy", "sklearn", "xgboost", "git", "fastapi", "mlflow", "rich", "click", "psutil",
+             "gitexp.system_metrics", "gitexp.config"]
     result = run_python(
         "import sys, gitexp\n"
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))", cwd=tmp_path)
@@ -27,13 +28,17 @@ def test_import_is_light(tmp_path):
 PUBLIC_API = [
     "ActiveRun", "Client", "GitexpError", "MlflowClient", "MlflowException",
     "active_run", "autolog", "create_experiment", "delete_experiment", "delete_experiment_tag", "delete_run",
-    "delete_tag", "end_run", "entities", "exceptions", "flush", "get_artifact_uri", "get_experiment",
-    "get_experiment_by_name", "get_parent_run", "get_run", "get_tracking_uri", "is_tracking_uri_set",
-    "last_active_run", "load_table", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",
+    "delete_tag", "disable_system_metrics_logging", "enable_system_metrics_logging", "end_run", "entities",
+    "exceptions", "flush", "flush_async_logging", "get_artifact_uri", "get_experiment",
+    "get_experiment_by_name", "get_parent_run", "get_registry_uri", "get_run", "get_tracking_uri",
+    "is_tracking_uri_set", "last_active_run", "last_logged_model", "load_table", "log_artifact", "log_artifacts",
+    "log_dict", "log_figure", "log_image",
     "log_input", "log_inputs", "log_metric", "log_metrics", "log_param", "log_params", "log_table", "log_text",
     "metric_history_frame", "register_model", "rename_experiment", "restore_experiment", "restore_run",
     "search_experiments", "search_model_versions", "search_registered_models", "search_runs", "set_experiment",
-    "set_experiment_tag", "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+    "set_experiment_tag", "set_experiment_tags", "set_registry_uri", "set_system_metrics_node_id",
+    "set_system_metrics_samples_before_logging", "set_system_metrics_sampling_interval", "set_tag", "set_tags",
+    "set_tracking_uri", "start_run",
 ]
 
 
@@ -69,7 +74,10 @@ def test_star_import_gives_all_and_all_lists_every_public_name(tmp_path):
 def test_extras_and_scripts_are_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert {"sklearn", "xgboost", "server", "all", "dev"} <= set(extras)
+    assert {"sklearn", "xgboost", "server", "system-metrics", "all", "dev"} <= set(extras)
+    assert extras["system-metrics"] == ["psutil>=5.9"]
+    for bundle in ("all", "all-cpu"):  # dev has all
+        assert any("system-metrics" in d for d in extras[bundle]), bundle
     assert any(d.startswith("mlflow") for d in extras["dev"])
     assert project["scripts"] == {"gitexp": "gitexp.cli:run", "git-exp": "gitexp.cli:run"}
 

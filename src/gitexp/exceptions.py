@@ -8,6 +8,8 @@
     ├── ResourceDoesNotExist                        RESOURCE_DOES_NOT_EXIST
     ├── ResourceAlreadyExists                       RESOURCE_ALREADY_EXISTS
     ├── MissingDependency    an optional library is not installed (names the extra)
+    │   └── PluginRequired   (also an AttributeError) a flavor or feature only MLflow's own package
+    │                        has: use it with gitexp as its store (gitexp[mlflow])
     └── StoreError           the repository refused a read or write
         ├── GitNotFound      the git executable cannot be started
         ├── GitCommandFailed a git command exited non-zero (command, exit code, git's message)
@@ -92,6 +94,22 @@ class MissingDependency(GitexpError):
     error_code = "INVALID_STATE"
 
 
+def plugin_message(what: str, mlflow_name: str) -> str:
+    """The one line saying that `what` exists only through MLflow's package with gitexp as its store."""
+    return (f"{what} is logged through MLflow's own package with gitexp as its store: "
+            f"pip install 'gitexp[mlflow]', then `import mlflow; mlflow.set_tracking_uri(\"gitexp:\")` "
+            f"and use {mlflow_name}")
+
+
+class PluginRequired(MissingDependency, AttributeError):
+    """``gitexp.lightgbm``, ``gitexp.models.evaluate``...: what only MLflow's own package has.
+    An AttributeError too, so ``hasattr(gitexp, "lightgbm")`` is False.  Attribute: mlflow_name."""
+
+    def __init__(self, what: str, mlflow_name: str) -> None:
+        super().__init__(plugin_message(what, mlflow_name), library="mlflow", extra="mlflow",
+                         mlflow_name=mlflow_name)
+
+
 class StoreError(GitexpError):
     error_code = "INTERNAL_ERROR"
 
@@ -152,6 +170,7 @@ __all__ = [
     "ResourceDoesNotExist",
     "ResourceAlreadyExists",
     "MissingDependency",
+    "PluginRequired",
     "StoreError",
     "GitNotFound",
     "GitCommandFailed",

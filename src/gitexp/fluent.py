@@ -21,6 +21,9 @@ from .exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .entities.logged_model import LoggedModel
+    from .system_metrics import SystemMetricsMonitor
+
 _tracking_uri: str | None = None
 _active_experiment_id: str | None = None
 _local = threading.local()
@@ -87,6 +90,130 @@ def get_tracking_uri() -> str:
 
 def is_tracking_uri_set() -> bool:
     return _tracking_uri is not None or "GITEXP_TRACKING_URI" in os.environ
+
+
+_registry_uri: str | None = None
+
+
+def _same_store(a: str, b: str) -> bool:
+    from .store.repo import path_from_uri
+
+    def norm(uri: str) -> str:
+        if uri.lower().startswith(("http://", "https://")):
+            return uri.rstrip("/")
+        try:
+            return os.path.realpath(path_from_uri(uri))
+        except GitexpError:  # a scheme gitexp does not track into
+            return uri
+    return norm(a) == norm(b)
+
+
+def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:
+    """MLflow's registry URI. gitexp's model registry lives in the tracking store (the tracking
+    branch, or the server of an http(s) tracking URI), so the only registry URI is the tracking
+    URI: None or that URI are accepted (Ray Tune and others call this); any other URI is refused."""
+    global _registry_uri
+    if uri is None or os.fspath(uri) == "":
+        _registry_uri = None
+        return
+    uri = os.fspath(uri)
+    if not _same_store(uri, get_tracking_uri()):
+        raise InvalidParameterValue(
+            f"gitexp keeps the model registry with the tracking store, so the registry URI can only be the "
+            f"tracking URI ({get_tracking_uri()}), not {uri!r}: call gitexp.set_tracking_uri({uri!r}) instead")
+    _registry_uri = uri
+
+
+def get_registry_uri() -> str:
+    """The registry URI: the tracking URI (gitexp's registry lives in the tracking store)."""
+    return _registry_uri if _registry_uri is not None and _same_store(_registry_uri, get_tracking_uri()) \
+        else get_tracking_uri()
+
+
+# -- system metrics settings (MLflow's environment variables hold them; gitexp/system_metrics.py
+#    does the sampling, imported only when a run logs system metrics) ------------------------------
+_SYSTEM_METRICS_ENV = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"
+
+
+def enable_system_metrics_logging() -> None:
+    """Log system metrics for every run started from now on (unless start_run(log_system_metrics=False))."""
+    os.environ[_SYSTEM_METRICS_ENV] = "true"
+
+
+def disable_system_metrics_logging() -> None:
+    """Log system metrics only for runs started with start_run(log_system_metrics=True)."""
+    os.environ[_SYSTEM_METRICS_ENV] = "false"
+
+
+def _set_env(name: str, value: Any) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = str(value)
+
+
+def set_system_metrics_sampling_interval(interval: float | None) -> None:
+    """Seconds between two samples of system metrics (default 10; None: the default)."""
+    if interval is not None and not float(interval) > 0:
+        raise InvalidParameterValue(f"The system metrics sampling interval must be positive, got {interval!r}")
+    _set_env("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", interval)
+
+
+def set_system_metrics_samples_before_logging(samples: int | None) -> None:
+    """Samples averaged into one logged value of each system metric (default 1; None: the default)."""
+    if samples is not None and (int(samples) != samples or samples < 1):
+        raise InvalidParameterValue(f"samples_before_logging must be a positive integer, got {samples!r}")
+    _set_env("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", samples)
+
+
+def set_system_metrics_node_id(node_id: str | None) -> None:
+    """Name this machine in system metric keys (``system/<node_id>/...``; multi-node training)."""
+    _set_env("MLFLOW_SYSTEM_METRICS_NODE_ID", node_id)
+
+
+def _system_metrics_wanted(log_system_metrics: bool | None) -> bool:
+    if log_system_metrics is not None:
+        return bool(log_system_metrics)
+    value = os.environ.get(_SYSTEM_METRICS_ENV, "").strip().lower()
+    return value in ("true", "1")
+
+
+_monitors: dict[str, SystemMetricsMonitor] = {}
+_psutil_warned = False
+
+
+def _start_system_metrics(client: Client, run_id: str, resumed: bool) -> None:
+    global _psutil_warned
+    import importlib.util
+
+    try:
+        missing = importlib.util.find_spec("psutil") is None
+    except (ImportError, ValueError):  # ValueError: a module without a spec stands in sys.modules
+        missing = True
+    if missing:
+        if not _psutil_warned:
+            _psutil_warned = True
+            import warnings
+
+            warnings.warn("gitexp: system metrics need psutil, which is not installed; runs are logged without "
+                          "them. Install it with: pip install 'gitexp[system-metrics]'", stacklevel=3)
+        return
+    try:
+        from .system_metrics import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(client, run_id, resume_logging=resumed)
+        monitor.start()
+        _monitors[run_id] = monitor
+    except Exception as exc:  # system metrics never stop a run
+        import logging
+
+        logging.getLogger("gitexp").warning("gitexp: could not start system metrics for run %s: %s", run_id, exc)
+
+
+def _stop_system_metrics(run_id: str) -> None:
+    monitor = _monitors.pop(run_id, None)
+    if monitor is not None:
+        monitor.finish()
 
 
 # -- experiments --------------------------------------------------------------------------------
@@ -255,6 +382,8 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = client.create_run(exp_id, None, all_tags, run_name, user_id=all_tags.get("mlflow.user"))
         _start_code_capture(client, run.info.run_id)
+    if _system_metrics_wanted(log_system_metrics):
+        _start_system_metrics(client, run.info.run_id, resumed=bool(existing))
     active = ActiveRun(run)
     active._started_by_pid = os.getpid()
     stack.append(active)
@@ -269,6 +398,8 @@ def end_run(status: str = "FINISHED") -> None:
         return
     run = stack.pop()
     _local.last_run_id = run.info.run_id
+    if _monitors:
+        _stop_system_metrics(run.info.run_id)  # first: nothing is logged after the run ends
     _client().set_terminated(run.info.run_id, status)
 
 
@@ -437,28 +568,55 @@ def flush() -> None:
     _client().flush()
 
 
+def flush_async_logging() -> None:
+    """MLflow's name for gitexp.flush(): returns once everything logged so far is committed.
+
+    gitexp's logging is always asynchronous in MLflow's sense (a call writes its journal
+    line and returns; commits happen in the background), so this is what waits for them."""
+    flush()
+
+
+def last_logged_model() -> LoggedModel | None:
+    """The logged model (MLflow 3's LoggedModel) most recently logged by this thread, or None.
+
+    A flavor's log_model (gitexp.sklearn.log_model, gitexp.xgboost.log_model, autologging)
+    records one; as in MLflow, the last one is remembered per thread."""
+    model_id = getattr(_local, "last_logged_model_id", None)
+    return _client().get_logged_model(model_id) if model_id else None
+
+
+def _set_last_logged_model(model_id: str | None) -> None:
+    _local.last_logged_model_id = model_id
+
+
 def _reset() -> None:
     """Forget the tracking URI, active experiment and runs of this process (tests, notebooks)."""
-    global _tracking_uri, _current, _active_experiment_id
+    global _tracking_uri, _current, _active_experiment_id, _registry_uri
+    _registry_uri = None
     while _stack():
         try:
             end_run()
         except Exception:
             _stack().pop()
+    for run_id in list(_monitors):
+        _stop_system_metrics(run_id)
     if _tracking_uri is not None and os.environ.get("GITEXP_TRACKING_URI") == _tracking_uri:
         del os.environ["GITEXP_TRACKING_URI"]
     _tracking_uri = None
     _current = None
     _active_experiment_id = None
     _local.last_run_id = None
+    _local.last_logged_model_id = None
 
 
 __all__ = [
     "ActiveRun", "active_run", "create_experiment", "delete_experiment", "delete_experiment_tag",
-    "delete_run", "delete_tag", "end_run", "flush", "get_experiment", "get_experiment_by_name",
-    "get_parent_run", "get_run", "get_tracking_uri", "is_tracking_uri_set", "last_active_run",
-    "log_metric", "log_metrics", "log_param", "log_params", "metric_history_frame", "rename_experiment",
-    "restore_experiment",
-    "restore_run", "search_experiments", "search_runs", "set_experiment", "set_experiment_tag",
-    "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+    "delete_run", "delete_tag", "disable_system_metrics_logging", "enable_system_metrics_logging", "end_run",
+    "flush", "flush_async_logging", "get_experiment", "get_experiment_by_name", "get_parent_run",
+    "get_registry_uri", "get_run", "get_tracking_uri", "is_tracking_uri_set", "last_active_run",
+    "last_logged_model", "log_metric", "log_metrics", "log_param", "log_params", "metric_history_frame",
+    "rename_experiment", "restore_experiment", "restore_run", "search_experiments", "search_runs",
+    "set_experiment", "set_experiment_tag", "set_experiment_tags", "set_registry_uri",
+    "set_system_metrics_node_id", "set_system_metrics_samples_before_logging",
+    "set_system_metrics_sampling_interval", "set_tag", "set_tags", "set_tracking_uri", "start_run",
 ]

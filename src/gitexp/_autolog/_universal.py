@@ -14,6 +14,38 @@ from ._hooks import register_post_import_hook
 
 _log = logging.getLogger("gitexp.autolog")
 
+# Libraries MLflow's autolog() covers and gitexp's does not (top-level module: MLflow's flavor).
+PLUGIN_ONLY_AUTOLOG = {"tensorflow": "tensorflow", "keras": "keras", "lightgbm": "lightgbm",
+                       "statsmodels": "statsmodels", "pyspark": "spark", "pytorch_lightning": "pytorch",
+                       "lightning": "pytorch", "transformers": "transformers", "setfit": "transformers"}
+_warned_plugin_only = False
+
+
+def warn_plugin_only_libraries(excluded: set[str]) -> list[str]:
+    """Once a process: say which installed libraries only MLflow's own autolog() covers, and how."""
+    global _warned_plugin_only
+    if _warned_plugin_only:
+        return []
+    import importlib.util
+    import warnings
+
+    found = []
+    for library, flavor in PLUGIN_ONLY_AUTOLOG.items():
+        if flavor in excluded or library in excluded:
+            continue
+        try:
+            if importlib.util.find_spec(library) is not None:
+                found.append(library)
+        except (ImportError, ValueError):
+            continue
+    if found:
+        _warned_plugin_only = True
+        warnings.warn(
+            f"gitexp.autolog() does not autolog {', '.join(found)} (gitexp's own autologging covers scikit-learn "
+            "and XGBoost); MLflow's package does, with gitexp as its store: pip install 'gitexp[mlflow]', then "
+            "`import mlflow; mlflow.set_tracking_uri(\"gitexp:\"); mlflow.autolog()`", stacklevel=3)
+    return found
+
 
 def autolog(log_input_examples: bool = False, log_model_signatures: bool = True, log_models: bool = True,
             log_datasets: bool = True, log_traces: bool = True, disable: bool = False, exclusive: bool = False,
@@ -39,6 +71,8 @@ def autolog(log_input_examples: bool = False, log_model_signatures: bool = True,
         raise InvalidParameterValue(
             f"exclude_flavors must be a list of flavor names such as ['xgboost'], got {exclude_flavors!r}")
     excluded = set(exclude_flavors or ())
+    if not disable and not silent:
+        warn_plugin_only_libraries(excluded)
     for flavor, library in FLAVOR_LIBRARY.items():
         if flavor in excluded:
             continue

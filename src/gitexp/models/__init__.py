@@ -24,5 +24,15 @@ def validate_schema(data: Any, expected_schema: Schema) -> None:
     enforce_schema(data, expected_schema)
 
 
+def __getattr__(name: str) -> Any:
+    from .. import _PLUGIN_ONLY  # evaluate & co.: only MLflow's own package has them
+
+    if f"{__name__}.{name}" in _PLUGIN_ONLY:
+        from ..exceptions import PluginRequired
+
+        raise PluginRequired(f"{__name__}.{name}", _PLUGIN_ONLY[f"{__name__}.{name}"])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["MLMODEL_FILE_NAME", "Model", "ModelInfo", "ModelSignature", "get_model_info", "infer_signature",
            "resolve_model_uri", "validate_schema"]

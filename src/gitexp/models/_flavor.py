@@ -139,9 +139,9 @@ def log_model(save: Callable[..., None], artifact_path: str | None, name: str | 
         raise InvalidParameterValue(f"log_model got unexpected arguments {unknown}")
     if unsupported:
         raise InvalidParameterValue(
-            f"log_model arguments {unsupported} belong to MLflow 3's separate 'logged model' entities, which "
-            "gitexp does not have (a gitexp model lives in its run). Log them to the run instead, with "
-            "gitexp.log_params / gitexp.set_tags.")
+            f"log_model arguments {unsupported} set fields of MLflow 3's logged model, which gitexp's log_model "
+            "does not take (its logged model is the model's directory in its run). Log them to the run instead, "
+            "with gitexp.log_params / gitexp.set_tags.")
     path_in_run = model_name(artifact_path, name)
     client = _client()
     run_id = _run_id()
@@ -152,12 +152,26 @@ def log_model(save: Callable[..., None], artifact_path: str | None, name: str | 
             f"{path_in_run!r}; log the model under another name (name='{path_in_run}_2').",
             run_id=run_id, path=path_in_run)
     model = Model(artifact_path=path_in_run, run_id=run_id)
-    with tempfile.TemporaryDirectory(prefix="gitexp-model-") as tmp:
-        local = os.path.join(tmp, "model")
-        save(path=local, mlflow_model=model, **save_kwargs)
-        client.log_artifacts(run_id, local, path_in_run)
+    model_id = _begin_logged_model(client, run_id, path_in_run)
+    if model_id is not None:
+        model.__dict__["model_id"] = model_id  # in MLmodel, as MLflow 3 writes it
+    try:
+        with tempfile.TemporaryDirectory(prefix="gitexp-model-") as tmp:
+            local = os.path.join(tmp, "model")
+            save(path=local, mlflow_model=model, **save_kwargs)
+            client.log_artifacts(run_id, local, path_in_run)
+    except BaseException:
+        if model_id is not None:
+            _end_logged_model(client, model_id, "FAILED")
+        raise
     _record_history(client, run_id, model)
     info = model.get_model_info()
+    if model_id is not None:
+        from ..fluent import _set_last_logged_model
+
+        _end_logged_model(client, model_id, "READY")
+        info.model_id = model_id
+        _set_last_logged_model(model_id)
     if registered_model_name:
         register = getattr(importlib.import_module("gitexp"), "register_model", None)
         if register is None:
@@ -167,6 +181,28 @@ def log_model(save: Callable[..., None], artifact_path: str | None, name: str | 
         version = register(info.model_uri, registered_model_name)
         info.registered_model_version = getattr(version, "version", None)
     return info
+
+
+def _begin_logged_model(client: Any, run_id: str, name: str) -> str | None:
+    """MLflow 3's LoggedModel record for a model logged to `name` in the run: its files are that
+    directory (store/logged_models.py). None when there is none: a name a logged model cannot have
+    (a path such as 'models/clf'), or a server without logged models -- the model is logged all the same."""
+    try:
+        logged = client.create_logged_model(None, name=name, source_run_id=run_id)
+    except GitexpError:
+        return None
+    if logged.artifact_location != f"runs:/{run_id}/{name}":  # another logged model holds the directory
+        _end_logged_model(client, logged.model_id, "FAILED")
+        return None
+    model_id: str = logged.model_id
+    return model_id
+
+
+def _end_logged_model(client: Any, model_id: str, status: str) -> None:
+    try:
+        client.finalize_logged_model(model_id, status)
+    except GitexpError:
+        pass
 
 
 def _record_history(client: Any, run_id: str, model: Model) -> None:

@@ -126,13 +126,15 @@ class Model:
         return cls.from_dict(doc)
 
     def get_model_info(self) -> ModelInfo:
-        return ModelInfo(
+        info = ModelInfo(
             artifact_path=self.artifact_path, flavors=self.flavors,
             model_uri=f"runs:/{self.run_id}/{self.artifact_path}" if self.run_id else None,
             model_uuid=self.model_uuid, run_id=self.run_id, saved_input_example_info=self.saved_input_example_info,
             signature=self.signature, utc_time_created=self.utc_time_created, mlflow_version=self.mlflow_version,
             metadata=self.metadata,
         )
+        info.model_id = self.__dict__.get("model_id")
+        return info
 
 
 class ModelInfo:
@@ -154,7 +156,7 @@ class ModelInfo:
         self.mlflow_version = mlflow_version
         self.metadata = metadata
         self.registered_model_version = registered_model_version
-        self.model_id = None  # MLflow 3's logged-model id; gitexp models live in their run
+        self.model_id: str | None = None  # MLflow 3's logged model (its files: this model's directory)
 
     @property
     def signature_dict(self) -> dict[str, Any] | None:
