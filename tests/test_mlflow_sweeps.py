@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -104,6 +105,8 @@ def test_optuna_sweep_of_worker_processes_sharing_one_study(tmp_path):
         assert run.data.metrics["distance"] == pytest.approx(abs(trial.params["x"] - 2))
         assert run.info.status == "FINISHED"
     assert len(client.get_metric_history(runs[0].info.run_id, "loss")) == 1
+    by_worker = Counter(r.data.tags["worker_pid"] for r in runs)
+    assert sorted(by_worker.values()) == [trials] * workers  # each process ran its own trials
 
 
 def test_ray_tune_on_a_local_cluster(tmp_path):
