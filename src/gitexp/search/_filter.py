@@ -148,11 +148,11 @@ _LOGGED_MODEL_KEYS = {"name": "list", "model_id": "list", "model_type": "list", 
 
 LOGGED_MODELS = Schema(
     what="logged models",
-    entities=_REGISTRY_ENTITIES,
-    free_keys={"tag": "string"},
+    entities={**_REGISTRY_ENTITIES, "metric": "metric", "metrics": "metric", "param": "param", "params": "param"},
+    free_keys={"tag": "string", "metric": "number", "param": "string"},
     fixed_keys={"attribute": _LOGGED_MODEL_KEYS},
     key_aliases={"attribute": {"creation_time": "creation_timestamp"}},
-    orderable={"attribute": tuple(_LOGGED_MODEL_KEYS)},
+    orderable={"attribute": tuple(_LOGGED_MODEL_KEYS), "metric": None},
     hints={},
     backslash_escapes=True,
 )
