@@ -536,8 +536,11 @@ class _Parser:
         if orderable is not None and key not in orderable:
             if entity == "dataset":
                 raise self.error("runs cannot be ordered by dataset fields", first)
+            choices = [f"{_PREFIX[e]}.<key>" if keys is None else ", ".join(keys)
+                       for e, keys in self.schema.orderable.items()
+                       if keys or (keys is None and self.schema is not RUNS)]
             raise self.error(f"cannot order {self.schema.what} by {key!r}", first,
-                             f"Order by one of: {', '.join(orderable)}"
+                             f"Order by one of: {', '.join(choices)}"
                              + (", or by metrics.*, params.*, tags.*" if self.schema is RUNS else "") + ".")
         ascending = True
         token = self.peek()

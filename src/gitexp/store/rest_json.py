@@ -241,7 +241,7 @@ def logged_model(m: Any) -> dict[str, Any]:
     if m.params:
         data["params"] = key_values(m.params)
     if m.metrics:
-        data["metrics"] = [metric(x) for x in m.metrics]
+        data["metrics"] = [metric(x, x.run_id) for x in m.metrics]
     return {"info": info, "data": data}
 
 
