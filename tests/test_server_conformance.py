@@ -39,6 +39,7 @@ def client(server, monkeypatch):
     yield MlflowClient(server.url)
     while mlflow.active_run():
         mlflow.end_run()
+    mlflow.clear_active_model()  # the active model is process-wide: other modules use other servers
     mlflow.tracking.fluent._active_experiment_id = None
     mlflow.set_tracking_uri(None)
 
@@ -54,8 +55,7 @@ def test_metrics_logged_with_a_model_id_are_the_models(server, client):
     model = client.create_logged_model(exp, source_run_id=run.info.run_id)
     client.log_metric(run.info.run_id, "acc", 0.9, step=1, model_id=model.model_id,
                       dataset_name="val", dataset_digest="abc")
-    with mlflow.start_run(run_id=run.info.run_id):
-        mlflow.set_active_model(model_id=model.model_id)
+    with mlflow.start_run(run_id=run.info.run_id), mlflow.set_active_model(model_id=model.model_id):
         mlflow.log_metrics({"loss": 0.25})
     found = client.get_logged_model(model.model_id).metrics
     by_key = {m.key: m for m in found}

@@ -591,6 +591,8 @@ class GitStore:
     def get_run(self, run_id: str) -> Run:
         run = self.to_run(self.run_state(run_id))
         model_inputs, model_outputs = self.logged_models.run_links(run_id)
+        if not model_inputs and not model_outputs:
+            return run  # the entity a search returns, too
         return Run(run.info, run.data, RunInputs(run.inputs.dataset_inputs, model_inputs), RunOutputs(model_outputs))
 
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
