@@ -230,7 +230,15 @@ class Client:
     def log_metric(self, run_id: str, key: str, value: float, timestamp: int | None = None,
                    step: int | None = None, synchronous: bool | None = None, dataset_name: str | None = None,
                    dataset_digest: str | None = None, model_id: str | None = None) -> None:
-        self._store.log_metric(run_id, key, value, timestamp, step)
+        """Log one metric point to the run; with ``model_id`` (MLflow 3) it is also recorded as a
+        metric of that logged model, on the dataset named by dataset_name/dataset_digest."""
+        if model_id is None:
+            self._store.log_metric(run_id, key, value, timestamp, step)
+            return
+        from .store.layout import now_ms
+
+        self._store.log_batch(run_id, [Metric(key, value, now_ms() if timestamp is None else timestamp, step or 0,
+                                              model_id, dataset_name, dataset_digest)])
 
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
         self._store.log_batch(run_id, params=[Param(key, value)])
@@ -701,6 +709,42 @@ class Client:
         """
         return self._artifacts.download(run_id, path, dst_path)
 
+    # -- the shared area: files of the artifact root that belong to no run (gitexp additions) ----------
+    def log_shared_artifact(self, local_path: str, path: str) -> None:
+        """Store a local file at `path` of the shared area (on the tracking branch, or the large-file
+        store above the threshold): what a tracking server's proxy receives at paths that are not a
+        run's, e.g. mlflow-artifacts:/shared/a.txt."""
+        import os
+
+        with open(local_path, "rb") as fh:
+            self._artifacts.log_shared(path, fh, os.fstat(fh.fileno()).st_size)
+
+    def log_shared_bytes(self, data: bytes, path: str) -> None:
+        """Store bytes at `path` of the shared area (see log_shared_artifact)."""
+        import io
+
+        self._artifacts.log_shared(path, io.BytesIO(data), len(data))
+
+    def list_shared_artifacts(self, path: str | None = None) -> list[Any]:
+        """FileInfo of each file and directory directly below `path` of the shared area."""
+        return self._artifacts.list_shared(path)
+
+    def download_shared_artifact(self, path: str, dst_path: str | None = None) -> str:
+        """Copy the shared file at `path` into dst_path (default: a new temporary directory); its local path."""
+        import os
+        import tempfile
+
+        dst = dst_path or tempfile.mkdtemp(prefix="gitexp-shared-")
+        local = os.path.join(dst, *path.strip("/").split("/"))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        try:
+            with open(local, "wb") as fh:
+                self._artifacts.read_shared(path, fh)
+        except BaseException:
+            os.unlink(local)
+            raise
+        return local
+
     def get_artifact_kind(self, run_id: str, path: str) -> str | None:
         """What a path of the run's artifacts is: "file", "dir", or None when there is no such
         artifact (gitexp addition)."""
@@ -712,9 +756,17 @@ class Client:
         server's is downloaded to a new temporary directory (gitexp addition)."""
         return self._artifacts.local_copy(run_id, path)
 
+    def log_outputs(self, run_id: str, models: Sequence[Any]) -> None:
+        """Record logged models (LoggedModelOutput entities: model_id, step) as outputs of a run
+        (MLflow 3); they show in run.outputs.model_outputs."""
+        self.get_run(run_id)  # an unknown run is an error naming it
+        self._logged_models.log_run_outputs(run_id, [(_model_id_of(m), int(getattr(m, "step", 0) or 0))
+                                                     for m in models])
+
     def log_inputs(self, run_id: str, datasets: Sequence[Any] | None = None,
                    models: Sequence[Any] | None = None) -> None:
-        """Record dataset inputs (DatasetInput entities) of a run."""
+        """Record dataset inputs (DatasetInput entities) and logged model inputs (LoggedModelInput
+        entities or model ids) of a run; they show in run.inputs."""
         from ._validation import dataset_input
         from .entities import DatasetInput
 
@@ -731,7 +783,15 @@ class Client:
             if d.profile is not None:
                 doc["profile"] = d.profile
             inputs.append(dataset_input(doc, {t.key: str(t.value) for t in item.tags}))
-        self._store.log_inputs(run_id, inputs)
+        model_ids = [_model_id_of(m) for m in models or []]
+        if model_ids:
+            self.get_run(run_id)  # an unknown run is an error naming it
+            for model_id in model_ids:
+                self.get_logged_model(model_id)  # before anything is written
+        if inputs or not model_ids:
+            self._store.log_inputs(run_id, inputs)
+        if model_ids:
+            self._logged_models.log_run_inputs(run_id, model_ids)
 
     # -- reading for the web UI (gitexp additions) ---------------------------------------------
     def read_artifact(self, run_id: str, path: str) -> bytes:
@@ -764,6 +824,14 @@ class Client:
         """How the code of two runs differs, uncommitted changes included (CodeDiff: stat, patch,
         and why a run's code could not be rebuilt, if so)."""
         return self._store.diff_run_code(run_id, other_run_id)
+
+
+def _model_id_of(model: Any) -> str:
+    """The id of a LoggedModelInput/LoggedModelOutput/LoggedModel (any object with model_id) or an id."""
+    model_id = model if isinstance(model, str) else getattr(model, "model_id", None)
+    if not isinstance(model_id, str):
+        raise InvalidParameterValue(f"Expected a logged model (or its id), got {model!r}")
+    return model_id
 
 
 def _parent(path: str) -> str:

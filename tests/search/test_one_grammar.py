@@ -58,7 +58,7 @@ def _assert_points_at(error: SearchError, text: str, position: int, token: str |
     (MODEL_VERSIONS, "stage = 'Production'", 0, "stage", "get_latest_versions"),
     (MODEL_VERSIONS, "name = 'a' AND run_id = 5", 24, "5", "quoted strings"),
     (MODEL_VERSIONS, "tags.`a b = 'x'", 5, "`", "never closed"),
-    (LOGGED_MODELS, "metrics.acc > 0.9", 0, "metrics.acc", "unknown entity"),
+    (LOGGED_MODELS, "metrics.acc > 'x'", 14, "'x'", "compared with numbers"),
     (LOGGED_MODELS, "creation_time > '5'", 16, "'5'", "compared with numbers"),
     (LOGGED_MODELS, "name > 'a'", 5, ">", "cannot be compared with >"),
     (LOGGED_MODELS, "status = 'READY' AND foo = 'x'", 21, "foo", "'foo' is not a searchable logged model attribute"),
@@ -77,7 +77,7 @@ def test_every_entity_kind_reports_the_offending_position(schema, text, position
     (REGISTERED_MODELS, "name UP", 5, "UP", "ASC or DESC"),
     (MODEL_VERSIONS, "run_id DESC", 0, "run_id", "cannot order model versions by 'run_id'"),
     (MODEL_VERSIONS, "tags.x", 0, "tags.x", "cannot order model versions"),
-    (LOGGED_MODELS, "metrics.acc", 0, "metrics.acc", "unknown entity"),
+    (LOGGED_MODELS, "tags.x", 0, "tags.x", "cannot order logged models by 'x'"),
 ])
 def test_order_by_errors_point_at_the_offending_token(schema, entry, position, token, words):
     with pytest.raises(SearchError) as info:

@@ -19,6 +19,8 @@ __all__ = [
     "FileInfo",
     "InputTag",
     "LifecycleStage",
+    "LoggedModelInput",
+    "LoggedModelOutput",
     "Metric",
     "MetricHistory",
     "PagedList",
@@ -27,6 +29,7 @@ __all__ = [
     "RunData",
     "RunInfo",
     "RunInputs",
+    "RunOutputs",
     "RunStatus",
     "RunTag",
     "SourceType",
@@ -433,6 +436,33 @@ class DatasetInput(_Entity):
 
     dataset = property(lambda self: self._dataset)
     tags = property(lambda self: self._tags)
+
+
+class LoggedModelInput(_Entity):
+    """A logged model a run took as input (MLflow 3)."""
+
+    def __init__(self, model_id: str) -> None:
+        self._model_id = model_id
+
+    model_id = property(lambda self: self._model_id)
+
+
+class LoggedModelOutput(_Entity):
+    """A logged model a run produced, at a step (MLflow 3)."""
+
+    def __init__(self, model_id: str, step: int = 0) -> None:
+        self._model_id = model_id
+        self._step = step
+
+    model_id = property(lambda self: self._model_id)
+    step = property(lambda self: self._step)
+
+
+class RunOutputs(_Entity):
+    def __init__(self, model_outputs: list[LoggedModelOutput] | None = None) -> None:
+        self._model_outputs = list(model_outputs or [])
+
+    model_outputs = property(lambda self: self._model_outputs)
 
 
 class RunInputs(_Entity):

@@ -148,11 +148,11 @@ _LOGGED_MODEL_KEYS = {"name": "list", "model_id": "list", "model_type": "list", 
 
 LOGGED_MODELS = Schema(
     what="logged models",
-    entities=_REGISTRY_ENTITIES,
-    free_keys={"tag": "string"},
+    entities={**_REGISTRY_ENTITIES, "metric": "metric", "metrics": "metric", "param": "param", "params": "param"},
+    free_keys={"tag": "string", "metric": "number", "param": "string"},
     fixed_keys={"attribute": _LOGGED_MODEL_KEYS},
     key_aliases={"attribute": {"creation_time": "creation_timestamp"}},
-    orderable={"attribute": tuple(_LOGGED_MODEL_KEYS)},
+    orderable={"attribute": tuple(_LOGGED_MODEL_KEYS), "metric": None},
     hints={},
     backslash_escapes=True,
 )
@@ -536,8 +536,11 @@ class _Parser:
         if orderable is not None and key not in orderable:
             if entity == "dataset":
                 raise self.error("runs cannot be ordered by dataset fields", first)
+            choices = [f"{_PREFIX[e]}.<key>" if keys is None else ", ".join(keys)
+                       for e, keys in self.schema.orderable.items()
+                       if keys or (keys is None and self.schema is not RUNS)]
             raise self.error(f"cannot order {self.schema.what} by {key!r}", first,
-                             f"Order by one of: {', '.join(orderable)}"
+                             f"Order by one of: {', '.join(choices)}"
                              + (", or by metrics.*, params.*, tags.*" if self.schema is RUNS else "") + ".")
         ascending = True
         token = self.peek()

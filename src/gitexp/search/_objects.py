@@ -11,7 +11,7 @@ None first ascending) and pages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..entities import PagedList
 from ..exceptions import SearchError
@@ -84,11 +84,12 @@ class _Desc:
         return isinstance(other, _Desc) and self.v == other.v
 
 
-def _sort(items: list[Any], keys: list[tuple[str, bool]]) -> list[Any]:
+def _sort(items: list[Any], keys: Sequence[tuple[Any, bool]]) -> list[Any]:
+    """Sorted by attribute names (or functions of an item), None first ascending."""
     def key(obj: Any) -> tuple[Any, ...]:
         out = []
         for attr, ascending in keys:
-            v = getattr(obj, attr)
+            v = attr(obj) if callable(attr) else getattr(obj, attr)
             v = (v is not None, v if v is not None else 0)
             out.append(v if ascending else _Desc(v))
         return tuple(out)
@@ -142,21 +143,63 @@ def search_model_versions(versions: list[Any], filter_string: str | None, max_re
     return _page(found, max_results, page_token)
 
 
+def _on_datasets(metric: Any, datasets: Sequence[dict[str, Any]]) -> bool:
+    return any(metric.dataset_name == d.get("dataset_name")
+               and (not d.get("dataset_digest") or metric.dataset_digest == d.get("dataset_digest"))
+               for d in datasets)
+
+
+def _model_metric(model: Any, key: str, datasets: Sequence[dict[str, Any]]) -> list[Any]:
+    return [m for m in model.metrics if m.key == key and (not datasets or _on_datasets(m, datasets))]
+
+
+def _model_matches(model: Any, clauses: Sequence[Clause], datasets: Sequence[dict[str, Any]]) -> bool:
+    """MLflow's SQL store: a metric clause matches when any point of that metric (on one of the
+    datasets, when given) compares true; with datasets and no metric clause, a model matches when it
+    has any metric on one of them."""
+    if datasets and not any(c.entity == "metric" for c in clauses):
+        if not any(_on_datasets(m, datasets) for m in model.metrics):
+            return False
+    for clause in clauses:
+        if clause.entity == "metric":
+            if not any(compare(clause.op, m.value, clause.value) for m in _model_metric(model, clause.key, datasets)):
+                return False
+        elif clause.entity == "param":
+            if not compare(clause.op, model.params.get(clause.key), clause.value):
+                return False
+        elif not _matches(model, [clause]):
+            return False
+    return True
+
+
 def search_logged_models(models: list[Any], filter_string: str | None, max_results: Any,
-                         order_by: Sequence[Any] | None, page_token: str | None) -> PagedList[Any]:
+                         order_by: Sequence[Any] | None, page_token: str | None,
+                         datasets: Sequence[dict[str, Any]] | None = None) -> PagedList[Any]:
     """MLflow's search_logged_models over folded models; order_by items are field names or
-    ``{"field_name": ..., "ascending": ...}`` dicts (MLflow's form)."""
+    ``{"field_name": ..., "ascending": ..., "dataset_name": ..., "dataset_digest": ...}`` dicts
+    (MLflow's form); ``datasets`` ([{"dataset_name", "dataset_digest"?}]) restricts metric clauses
+    to points on those datasets, as MLflow's SQL store does."""
     max_results = _max_results(LOGGED_MODELS_MAX_RESULTS_DEFAULT if max_results is None else max_results,
                                     LOGGED_MODELS_MAX_RESULTS_THRESHOLD, "logged models")
     clauses = parse_filter(filter_string, LOGGED_MODELS)
-    keys: list[tuple[str, bool]] = []
+    wanted = list(datasets or [])
+    found = [m for m in models if _model_matches(m, clauses, wanted)]
+    sort_keys: list[tuple[Any, bool]] = []
     for item in order_by or []:
-        field, ascending = (item, True) if isinstance(item, str) else (item.get("field_name"),
-                                                                     item.get("ascending", True))
-        (key,) = parse_order_by([field], LOGGED_MODELS)
-        keys.append((_attribute(key.key), bool(ascending)))
-    if not keys:
-        keys = [("creation_timestamp", False)]
-    keys.append(("model_id", True))
-    found = _sort([m for m in models if _matches(m, clauses)], keys)
-    return _page(found, max_results, page_token)
+        spec = {"field_name": item} if isinstance(item, str) else dict(item)
+        (key,) = parse_order_by([cast(str, spec.get("field_name"))], LOGGED_MODELS)  # a non-string: an error
+        ascending = bool(spec.get("ascending", True)) and key.ascending
+        if key.entity == "metric":
+            on = [{"dataset_name": spec["dataset_name"], "dataset_digest": spec.get("dataset_digest")}] \
+                if spec.get("dataset_name") else []
+
+            def latest(model: Any, k: str = key.key, on: list[dict[str, Any]] = on) -> Any:
+                points = _model_metric(model, k, on)
+                return max(points, key=lambda p: (p.timestamp, p.step)).value if points else None
+            sort_keys.append((latest, ascending))
+        else:
+            sort_keys.append((_attribute(key.key), ascending))
+    if not sort_keys:
+        sort_keys = [("creation_timestamp", False)]
+    sort_keys.append(("model_id", True))
+    return _page(_sort(found, sort_keys), max_results, page_token)

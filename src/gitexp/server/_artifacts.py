@@ -1,12 +1,15 @@
 """The artifact proxy MLflow clients use for ``mlflow-artifacts:`` URIs.
 
-    PUT  /api/2.0/mlflow-artifacts/artifacts/<exp>/<run_id>/artifacts/<path>   upload one file
-    GET  /api/2.0/mlflow-artifacts/artifacts/<exp>/<run_id>/artifacts/<path>   download one file
-    GET  /api/2.0/mlflow-artifacts/artifacts?path=<exp>/<run_id>/artifacts/... list a directory
+    PUT  /api/2.0/mlflow-artifacts/artifacts/<path>   upload one file
+    GET  /api/2.0/mlflow-artifacts/artifacts/<path>   download one file
+    GET  /api/2.0/mlflow-artifacts/artifacts?path=... list a directory
 
-Paths are the ones the server reports as run artifact URIs; an upload becomes
-``Client.log_artifact`` on that run, so the file lands on the tracking branch
-(or, above the size threshold, in the large-file store) like any other artifact.
+A path ``<location>/<run_id>/artifacts/<path>`` of an existing run -- the location is the
+experiment id, or the experiment's own ``mlflow-artifacts:`` location -- is that run's
+artifact: an upload becomes ``Client.log_artifact`` on the run, so the file lands on the
+tracking branch (or, above the size threshold, in the large-file store) like any other.
+Every other path is a file of the shared area (``Client.log_shared_artifact``), on the
+branch too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import posixpath
 import shutil
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.background import BackgroundTask
@@ -33,15 +36,22 @@ from ._responses import JSON
 _IN_MEMORY = 4 << 20  # uploads up to this size are logged from memory
 
 
-def _locate(path: str) -> tuple[str, str]:
-    """(run_id, path inside the run) of a proxy path, or a clear 404."""
-    clean = validate_artifact_path(path, "artifact path")
-    _exp, run_id, inner = conv.proxy_path_parts(clean)
+def _run_of(client: Client, path: str) -> tuple[str, str] | None:
+    """(run_id, path inside the run) when `path` is an existing run's artifact path, else None."""
+    _loc, run_id, inner = conv.proxy_path_parts(path)
     if run_id is None:
-        raise ResourceDoesNotExist(
-            f"No artifact at {path!r}: gitexp serves run artifacts at <experiment_id>/<run_id>/artifacts/<path> "
-            "(the run's artifact_uri)", path=path)
+        return None
+    try:
+        client.get_run(run_id)
+    except (ResourceDoesNotExist, InvalidParameterValue):
+        return None  # not a run of this repository: a shared path that looks like one
     return run_id, inner
+
+
+def _file_response(local: str, name: str, tmp: str) -> FileResponse:
+    return FileResponse(local, media_type=conv.artifact_media_type(name), filename=posixpath.basename(name),
+                        headers={"X-Content-Type-Options": "nosniff"},
+                        background=BackgroundTask(shutil.rmtree, tmp, True))
 
 
 def router(client: Client) -> APIRouter:
@@ -50,18 +60,9 @@ def router(client: Client) -> APIRouter:
     @api.get("/artifacts", response_model=s.ArtifactListResponse)
     def list_artifacts(q: Annotated[s.ArtifactListQuery, Query()]) -> JSON:
         path = validate_artifact_path(q.path or "", "path")
-        parts = path.split("/") if path else []
-        if len(parts) == 0:  # the root: one directory per experiment
-            files = [{"path": e.experiment_id, "is_dir": True}
-                     for e in client.search_experiments(ViewType.ALL, None)]
-        elif len(parts) == 1:  # an experiment: one directory per run
-            runs = client.search_runs([parts[0]], "", ViewType.ALL, 50000)
-            files = [{"path": r.info.run_id, "is_dir": True} for r in runs]
-        elif len(parts) == 2:
-            client.get_run(parts[1])
-            files = [{"path": "artifacts", "is_dir": True}]
-        else:
-            run_id, inner = _locate(path)
+        located = _run_of(client, path)
+        if located is not None:
+            run_id, inner = located
             found = client.list_artifacts(run_id, inner or None)
             files = [conv.file_info(f, posixpath.basename(f.path)) for f in found]
             if not found and inner:
@@ -69,41 +70,70 @@ def router(client: Client) -> APIRouter:
                 parent = posixpath.dirname(inner)
                 match = [f for f in client.list_artifacts(run_id, parent or None) if f.path == inner]
                 files = [conv.file_info(f, posixpath.basename(f.path)) for f in match]
-        return JSON({"files": files})
+            return JSON({"files": files})
+        parts = path.split("/") if path else []
+        entries: dict[str, dict[str, Any]] = {}
+        if len(parts) == 0:  # the root: one directory per experiment
+            entries.update({e.experiment_id: {"path": e.experiment_id, "is_dir": True}
+                            for e in client.search_experiments(ViewType.ALL, None)})
+        elif len(parts) == 1 and parts[0].isdigit():  # an experiment: one directory per run
+            runs: list[Any] = []
+            try:
+                runs = list(client.search_runs([parts[0]], "", ViewType.ALL, 50000))
+            except (ResourceDoesNotExist, InvalidParameterValue):
+                pass
+            entries.update({r.info.run_id: {"path": r.info.run_id, "is_dir": True} for r in runs})
+        elif len(parts) == 2 and _run_of(client, f"{path}/artifacts") is not None:
+            entries["artifacts"] = {"path": "artifacts", "is_dir": True}
+        shared = client.list_shared_artifacts(path or None)
+        if not shared and path:
+            parent = posixpath.dirname(path)
+            shared = [f for f in client.list_shared_artifacts(parent or None) if f.path == path and not f.is_dir]
+        for f in shared:
+            entries.setdefault(posixpath.basename(f.path), conv.file_info(f, posixpath.basename(f.path)))
+        return JSON({"files": list(entries.values())})
 
     @api.get("/artifacts/{artifact_path:path}", responses={200: {"content": {"application/octet-stream": {}}}})
     def download_artifact(artifact_path: str) -> FileResponse:
-        run_id, inner = _locate(artifact_path)
-        if not inner:
-            raise InvalidParameterValue(f"{artifact_path!r} is the run's artifact directory, not a file")
-        if client.list_artifacts(run_id, inner):
-            raise InvalidParameterValue(f"Artifact {inner!r} of run {run_id} is a directory, not a file; "
-                                        "download its files one by one", run_id=run_id, path=inner)
+        path = validate_artifact_path(artifact_path, "artifact path")
+        located = _run_of(client, path)
         tmp = tempfile.mkdtemp(prefix="gitexp-serve-")
         try:
+            if located is None:
+                if not path:
+                    raise InvalidParameterValue("Name a file to download, not the artifact root")
+                return _file_response(client.download_shared_artifact(path, tmp), path, tmp)
+            run_id, inner = located
+            if not inner:
+                raise InvalidParameterValue(f"{artifact_path!r} is the run's artifact directory, not a file")
+            if client.list_artifacts(run_id, inner):
+                raise InvalidParameterValue(f"Artifact {inner!r} of run {run_id} is a directory, not a file; "
+                                            "download its files one by one", run_id=run_id, path=inner)
             local = client.download_artifacts(run_id, inner, tmp)
             if not os.path.isfile(local):
                 raise InvalidParameterValue(f"Artifact {inner!r} of run {run_id} is a directory, not a file",
                                             run_id=run_id, path=inner)
+            return _file_response(local, inner, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return FileResponse(local, media_type="application/octet-stream",
-                            filename=posixpath.basename(inner),
-                            background=BackgroundTask(shutil.rmtree, tmp, True))
 
     @api.put("/artifacts/{artifact_path:path}", response_model=s.Empty)
     async def upload_artifact(artifact_path: str, request: Request) -> JSON:
-        run_id, inner = await run_in_threadpool(_locate, artifact_path)
-        if not inner:
+        path = await run_in_threadpool(validate_artifact_path, artifact_path, "artifact path", False)
+        located = await run_in_threadpool(_run_of, client, path)
+        if located is not None and not located[1]:
             raise InvalidParameterValue(f"Upload to {artifact_path!r} names no file inside the run's artifacts")
-        head, tail = posixpath.split(inner)
+        head, tail = posixpath.split(located[1] if located is not None else path)
+        validate_artifact_path(tail, "file name", allow_root=False)
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) <= _IN_MEMORY:
             # Small files (nearly all of a model's): straight from memory, no temporary copy.
             data = await request.body()
-            validate_artifact_path(tail, "file name", allow_root=False)
-            await run_in_threadpool(client.log_bytes, run_id, data, inner)
+            if located is None:
+                await run_in_threadpool(client.log_shared_bytes, data, path)
+            else:
+                await run_in_threadpool(client.log_bytes, located[0], data, located[1])
             return JSON({})
         tmp = tempfile.mkdtemp(prefix="gitexp-upload-")
         try:
@@ -111,16 +141,19 @@ def router(client: Client) -> APIRouter:
             with open(local, "wb") as fh:
                 async for chunk in request.stream():
                     fh.write(chunk)
-            await run_in_threadpool(client.log_artifact, run_id, local, head or None)
+            if located is None:
+                await run_in_threadpool(client.log_shared_artifact, local, path)
+            else:
+                await run_in_threadpool(client.log_artifact, located[0], local, head or None)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return JSON({})
 
     @api.delete("/artifacts/{artifact_path:path}", response_model=s.Empty)
     def delete_artifact(artifact_path: str) -> JSON:
-        _locate(artifact_path)
+        validate_artifact_path(artifact_path, "artifact path")
         raise InvalidParameterValue(
-            "gitexp does not delete artifacts: they are part of the tracking branch's history. "
-            "Delete the run instead (`gitexp runs delete`), or log a new version of the file.")
+            f"gitexp does not delete artifacts ({artifact_path!r}): they are part of the tracking branch's "
+            "history. Delete the run instead (`gitexp runs delete`), or log a new version of the file.")
 
     return api

@@ -47,6 +47,9 @@ class MetricIn(Request):
     value: Double
     timestamp: INT64
     step: INT64 = 0
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class MetricOut(Response):
@@ -55,6 +58,9 @@ class MetricOut(Response):
     timestamp: int
     step: int = 0
     run_id: str | None = None
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class RunInfoOut(Response):

@@ -187,17 +187,25 @@ class Runs(_Group):
             ("GET", "/artifacts/list", self.list_artifacts, s.ListArtifactsResponse),
         ]
 
-    def _run_json(self, run: ent.Run, outputs: bool = True) -> dict[str, Any]:
-        models = None
-        if outputs:
-            models = [m.model_id for m in self.client.list_run_logged_models(run.info.run_id)
-                      if m.source_run_id == run.info.run_id]
-        return conv.run(run, models)
+    def _artifact_root(self, experiment_id: str, roots: dict[str, str | None] | None = None) -> str | None:
+        """The experiment's own mlflow-artifacts: location (its runs' artifact_uri go under it)."""
+        if roots is not None and experiment_id in roots:
+            return roots[experiment_id]
+        try:
+            root = conv.experiment_proxy_root(self.client.get_experiment(experiment_id))
+        except ResourceDoesNotExist:
+            root = None
+        if roots is not None:
+            roots[experiment_id] = root
+        return root
+
+    def _run_json(self, run: ent.Run, roots: dict[str, str | None] | None = None) -> dict[str, Any]:
+        return conv.run(run, self._artifact_root(run.info.experiment_id, roots))
 
     def create_run(self, req: s.CreateRun) -> JSON:
         run = self.client.create_run(req.experiment_id or "0", req.start_time, tag_dict(req.tags) or None,
                                      req.run_name or None, user_id=req.user_id or None)
-        return JSON({"run": conv.run(run)})
+        return JSON({"run": self._run_json(run)})
 
     def get_run(self, q: Annotated[s.RunIdQuery, Query()]) -> JSON:
         return JSON({"run": self._run_json(self.client.get_run(run_id_of(q)))})
@@ -211,7 +219,8 @@ class Runs(_Group):
             client.set_terminated(run_id, req.status, req.end_time)
         elif req.status is not None or req.run_name:
             client.update_run(run_id, req.status, req.run_name or None)
-        return JSON({"run_info": conv.run_info(client.get_run(run_id).info)})
+        info = client.get_run(run_id).info
+        return JSON({"run_info": conv.run_info(info, self._artifact_root(info.experiment_id))})
 
     def delete_run(self, req: s.RunIdBody) -> JSON:
         self.client.delete_run(req.run_id)
@@ -222,7 +231,9 @@ class Runs(_Group):
         return JSON({})
 
     def log_metric(self, req: s.LogMetric) -> JSON:
-        self.client.log_metric(run_id_of(req), req.key, conv.parse_number(req.value), req.timestamp, req.step or 0)
+        self.client.log_metric(run_id_of(req), req.key, conv.parse_number(req.value), req.timestamp, req.step or 0,
+                               dataset_name=req.dataset_name or None, dataset_digest=req.dataset_digest or None,
+                               model_id=req.model_id or None)
         return JSON({})
 
     def log_param(self, req: s.LogParam) -> JSON:
@@ -250,7 +261,8 @@ class Runs(_Group):
                           len(req.metrics) + len(req.params) + len(req.tags))
         self.client.log_batch(
             req.run_id,
-            metrics=[ent.Metric(m.key, conv.parse_number(m.value), m.timestamp, m.step) for m in req.metrics],
+            metrics=[ent.Metric(m.key, conv.parse_number(m.value), m.timestamp, m.step, m.model_id or None,
+                                m.dataset_name or None, m.dataset_digest or None) for m in req.metrics],
             params=[ent.Param(p.key, p.value) for p in req.params],
             tags=[ent.RunTag(t.key, t.value) for t in req.tags])
         return JSON({})
@@ -277,22 +289,12 @@ class Runs(_Group):
                                                  d.dataset.source, d.dataset.schema_, d.dataset.profile),
                                      [ent.InputTag(t.key, t.value) for t in d.tags])
                     for d in req.datasets]
-        for m in req.models:
-            client.get_logged_model(m.model_id)
         client.get_run(req.run_id)
-        if datasets:
-            client.log_inputs(req.run_id, datasets)
+        client.log_inputs(req.run_id, datasets, [m.model_id for m in req.models])
         return JSON({})
 
     def log_outputs(self, req: s.LogOutputs) -> JSON:
-        # A run's model outputs are its logged models (create_logged_model's source_run_id).
-        self.client.get_run(req.run_id)
-        for m in req.models:
-            found = self.client.get_logged_model(m.model_id)
-            if found.source_run_id != req.run_id:
-                raise InvalidParameterValue(
-                    f"Logged model {m.model_id} was not logged by run {req.run_id} (its source run is "
-                    f"{found.source_run_id or 'none'}); gitexp records a model's run when it is created")
+        self.client.log_outputs(req.run_id, [ent.LoggedModelOutput(m.model_id, m.step or 0) for m in req.models])
         return JSON({})
 
     def search_runs(self, req: s.SearchRuns) -> JSON:
@@ -300,7 +302,8 @@ class Runs(_Group):
             list(req.experiment_ids), req.filter or "", view_type(req.run_view_type),
             SEARCH_RUNS_MAX_RESULTS_DEFAULT if req.max_results is None else req.max_results,
             list(req.order_by) or None, req.page_token or None, req.as_of or None)
-        out: dict[str, Any] = {"runs": [conv.run(r) for r in page]}
+        roots: dict[str, str | None] = {}
+        out: dict[str, Any] = {"runs": [self._run_json(r, roots) for r in page]}
         if page.token:
             out["next_page_token"] = page.token
         return JSON(out)
@@ -326,7 +329,8 @@ class Runs(_Group):
         run_id = run_id_of(q)
         run = self.client.get_run(run_id)
         files = self.client.list_artifacts(run_id, q.path or None)
-        return JSON({"root_uri": conv.run_artifact_uri(run.info.experiment_id, run_id),
+        return JSON({"root_uri": conv.run_artifact_uri(run.info.experiment_id, run_id,
+                                                       root=self._artifact_root(run.info.experiment_id)),
                      "files": [conv.file_info(f) for f in files]})
 
 

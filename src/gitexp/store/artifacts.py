@@ -41,6 +41,7 @@ from .. import _git as git
 from .. import _validation as _valid
 from ..entities import FileInfo
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist, StoreError
+from . import layout
 from .objects import _LRU, MODE_BLOB, MODE_EXEC, TreeEntry
 from .protection import hold_pending, prepare_pending
 
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from .tracking import GitStore
 
 DEFAULT_THRESHOLD = 10 << 20
+# Files of the server's artifact root that belong to no run (mlflow-artifacts:/shared/a.txt):
+# events/<event>.yaml (an artifact op) and events/<event>.files/<path> (the file or its pointer).
+SHARED_DIR = f"{layout.ROOT}/shared-artifacts"
 POINTER_MAGIC = "gitexp-artifact-pointer v1"
 MAX_POINTER_BYTES = 1024
 _CHUNK = 1 << 20
@@ -516,6 +520,7 @@ class RunArtifacts:
         self.branch = store.branch
         self.odb = store.branch.odb
         self.repo = store.repo
+        self._shared: tuple[str, dict[str, dict[str, Any]]] | None = None  # (events tree, folded ops)
 
     # -- configuration ---------------------------------------------------------------------------
     def threshold(self) -> int:
@@ -710,8 +715,9 @@ class RunArtifacts:
     def list(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         """The files and directories directly below `path` (MLflow's list_artifacts)."""
         path = validate_artifact_path(path, "path")
-        view = self.view(run_id)
-        children = view.children(path)
+        return self._file_infos(self.view(run_id).children(path))
+
+    def _file_infos(self, children: builtins.list[tuple[str, ArtifactFile | None]]) -> builtins.list[FileInfo]:
         unknown = [f.sha for _, f in children if f is not None and f.size is None]
         sizes = _blob_sizes(self.odb.git_dir, unknown) if unknown else {}
         small = [f for _, f in children
@@ -727,6 +733,82 @@ class RunArtifacts:
             else:
                 out.append(FileInfo(child, False, f.size if f.size is not None else sizes.get(f.sha)))
         return out
+
+    # -- the shared area: files of the artifact root that belong to no run ----------------------------
+    def shared_view(self) -> ArtifactView:
+        """The shared area (SHARED_DIR): its events folded in name order, later wins."""
+        root = self.branch.tree_of(self.branch.tip())
+        events = self.branch.subtree(root, f"{SHARED_DIR}/events") if root else None
+        if events is None:
+            return ArtifactView(self.odb, None, {})
+        cached = self._shared
+        if cached is None or cached[0] != events:
+            overlay: dict[str, dict[str, Any]] = {}
+            for _name, doc in self.branch.read_events(events):
+                for op in doc.get("ops") or []:
+                    if isinstance(op, dict) and op.get("op") == "artifact" and isinstance(op.get("path"), str):
+                        overlay.pop(op["path"], None)
+                        overlay[op["path"]] = op
+            cached = self._shared = (events, overlay)
+        return ArtifactView(self.odb, None, cached[1])
+
+    def log_shared(self, path: str, source: BinaryIO, size: int) -> None:
+        """Store a file at `path` of the shared area: one event (and the file) in one commit.
+
+        Above the size threshold the file goes to the large-file store and the branch holds
+        its pointer, as for run artifacts."""
+        path = validate_artifact_path(path, "artifact path", allow_root=False)
+        view = self.shared_view()
+        if view.is_dir(path):
+            raise InvalidParameterValue(f"Cannot store {path!r}: it is a directory of shared artifacts; choose "
+                                        "another name", path=path)
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if view.is_file("/".join(parts[:i])):
+                raise InvalidParameterValue(f"Cannot store {path!r}: {'/'.join(parts[:i])!r} is a file, not a "
+                                            "directory", path=path)
+        threshold = self.threshold()
+        data = source.read() if size <= threshold else None
+        if data is not None:
+            check_git_file_content(path, data)
+        pointer = None
+        if data is None:  # to the large-file store now; its pointer blob is written with the commit
+            ext = ExternalStore(self.store_url())
+            sha256, stored = ext.put(source)
+            pointer = Pointer(sha256, stored, ext.url)
+        base = f"{SHARED_DIR}/events/{layout.event_name()}"
+
+        def build(_tree: str | None) -> dict[str, Any]:
+            # Blobs are written inside the commit, so its kept pack protects them until the ref moves.
+            op: dict[str, Any] = {"op": "artifact", "path": path, "mode": MODE_BLOB.decode()}
+            if pointer is None:
+                op.update(sha=self.odb.write_blob(data or b""), size=len(data or b""))
+            else:
+                op.update(sha=self.odb.write_blob(pointer.encode()), size=pointer.size, sha256=pointer.sha256)
+            doc = {"time": layout.now_ms(), "user": self.repo.identity()[0], "ops": [op]}
+            return {base: (MODE_BLOB, self.odb.write_blob(layout.dump_yaml(doc))),
+                    f"{base[: -len('.yaml')]}.files/{path}": (MODE_BLOB, op["sha"])}
+
+        self.branch.commit(build, f"shared artifact {path}")
+
+    def list_shared(self, path: str | None = None) -> builtins.list[FileInfo]:
+        path = validate_artifact_path(path, "path")
+        return self._file_infos(self.shared_view().children(path))
+
+    def read_shared(self, path: str, out: BinaryIO) -> None:
+        """Copy the shared file at `path` to `out` (large files from the large-file store)."""
+        path = validate_artifact_path(path, "path", allow_root=False)
+        files = self.shared_view().files(path)
+        if path not in files:
+            raise (InvalidParameterValue(f"Shared artifact {path!r} is a directory, not a file", path=path) if files
+                   else ResourceDoesNotExist(f"No artifact at {path!r}: it is neither a run's nor a shared file",
+                                             path=path))
+        data = self.odb.read_blob(files[path].sha)
+        pointer = Pointer.parse(data)
+        if pointer is None:
+            out.write(data)
+        else:
+            self._fetch_external("(none: shared area)", path, pointer, out)
 
     def files(self, run_id: str, path: str | None) -> tuple[str, dict[str, ArtifactFile]]:
         """(normalized path, files at or below it); ResourceDoesNotExist if there are none."""

@@ -12,8 +12,11 @@ because every artifact in gitexp belongs to a run.
 
 Ops: ``create`` (id, experiment, name, type, source run, where the files are,
 first params and tags), ``status``, ``tag``, ``delete_tag``, ``param``,
-``lifecycle``.  Folding sorts event names ((time, id) order); unknown ops are
-skipped.
+``lifecycle``, and the model's links to runs: ``metric`` (one point logged with
+``model_id=``: key, value, step, timestamp, run_id, dataset_name, dataset_digest),
+``input`` (a run took the model as input: run_id) and ``output`` (a run recorded it
+as an output: run_id, step).  Folding sorts event names ((time, id) order); unknown
+ops are skipped (so a gitexp without the link ops reads the rest).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, cast
 
 from .. import _validation as valid
 from .._names import random_run_name
-from ..entities import LifecycleStage, PagedList
+from ..entities import LifecycleStage, LoggedModelInput, LoggedModelOutput, Metric, PagedList
 from ..entities.logged_model import LoggedModel, LoggedModelStatus
 from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
 from . import layout
@@ -35,6 +38,7 @@ from .objects import _LRU
 
 LOGGED_MODELS = f"{layout.ROOT}/logged-models"
 HOLDER_TAG = "gitexp.loggedModelId"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 _MODEL_ID = re.compile(r"m-[0-9a-f]{32}\Z")
 _BAD_NAME_CHARS = ("/", ":", ".", "%", '"', "'")
 
@@ -78,7 +82,7 @@ class ModelState:
 
     __slots__ = ("model_id", "experiment_id", "name", "model_type", "source_run_id", "artifact_run_id",
                  "artifact_path", "status", "status_message", "tags", "params", "lifecycle_stage",
-                 "creation_time", "last_updated")
+                 "creation_time", "last_updated", "metrics", "inputs", "outputs")
 
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
@@ -95,6 +99,9 @@ class ModelState:
         self.lifecycle_stage = LifecycleStage.ACTIVE
         self.creation_time = 0
         self.last_updated = 0
+        self.metrics: list[dict[str, Any]] = []   # ``metric`` ops, in fold order
+        self.inputs: dict[str, None] = {}         # run ids that took the model as input
+        self.outputs: dict[str, int] = {}         # run id -> step of its recorded output
 
     def apply(self, op: dict[str, Any], time: int) -> None:
         kind = op.get("op")
@@ -119,6 +126,12 @@ class ModelState:
             self.params.setdefault(op["key"], op["value"])
         elif kind == "lifecycle":
             self.lifecycle_stage = op.get("stage", self.lifecycle_stage)
+        elif kind == "metric":
+            self.metrics.append(op)
+        elif kind == "input":
+            self.inputs[str(op["run_id"])] = None
+        elif kind == "output":
+            self.outputs[str(op["run_id"])] = int(op.get("step") or 0)
         self.last_updated = max(self.last_updated, time)
 
     @property
@@ -133,7 +146,26 @@ class ModelState:
             last_updated_timestamp=self.last_updated, model_type=self.model_type,
             source_run_id=self.source_run_id, status=self.status, status_message=self.status_message,
             tags=dict(self.tags), params=dict(self.params),
+            metrics=[Metric(m["key"], _number(m["value"]), int(m["timestamp"]), int(m.get("step") or 0),
+                            model_id=self.model_id, dataset_name=m.get("dataset_name"),
+                            dataset_digest=m.get("dataset_digest"), run_id=m.get("run_id"))
+                     for m in self.metrics],
         )
+
+
+def _number(value: Any) -> float:
+    """A metric value as stored in an event: a number, or "NaN"/"Infinity"/"-Infinity"."""
+    if isinstance(value, str):
+        return float({"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}.get(value, value))
+    return float(value)
+
+
+def _stored(value: float) -> Any:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 class LoggedModels:
@@ -144,6 +176,8 @@ class LoggedModels:
         self.branch = store.branch
         self._folded: _LRU[str, ModelState] = _LRU(20000)   # model directory tree id -> ModelState
         self._all: tuple[str | None, dict[str, ModelState]] | None = None
+        # run id -> (input model ids, {output model id: step}), for one folded `_all` dict
+        self._links: tuple[dict[str, ModelState], dict[str, tuple[builtins.list[str], dict[str, int]]]] | None = None
         self._lock = threading.Lock()
 
     # -- reading -------------------------------------------------------------------------------
@@ -177,7 +211,11 @@ class LoggedModels:
         return state
 
     def _state(self, model_id: str, allow_deleted: bool = False) -> ModelState:
-        check_model_id(model_id)
+        if not is_model_id(model_id):
+            # MLflow answers RESOURCE_DOES_NOT_EXIST for any id it does not hold (set_active_model relies on it).
+            raise ResourceDoesNotExist(
+                f"Logged model with ID {model_id!r} not found: logged model ids are 'm-' followed by 32 hex "
+                "digits, as returned by create_logged_model (model_info.model_id)", model_id=model_id)
         state = self._models().get(model_id)
         if state is None or (state.lifecycle_stage == LifecycleStage.DELETED and not allow_deleted):
             raise ResourceDoesNotExist(
@@ -194,6 +232,29 @@ class LoggedModels:
         wanted = None if experiment_ids is None else {str(e) for e in experiment_ids}
         return [s.to_entity() for s in self._models().values()
                 if s.lifecycle_stage == LifecycleStage.ACTIVE and (wanted is None or s.experiment_id in wanted)]
+
+    def run_links(self, run_id: str) -> tuple[builtins.list[LoggedModelInput], builtins.list[LoggedModelOutput]]:
+        """The run's model inputs and outputs (MLflow's run.inputs.model_inputs, run.outputs.model_outputs).
+
+        Outputs are the models recorded with log_outputs plus the models the run is the source
+        run of (step 0), as the run's own record of what it logged.  One map of every run's links
+        is built per folded set of models, so get_run does not walk the models."""
+        models = self._models()
+        cached = self._links
+        if cached is None or cached[0] is not models:
+            links: dict[str, tuple[builtins.list[str], dict[str, int]]] = {}
+            for s in sorted(models.values(), key=lambda m: (m.creation_time, m.model_id)):
+                if s.lifecycle_stage != LifecycleStage.ACTIVE:
+                    continue
+                for rid in s.inputs:
+                    links.setdefault(rid, ([], {}))[0].append(s.model_id)
+                if s.source_run_id and s.source_run_id not in s.outputs:
+                    links.setdefault(s.source_run_id, ([], {}))[1][s.model_id] = 0
+                for rid, step in s.outputs.items():
+                    links.setdefault(rid, ([], {}))[1][s.model_id] = step
+            cached = self._links = (models, links)
+        ins, outs = cached[1].get(run_id, ([], {}))
+        return [LoggedModelInput(m) for m in ins], [LoggedModelOutput(m, step) for m, step in outs.items()]
 
     def for_run(self, run_id: str) -> builtins.list[LoggedModel]:
         """Active logged models whose files are in this run (newest first)."""
@@ -214,8 +275,14 @@ class LoggedModels:
         tag_dict = {valid.validate_key("Tag", k): valid.tag_value(k, v) for k, v in (tags or {}).items()}
         param_dict = {valid.validate_key("Param", k): valid.param_value(k, v) for k, v in (params or {}).items()}
         model_id = f"m-{uuid.uuid4().hex}"
+        run = None
         if source_run_id:
-            run = self.store.get_run(source_run_id)
+            try:
+                run = self.store.get_run(source_run_id)
+            except (ResourceDoesNotExist, InvalidParameterValue):
+                # MLflow records any source run id; the files then go to a holder run, as without one.
+                run = None
+        if run is not None and source_run_id:
             if run.info.lifecycle_stage != LifecycleStage.ACTIVE:
                 raise InvalidParameterValue(
                     f"Cannot log a model to run {source_run_id}: it is deleted; restore it first",
@@ -230,10 +297,11 @@ class LoggedModels:
         else:
             experiment_id = str(experiment_id if experiment_id is not None else layout.DEFAULT_EXPERIMENT_ID)
             self.store.get_experiment(experiment_id)  # a clear error for an unknown experiment
+            note = f"Holds the files of logged model {name} ({model_id})"
+            if source_run_id:
+                note += f", whose source run {source_run_id} is not in this repository"
             holder = self.store.create_run(experiment_id, None, None,
-                                           {HOLDER_TAG: model_id, "mlflow.note.content":
-                                            f"Holds the files of logged model {name} ({model_id})"},
-                                           name)
+                                           {HOLDER_TAG: model_id, "mlflow.note.content": note}, name)
             artifact_run_id = holder.info.run_id
             artifact_path = name
         op: dict[str, Any] = {"op": "create", "model_id": model_id, "experiment_id": experiment_id, "name": name,
@@ -266,7 +334,7 @@ class LoggedModels:
         return self.get(model_id)
 
     def _holder(self, state: ModelState) -> str | None:
-        if state.source_run_id or not state.artifact_run_id:
+        if not state.artifact_run_id or state.artifact_run_id == state.source_run_id:
             return None
         try:
             run = self.store.get_run(state.artifact_run_id)
@@ -305,6 +373,60 @@ class LoggedModels:
         if ops:
             self._event(model_id, ops, f"logged model {state.name!r} ({model_id}): log {len(ops)} param(s)")
 
+    def log_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Attach metric points logged with ``model_id=`` to their models: one event per model.
+
+        The points are the run's metrics too (the caller logs them to the run); here they
+        become the model's own record, so get_logged_model(...).metrics and search by
+        datasets see them.  Every model is checked before anything is written."""
+        by_model: dict[str, builtins.list[dict[str, Any]]] = {}
+        for m in metrics:
+            if m.model_id is None:
+                continue
+            op: dict[str, Any] = {"op": "metric", "key": m.key, "value": _stored(float(m.value)),
+                                  "timestamp": int(m.timestamp), "step": int(m.step or 0), "run_id": run_id}
+            for field in ("dataset_name", "dataset_digest"):
+                value = getattr(m, field)
+                if value is not None:
+                    op[field] = valid.text(f"Metric {field}", value, key=m.key)
+            by_model.setdefault(m.model_id, []).append(op)
+        states = {model_id: self._state(model_id) for model_id in by_model}
+        for model_id, ops in by_model.items():
+            self._event(model_id, ops, f"logged model {states[model_id].name!r} ({model_id}): "
+                                       f"{len(ops)} metric point(s) from run {run_id}")
+
+    def log_run_inputs(self, run_id: str, model_ids: Sequence[str]) -> None:
+        """Record that a run took these models as input (MLflow's log_inputs(models=...))."""
+        for model_id in dict.fromkeys(model_ids):
+            state = self._state(model_id)
+            if run_id not in state.inputs:
+                self._event(model_id, [{"op": "input", "run_id": run_id}],
+                            f"logged model {state.name!r} ({model_id}): input of run {run_id}")
+
+    def log_run_outputs(self, run_id: str, outputs: Sequence[tuple[str, int]]) -> None:
+        """Record that a run produced these models, at a step (MLflow's log_outputs)."""
+        for model_id, step in outputs:
+            state = self._state(model_id)
+            if state.outputs.get(run_id) != int(step or 0):
+                self._event(model_id, [{"op": "output", "run_id": run_id, "step": int(step or 0)}],
+                            f"logged model {state.name!r} ({model_id}): output of run {run_id}")
+
+    def add_model_version(self, model_id: str, name: str, version: str | int) -> None:
+        """Add {name, version} to the model's ``mlflow.modelVersions`` tag (a JSON list), as
+        MLflow does when a version is registered from the model."""
+        import json
+
+        state = self._state(model_id)
+        entry = {"name": name, "version": str(version)}
+        try:
+            current = json.loads(state.tags.get(MODEL_VERSIONS_TAG) or "[]")
+        except ValueError:
+            current = []
+        if not isinstance(current, builtins.list):
+            current = []
+        if entry not in current:
+            self.set_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([*current, entry])})
+
     def delete(self, model_id: str) -> None:
         state = self._state(model_id)
         self._event(model_id, [{"op": "lifecycle", "stage": LifecycleStage.DELETED}],
@@ -317,12 +439,13 @@ class LoggedModels:
         """MLflow's search_logged_models: attribute and tags.<key> clauses, order_by dicts."""
         from ..search._objects import search_logged_models
 
-        if datasets:
-            raise InvalidParameterValue(
-                "search_logged_models: filtering by datasets is not supported by gitexp "
-                "(logged models carry no per-dataset metrics); leave datasets out")
+        for d in datasets or []:
+            if not isinstance(d, dict) or not d.get("dataset_name"):
+                raise InvalidParameterValue(
+                    f"`dataset_name` in the `datasets` clause must be specified (got {d!r})")
         if isinstance(experiment_ids, str) or not all(isinstance(e, str) for e in experiment_ids or []):
             raise InvalidParameterValue(f"experiment_ids must be a list of strings, got {experiment_ids!r}")
-        return search_logged_models(self.list(experiment_ids), filter_string, max_results, order_by, page_token)
+        return search_logged_models(self.list(experiment_ids), filter_string, max_results, order_by, page_token,
+                                    list(datasets or []))
 
 

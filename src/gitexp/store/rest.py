@@ -326,8 +326,8 @@ class RestStore:
                   tags: Iterable[Any] = ()) -> None:
         from .layout import now_ms
 
-        m = [{"key": x.key, "value": conv.number(float(x.value)),
-              "timestamp": int(x.timestamp if x.timestamp is not None else now_ms()), "step": int(x.step or 0)}
+        m = [conv.metric_in(x.key, float(x.value), int(x.timestamp if x.timestamp is not None else now_ms()),
+                            int(x.step or 0), x.model_id, x.dataset_name, x.dataset_digest)
              for x in metrics]
         p = [{"key": x.key, "value": str(x.value)} for x in params]
         t = [{"key": x.key, "value": str(x.value)} for x in tags]
@@ -552,6 +552,34 @@ class RestArtifacts:
         return self.download(run_id, path)
 
 
+    # -- the shared area (the proxy's paths that are not a run's) ------------------------------------
+    def log_shared(self, path: str, source: BinaryIO, size: int) -> None:
+        from .artifacts import validate_artifact_path
+
+        path = validate_artifact_path(path, "artifact path", allow_root=False)
+        resp = self.store.http.raw("PUT", f"{ARTIFACTS}/{urllib.parse.quote(path)}", source,
+                                   {"Content-Length": str(size), "Content-Type": "application/octet-stream"})
+        self.store.http.decode(resp, resp.read(), "PUT", path)
+
+    def list_shared(self, path: str | None = None) -> builtins.list[FileInfo]:
+        from .artifacts import validate_artifact_path
+
+        path = validate_artifact_path(path, "path")
+        resp = self.store.http.raw("GET", f"{ARTIFACTS}?path={urllib.parse.quote(path)}")
+        doc = self.store.http.decode(resp, resp.read(), "GET", path)
+        return [conv.parse_file_info(f, path) for f in doc.get("files") or []]
+
+    def read_shared(self, path: str, out: BinaryIO) -> None:
+        from .artifacts import validate_artifact_path
+
+        path = validate_artifact_path(path, "path", allow_root=False)
+        resp = self.store.http.raw("GET", f"{ARTIFACTS}/{urllib.parse.quote(path)}")
+        data = resp.read()
+        if resp.status != 200:
+            self.store.http.decode(resp, data, "GET", path)
+        out.write(data)
+
+
 class _RemoteView:
     """The one question log_model asks of a run's artifacts: is a path a file, a directory, or free."""
 
@@ -762,6 +790,13 @@ class RestLoggedModels:
                 body[key] = value
         doc = self.store.call("POST", "/logged-models/search", body)
         return PagedList([conv.parse_logged_model(m) for m in doc.get("models") or []], doc.get("next_page_token"))
+
+    def log_run_inputs(self, run_id: str, model_ids: Sequence[str]) -> None:
+        self.store.call("POST", "/runs/log-inputs", {"run_id": run_id, "models": [{"model_id": m} for m in model_ids]})
+
+    def log_run_outputs(self, run_id: str, outputs: Sequence[tuple[str, int]]) -> None:
+        self.store.call("POST", "/runs/outputs",
+                        {"run_id": run_id, "models": [{"model_id": m, "step": step} for m, step in outputs]})
 
     def for_run(self, run_id: str) -> list[Any]:
         run = self.store.get_run(run_id)

@@ -14,6 +14,7 @@ to through the server's artifact proxy, so the API reports
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..entities import (
@@ -22,12 +23,15 @@ from ..entities import (
     Experiment,
     FileInfo,
     InputTag,
+    LoggedModelInput,
+    LoggedModelOutput,
     Metric,
     Param,
     Run,
     RunData,
     RunInfo,
     RunInputs,
+    RunOutputs,
     RunTag,
 )
 from . import layout
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from ..entities.model_registry import ModelVersion, RegisteredModel
 
 PROXY_SCHEME = "mlflow-artifacts:"
+_RUN_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 
 def number(value: float) -> Any:
@@ -61,9 +66,21 @@ def key_values(d: dict[str, Any]) -> list[dict[str, str]]:
 
 
 # -- artifact locations --------------------------------------------------------------------------
-def run_artifact_uri(experiment_id: str, run_id: str, path: str = "") -> str:
-    base = f"{PROXY_SCHEME}/{experiment_id}/{run_id}/artifacts"
+def run_artifact_uri(experiment_id: str, run_id: str, path: str = "", root: str | None = None) -> str:
+    """mlflow-artifacts:/<experiment_id>/<run_id>/artifacts[/path], or under `root` (an experiment's own
+    mlflow-artifacts: location, as MLflow puts its runs there) -- the files stay the run's either way."""
+    prefix = root.rstrip("/") if root and root.startswith(PROXY_SCHEME) else f"{PROXY_SCHEME}/{experiment_id}"
+    base = f"{prefix}/{run_id}/artifacts"
     return f"{base}/{path}" if path else base
+
+
+def experiment_proxy_root(experiment: Experiment) -> str | None:
+    """The experiment's own mlflow-artifacts: location when it set one (None: the default)."""
+    loc = experiment.artifact_location
+    if isinstance(loc, str) and loc.startswith(PROXY_SCHEME) and \
+            loc.rstrip("/") != f"{PROXY_SCHEME}/{experiment.experiment_id}":
+        return loc
+    return None
 
 
 def experiment_location(experiment: Experiment) -> str:
@@ -81,10 +98,13 @@ def runs_uri_to_proxy(uri: str | None, experiment_id: str) -> str | None:
 
 
 def proxy_path_parts(path: str) -> tuple[str | None, str | None, str]:
-    """(experiment_id, run_id, path in the run) of '<exp>/<run>/artifacts/<path>'; Nones elsewhere."""
+    """(location, run_id, path in the run) of '<location>/<run_id>/artifacts/<path>', where the
+    location is an experiment id or an experiment's own artifact location (team-a/x) and run_id a
+    run id (32 hex digits; or any name right after an experiment id); Nones elsewhere."""
     parts = [p for p in path.strip("/").split("/") if p]
-    if len(parts) >= 3 and parts[2] == "artifacts":
-        return parts[0], parts[1], "/".join(parts[3:])
+    for i in range(2, len(parts)):
+        if parts[i] == "artifacts" and (i == 2 or _RUN_ID.match(parts[i - 1])):
+            return "/".join(parts[: i - 1]), parts[i - 1], "/".join(parts[i + 1:])
     return None, None, ""
 
 
@@ -101,11 +121,43 @@ def proxy_uri_to_runs(uri: str) -> str:
     return f"runs:/{run_id}/{path}" if path else f"runs:/{run_id}"
 
 
+# Served as text/plain, as MLflow's artifact proxy does (mlflow/utils/mime_type_utils.py).
+_TEXT_EXTENSIONS = frozenset("txt log err cfg conf cnf cf ini properties prop hocon toml yaml yml xml json js py py3 "
+                             "csv tsv md rst ipynb MLmodel MLproject".split())
+
+
+def artifact_media_type(path: str) -> str:
+    """The Content-Type MLflow's proxy sends for an artifact: text/plain for text formats, else the
+    type guessed from the name, else application/octet-stream (always with nosniff)."""
+    import mimetypes
+    import posixpath
+
+    name = posixpath.basename(path)
+    extension = posixpath.splitext(name)[1].lstrip(".") or name
+    if extension in _TEXT_EXTENSIONS:
+        return "text/plain"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 # -- tracking ---------------------------------------------------------------------------------------
+def metric_in(key: str, value: float, timestamp: int, step: int, model_id: str | None = None,
+              dataset_name: str | None = None, dataset_digest: str | None = None) -> dict[str, Any]:
+    """A metric of a log-batch request (MLflow 3's model and dataset fields only when set)."""
+    out: dict[str, Any] = {"key": key, "value": number(value), "timestamp": timestamp, "step": step}
+    _put(out, "model_id", model_id)
+    _put(out, "dataset_name", dataset_name)
+    _put(out, "dataset_digest", dataset_digest)
+    return out
+
+
 def metric(m: Metric, run_id: str | None = None) -> dict[str, Any]:
     out = {"key": m.key, "value": number(m.value), "timestamp": int(m.timestamp), "step": int(m.step or 0)}
     if run_id:
         out["run_id"] = run_id
+    for name in ("model_id", "dataset_name", "dataset_digest"):
+        value = getattr(m, name)
+        if value is not None:
+            out[name] = value
     return out
 
 
@@ -119,7 +171,7 @@ def experiment(e: Experiment) -> dict[str, Any]:
     return out
 
 
-def run_info(info: RunInfo) -> dict[str, Any]:
+def run_info(info: RunInfo, artifact_root: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"run_id": info.run_id, "run_uuid": info.run_id}
     _put(out, "run_name", info.run_name)
     out["experiment_id"] = info.experiment_id
@@ -127,12 +179,13 @@ def run_info(info: RunInfo) -> dict[str, Any]:
     out["status"] = info.status
     _put(out, "start_time", info.start_time)
     _put(out, "end_time", info.end_time)
-    out["artifact_uri"] = run_artifact_uri(info.experiment_id, info.run_id)
+    out["artifact_uri"] = run_artifact_uri(info.experiment_id, info.run_id, root=artifact_root)
     out["lifecycle_stage"] = info.lifecycle_stage
     return out
 
 
-def run(r: Run, model_outputs: list[str] | None = None) -> dict[str, Any]:
+def run(r: Run, artifact_root: str | None = None) -> dict[str, Any]:
+    """A run's JSON; `artifact_root` is its experiment's own mlflow-artifacts: location, if any."""
     data: dict[str, Any] = {}
     metrics = r.data._metric_objs
     if metrics:
@@ -141,7 +194,7 @@ def run(r: Run, model_outputs: list[str] | None = None) -> dict[str, Any]:
         data["params"] = key_values(r.data.params)
     if r.data.tags:
         data["tags"] = key_values(r.data.tags)
-    out: dict[str, Any] = {"info": run_info(r.info), "data": data}
+    out: dict[str, Any] = {"info": run_info(r.info, artifact_root), "data": data}
     inputs = []
     for di in r.inputs.dataset_inputs:
         d = di.dataset
@@ -153,8 +206,13 @@ def run(r: Run, model_outputs: list[str] | None = None) -> dict[str, Any]:
             item["tags"] = [{"key": t.key, "value": t.value} for t in di.tags]
         inputs.append(item)
     out["inputs"] = {"dataset_inputs": inputs} if inputs else {}
+    model_inputs = getattr(r.inputs, "model_inputs", None)
+    if model_inputs:
+        out["inputs"]["model_inputs"] = [{"model_id": m.model_id} for m in model_inputs]
+    model_outputs = getattr(r.outputs, "model_outputs", None)
     if model_outputs:
-        out["outputs"] = {"model_outputs": [{"model_id": m, "step": 0} for m in model_outputs]}
+        out["outputs"] = {"model_outputs": [{"model_id": m.model_id, "step": int(m.step or 0)}
+                                            for m in model_outputs]}
     return out
 
 
@@ -183,7 +241,7 @@ def logged_model(m: Any) -> dict[str, Any]:
     if m.params:
         data["params"] = key_values(m.params)
     if m.metrics:
-        data["metrics"] = [metric(x) for x in m.metrics]
+        data["metrics"] = [metric(x, x.run_id) for x in m.metrics]
     return {"info": info, "data": data}
 
 
@@ -194,7 +252,7 @@ def model_version(v: Any) -> dict[str, Any]:
     _put(out, "last_updated_timestamp", v.last_updated_timestamp)
     _put(out, "user_id", v.user_id)
     _put(out, "current_stage", v.current_stage)
-    _put(out, "description", v.description)
+    out["description"] = v.description or ""  # as MLflow: a version without one has ''
     _put(out, "source", v.source)
     _put(out, "run_id", v.run_id)
     out["status"] = v.status or "READY"
@@ -241,7 +299,8 @@ def parse_experiment(d: dict[str, Any]) -> Experiment:
 
 def parse_metric(d: dict[str, Any], run_id: str | None = None) -> Metric:
     return Metric(d["key"], parse_number(d.get("value", 0.0)), int(d.get("timestamp", 0)), int(d.get("step", 0)),
-                  run_id=d.get("run_id") or run_id)
+                  model_id=d.get("model_id"), dataset_name=d.get("dataset_name"),
+                  dataset_digest=d.get("dataset_digest"), run_id=d.get("run_id") or run_id)
 
 
 def parse_run_info(d: dict[str, Any]) -> RunInfo:
@@ -264,7 +323,10 @@ def parse_run(d: dict[str, Any]) -> Run:
         inputs.append(DatasetInput(Dataset(ds.get("name", ""), ds.get("digest", ""), ds.get("source_type", ""),
                                            ds.get("source", ""), ds.get("schema"), ds.get("profile")),
                                    [InputTag(k, v) for k, v in _kv(item.get("tags")).items()]))
-    return Run(info, run_data, RunInputs(inputs))
+    model_inputs = [LoggedModelInput(m["model_id"]) for m in (d.get("inputs") or {}).get("model_inputs") or []]
+    outputs = [LoggedModelOutput(m["model_id"], int(m.get("step") or 0))
+               for m in (d.get("outputs") or {}).get("model_outputs") or []]
+    return Run(info, run_data, RunInputs(inputs, model_inputs), RunOutputs(outputs))
 
 
 def parse_file_info(d: dict[str, Any], prefix: str = "") -> FileInfo:

@@ -18,7 +18,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import _validation as valid
 from .._names import random_run_name
@@ -28,6 +28,8 @@ from ..entities import (
     Metric,
     MetricHistory,
     Run,
+    RunInputs,
+    RunOutputs,
     RunStatus,
     ViewType,
 )
@@ -587,7 +589,11 @@ class GitStore:
         return run
 
     def get_run(self, run_id: str) -> Run:
-        return self.to_run(self.run_state(run_id))
+        run = self.to_run(self.run_state(run_id))
+        model_inputs, model_outputs = self.logged_models.run_links(run_id)
+        if not model_inputs and not model_outputs:
+            return run  # the entity a search returns, too
+        return Run(run.info, run.data, RunInputs(run.inputs.dataset_inputs, model_inputs), RunOutputs(model_outputs))
 
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         return MetricHistory(key, run_id, *self.metric_history_arrays(run_id, key))
@@ -727,10 +733,18 @@ class GitStore:
                     f"Param {key!r} appears twice in one batch with different values "
                     f"({new_params[key]!r} and {value!r})", key=key)
             new_params[key] = value
+        linked: list[Metric] = []  # points logged with model_id: the logged model's record too
         for m in metrics:
             key = valid.validate_key("Metric", m.key)
             ops.append({"op": "metric", "key": key, "value": valid.metric_value(key, m.value),
                         "timestamp": valid.metric_timestamp(key, m.timestamp), "step": valid.metric_step(key, m.step)})
+            if getattr(m, "model_id", None):
+                op = ops[-1]
+                linked.append(Metric(key, op["value"], op["timestamp"], op["step"], m.model_id,
+                                     m.dataset_name, m.dataset_digest))
+        if linked:
+            for model_id in {m.model_id for m in linked}:
+                self.logged_models.get(cast(str, model_id))  # an unknown model fails before anything is logged
         for t in tags:
             key = valid.validate_key("Tag", t.key)
             ops.append({"op": "tag", "key": key, "value": valid.tag_value(key, t.value)})
@@ -756,6 +770,8 @@ class GitStore:
                 session.record(batch)
 
         self._with_session(run_id, write)
+        if linked:
+            self.logged_models.log_metrics(run_id, linked)
 
     def log_metric(self, run_id: str, key: str, value: Any, timestamp: int | None, step: int | None) -> None:
         """The hot path: validate, journal one line, done."""

@@ -348,8 +348,20 @@ class ModelRegistry:
         reg, m = self._model(name)
         for v in m.versions.values():
             if v.uid == uid:
-                return self.to_version(reg, m, v)
+                version = self.to_version(reg, m, v)
+                if model_id:
+                    self._link_logged_model(model_id, version.name, version.version)
+                return version
         raise ResourceDoesNotExist(f"Version {number} of {name!r} vanished right after it was registered")
+
+    def _link_logged_model(self, model_id: str, name: str, version: Any) -> None:
+        """MLflow's mlflow.modelVersions tag on the logged model a version was registered from."""
+        try:
+            self.store.logged_models.add_model_version(model_id, name, version)
+        except ResourceDoesNotExist as exc:  # as MLflow's fluent API: the version stands, say why no tag
+            _log.warning(
+                "Registered %s version %s, but could not tag logged model %r with it: %s",
+                name, version, model_id, exc.message)
 
     def _version_change(self, name: str, version: Any,
                         make_op: Callable[[ModelState, Any], dict[str, Any] | None], message: str) -> ModelVersion:
