@@ -1,5 +1,6 @@
 """The conformance gaps of issue 15, each through the real mlflow client against a real `gitexp server`
-process; where the data must be on the branch, a fresh gitexp Client reads the repository directly."""
+process and, where the gap is not HTTP's, in-process through the MLflow plugin (a gitexp: URI);
+where the data must be on the branch, a fresh gitexp Client reads the repository directly."""
 
 from __future__ import annotations
 
@@ -30,13 +31,31 @@ def server(tmp_path_factory):
     assert "Traceback" not in log, log[-5000:]
 
 
-@pytest.fixture
-def client(server, monkeypatch):
+class Plugin:
+    """The MLflow plugin over its own repository: what `server` is, without HTTP."""
+
+    def __init__(self, repo):
+        self.repo = repo
+        self.url = f"gitexp://{repo.as_posix()}"
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    return Plugin(make_repo(tmp_path_factory.mktemp("conform-plugin") / "repo"))
+
+
+@pytest.fixture(params=["server", "plugin"])
+def target(request):
+    """The server, or the plugin: one MLflow semantics, two transports."""
+    return request.getfixturevalue(request.param)
+
+
+def _mlflow_client(url, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    mlflow.set_tracking_uri(server.url)
-    yield MlflowClient(server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    mlflow.set_tracking_uri(url)
+    yield MlflowClient(url)
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.clear_active_model()  # the active model is process-wide: other modules use other servers
@@ -44,12 +63,22 @@ def client(server, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
+@pytest.fixture
+def client(target, monkeypatch):
+    yield from _mlflow_client(target.url, monkeypatch)
+
+
+@pytest.fixture
+def http_client(server, monkeypatch):
+    yield from _mlflow_client(server.url, monkeypatch)
+
+
 def branch(server) -> gitexp.Client:
     reset_gitexp()
     return gitexp.Client(str(server.repo))
 
 
-def test_metrics_logged_with_a_model_id_are_the_models(server, client):
+def test_metrics_logged_with_a_model_id_are_the_models(target, client):
     exp = client.create_experiment("model-metrics")
     run = client.create_run(exp)
     model = client.create_logged_model(exp, source_run_id=run.info.run_id)
@@ -66,12 +95,12 @@ def test_metrics_logged_with_a_model_id_are_the_models(server, client):
     # ... and they are the run's metrics too, and on the branch for gitexp.
     assert client.get_run(run.info.run_id).data.metrics["acc"] == 0.9
     client.set_terminated(run.info.run_id)
-    assert {m.key for m in branch(server).get_logged_model(model.model_id).metrics} == {"acc", "loss"}
+    assert {m.key for m in branch(target).get_logged_model(model.model_id).metrics} == {"acc", "loss"}
     with pytest.raises(MlflowException, match="m-0000"):
         client.log_metric(run.info.run_id, "acc", 1.0, model_id="m-" + "0" * 32)
 
 
-def test_model_inputs_and_outputs_of_runs(server, client):
+def test_model_inputs_and_outputs_of_runs(target, client):
     exp = client.create_experiment("model-io")
     maker, user = client.create_run(exp), client.create_run(exp)
     model = client.create_logged_model(exp, source_run_id=maker.info.run_id)
@@ -83,11 +112,11 @@ def test_model_inputs_and_outputs_of_runs(server, client):
     assert [(m.model_id, m.step) for m in outputs] == [(model.model_id, 3)]
     assert [m.model_id for m in client.get_run(maker.info.run_id).outputs.model_outputs] == [model.model_id]
     client.set_terminated(user.info.run_id)
-    local = branch(server).get_run(user.info.run_id)
+    local = branch(target).get_run(user.info.run_id)
     assert [m.model_id for m in local.inputs.model_inputs] == [model.model_id]
 
 
-def test_search_logged_models_by_datasets(server, client):
+def test_search_logged_models_by_datasets(target, client):
     exp = client.create_experiment("model-search")
     run = client.create_run(exp)
     a = client.create_logged_model(exp, name="a", source_run_id=run.info.run_id)
@@ -108,7 +137,7 @@ def test_search_logged_models_by_datasets(server, client):
     assert [m.name for m in ordered] == ["b", "a"]
 
 
-def test_registering_a_logged_model_tags_it_and_versions_have_empty_descriptions(server, client):
+def test_registering_a_logged_model_tags_it_and_versions_have_empty_descriptions(target, client):
     exp = client.create_experiment("model-registry")
     run = client.create_run(exp)
     model = client.create_logged_model(exp, source_run_id=run.info.run_id)
@@ -120,7 +149,7 @@ def test_registering_a_logged_model_tags_it_and_versions_have_empty_descriptions
     assert json.loads(tag) == [{"name": "conform-model", "version": str(version.version)}]
 
 
-def test_unknown_model_ids_do_not_exist_and_unknown_source_runs_are_recorded(server, client):
+def test_unknown_model_ids_do_not_exist_and_unknown_source_runs_are_recorded(target, client):
     with pytest.raises(MlflowException) as err:
         mlflow.set_active_model(model_id="1234")
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
@@ -130,7 +159,8 @@ def test_unknown_model_ids_do_not_exist_and_unknown_source_runs_are_recorded(ser
     assert client.get_logged_model(model.model_id).source_run_id == "123"
 
 
-def test_the_proxy_stores_shared_paths_and_honours_experiment_locations(server, client, tmp_path):
+def test_the_proxy_stores_shared_paths_and_honours_experiment_locations(server, http_client, tmp_path):
+    client = http_client
     base = f"{server.url}/api/2.0/mlflow-artifacts/artifacts"
     put = urllib.request.Request(f"{base}/shared/a.txt", data=b"shared text", method="PUT",
                                  headers={"Content-Type": "application/octet-stream"})
@@ -160,7 +190,8 @@ def test_the_proxy_stores_shared_paths_and_honours_experiment_locations(server, 
         assert resp.headers["Content-Type"].startswith("text/plain")
 
 
-def test_bulk_interval_history_is_served(server, client):
+def test_bulk_interval_history_is_served(server, http_client):
+    client = http_client
     exp = client.create_experiment("bulk-interval")
     run = client.create_run(exp)
     for step in range(5):
