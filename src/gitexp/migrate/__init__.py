@@ -5,6 +5,7 @@ tracking server (`_server.py`) -- into neutral records (`_records.py`); the impo
 through the Client (`Client.put_runs` for runs: one commit per batch, ids and times kept).
 """
 
+from ._export import Exporter, export_store
 from ._importer import Importer, ImportResult, import_store, open_source
 
-__all__ = ["ImportResult", "Importer", "import_store", "open_source"]
+__all__ = ["Exporter", "ImportResult", "export_store", "Importer", "import_store", "open_source"]
