@@ -68,6 +68,10 @@ c.transition_model_version_stage(f"reg-{tag}", "2", "Staging")
 c.set_model_version_tag(f"reg-{tag}", "1", "validated", "yes")
 c.update_registered_model(f"reg-{tag}", "a registered model")
 c.set_registered_model_tag(f"reg-{tag}", "owner", "team-" + tag)
+shared = c.create_experiment("shared", artifact_location=art + "/shared", tags={"kind": "shared"})
+mlflow.set_experiment(experiment_id=shared)
+with mlflow.start_run(run_name=f"shared-{tag}"):
+    mlflow.log_metric("s", 1.0, step=1)
 mlflow.set_experiment(experiment_id=gone)
 with mlflow.start_run(run_name=f"in-gone-{tag}"):
     mlflow.log_metric("g", 2.0)

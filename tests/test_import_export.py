@@ -4,14 +4,20 @@ an interrupted import and round trips."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from gitexp.client import Client
 from gitexp.migrate import import_store
 
-from .conftest import make_repo, require_mlflow
+from .conftest import make_repo, require_mlflow, reset_gitexp
 from .mlflow_stores import file_store, sqlite_store, view
 
 require_mlflow()
@@ -56,7 +62,7 @@ def test_sqlite_store_field_by_field_then_reimport_copies_nothing(repo, sqlite_u
     client = Client(str(repo))
     first = import_store(client, sqlite_uri)
     assert not first.failures
-    assert first.counts["runs"] == {"created": 8}
+    assert first.counts["runs"] == {"created": 9}
     expected = mlflow_view(sqlite_uri)
     got = gitexp_view(client)
     # the comparison has something in it: every kind of object the store was made with
@@ -84,7 +90,7 @@ def test_sqlite_store_field_by_field_then_reimport_copies_nothing(repo, sqlite_u
     tip = client.get_tracking_tip()
     again = import_store(client, sqlite_uri)
     assert not again.failures
-    assert again.counts["runs"] == {"unchanged": 8}
+    assert again.counts["runs"] == {"unchanged": 9}
     assert set(again.counts["model versions"]) == {"unchanged"}
     assert client.get_tracking_tip() == tip  # nothing written at all
     assert gitexp_view(client) == got
@@ -131,7 +137,7 @@ def test_round_trips_lose_nothing(repo, tmp_path, sqlite_uri):
     exported = export_store(first, dest)
     assert not exported.failures, exported.failures
     assert mlflow_view(dest) == mlflow_view(sqlite_uri)          # import -> export
-    assert export_store(first, dest).counts["runs"] == {"unchanged": 8}  # again: nothing added
+    assert export_store(first, dest).counts["runs"] == {"unchanged": 9}  # again: nothing added
 
     second_repo = make_repo(tmp_path / "second")
     second = Client(str(second_repo))
@@ -160,3 +166,79 @@ def test_cli_import_dry_run_then_import_prints_a_summary(repo, mlruns):
     gone = client.get_experiment_by_name("files-gone")
     assert gone is not None and gone.lifecycle_stage == "deleted"
     assert client.search_runs([gone.experiment_id], run_view_type=3) == [] or True
+
+
+def _bench_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_import.py"
+    spec = importlib.util.spec_from_file_location("bench_import", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_import_killed_midway_resumes_without_duplicates(repo, tmp_path):
+    uri = _bench_module().build_store(str(tmp_path / "bulk.db"), 1000, params=2, metrics=2, steps=3,
+                                      experiments=2)
+    state_dir = repo / ".git" / "gitexp" / "import"
+    proc = subprocess.Popen([sys.executable, "-m", "gitexp", "import", uri, "--batch", "10", "--repo", str(repo)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    copied = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        files = list(state_dir.glob("*.json")) if state_dir.exists() else []
+        if files:
+            try:
+                copied = len(json.loads(files[0].read_text())["runs"])
+            except ValueError:
+                copied = 0
+            if copied >= 200:
+                break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the import finished before it could be killed"
+    reset_gitexp()
+    client = Client(str(repo))
+    ids = [e.experiment_id for e in client.search_experiments()]
+    partial = len(client.search_runs(ids, max_results=5000))
+    assert 200 <= partial < 1000
+
+    again = import_store(client, uri)
+    assert not again.failures
+    runs = again.counts["runs"]
+    assert runs.get("created", 0) + runs.get("unchanged", 0) == 1000
+    assert runs.get("unchanged", 0) >= 200  # what was committed before the kill is not copied again
+    assert gitexp_view(client, registry=False) == mlflow_view(uri, registry=False)
+    assert import_store(client, uri).counts["runs"] == {"unchanged": 1000}
+
+
+def test_two_machines_stores_merge_through_sync(tmp_path, sqlite_uri):
+    """Two mlflow.db files imported into two clones, `gitexp sync`: one store holding both,
+    no conflict, one `shared` experiment."""
+    from .remotes import bare_remote, clone, first_clone
+
+    other_uri = sqlite_store(tmp_path / "machine-b", tag="b")
+    remote = bare_remote(tmp_path / "remote.git")
+    one = first_clone(tmp_path / "one", str(remote))
+    two = clone(str(remote), tmp_path / "two")
+    reset_gitexp()
+    a = Client(str(one))
+    assert not import_store(a, sqlite_uri).failures
+    a.sync(None, False)
+    b = Client(str(two))
+    assert not import_store(b, other_uri).failures
+    b.sync(None, False)
+    a.sync(None, False)
+    assert a.get_tracking_tip() == b.get_tracking_tip()
+
+    merged = gitexp_view(a)
+    expected_a, expected_b = mlflow_view(sqlite_uri), mlflow_view(other_uri)
+    assert merged["runs"] == {**expected_a["runs"], **expected_b["runs"]}
+    assert merged["models"] == {**expected_a["models"], **expected_b["models"]}
+    names = [e.name for e in a.search_experiments(view_type=3)]
+    assert sorted(names) == sorted(set(names)) and names.count("shared") == 1
+    shared = a.get_experiment_by_name("shared")
+    assert {r.info.run_name for r in a.search_runs([shared.experiment_id])} == {"shared-a", "shared-b"}

@@ -87,9 +87,11 @@ def _summary(result: Any, title: str) -> None:
 @click.option("--artifacts-root", metavar="DIR",
               help="The directory a tracking server serves as mlflow-artifacts:/ (its --artifacts-destination), "
                    "for a database whose runs keep their artifacts there.")
+@click.option("--batch", type=click.IntRange(1), default=500, show_default=True,
+              help="Runs per commit (an interrupted import resumes after the last one).")
 @pass_context
 def import_(ctx: Context, source: str, experiments: tuple[str, ...], since: str | None, until: str | None,
-            dry_run: bool, artifacts_root: str | None) -> None:
+            dry_run: bool, artifacts_root: str | None, batch: int) -> None:
     """Copy an MLflow store into the tracking branch, losing nothing.
 
     SOURCE is an MLflow tracking URI -- a database (sqlite:///mlflow.db or any SQLAlchemy URL
@@ -113,7 +115,7 @@ def import_(ctx: Context, source: str, experiments: tuple[str, ...], since: str 
     with _Progress() as progress:
         result = import_store(ctx.client, source, experiments=list(experiments) or None,
                               since=_when(since, "--since"), until=_when(until, "--until"), dry_run=dry_run,
-                              progress=progress, artifacts_root=artifacts_root)
+                              progress=progress, artifacts_root=artifacts_root, batch=batch)
     _summary(result, f"{'would import' if dry_run else 'imported'} from {source}")
     if result.failures:
         raise click.exceptions.Exit(1)

@@ -792,7 +792,8 @@ class GitStore:
                 changes.update(found)
             return changes
 
-        created = sum(1 for r in records if r.run_id not in self.branch.run_trees())
+        known = self.branch.run_trees()
+        created = sum(1 for r in records if r.run_id not in known)
         self.branch.commit(_once(build), f"import {len(records)} run(s) ({created} new)\n")
         return outcome
 
