@@ -20,11 +20,14 @@ import mlflow
 from mlflow import MlflowClient
 uri, art = sys.argv[1], sys.argv[2]
 tag = sys.argv[3] if len(sys.argv) > 3 else "a"
+_art = art
+def place(sub=""):  # a server: its default root (mlflow-artifacts:/, through its proxy)
+    return None if _art == "-" else _art + sub
 mlflow.set_tracking_uri(uri); mlflow.set_registry_uri(uri)
 c = MlflowClient()
-e = c.create_experiment(f"exp-{tag}", artifact_location=art, tags={"team": "ml"})
+e = c.create_experiment(f"exp-{tag}", artifact_location=place(), tags={"team": "ml"})
 c.set_experiment_tag(e, "mlflow.note.content", "an experiment")
-gone = c.create_experiment(f"gone-{tag}", artifact_location=art + "/gone")
+gone = c.create_experiment(f"gone-{tag}", artifact_location=place("/gone"))
 mlflow.set_experiment(experiment_id=e)
 with mlflow.start_run(run_name=f"parent-{tag}") as parent:
     mlflow.log_params({"lr": 0.1, "layers": 3})
@@ -68,7 +71,7 @@ c.transition_model_version_stage(f"reg-{tag}", "2", "Staging")
 c.set_model_version_tag(f"reg-{tag}", "1", "validated", "yes")
 c.update_registered_model(f"reg-{tag}", "a registered model")
 c.set_registered_model_tag(f"reg-{tag}", "owner", "team-" + tag)
-shared = c.create_experiment("shared", artifact_location=art + "/shared", tags={"kind": "shared"})
+shared = c.create_experiment("shared", artifact_location=place("/shared"), tags={"kind": "shared"})
 mlflow.set_experiment(experiment_id=shared)
 with mlflow.start_run(run_name=f"shared-{tag}"):
     mlflow.log_metric("s", 1.0, step=1)
@@ -118,6 +121,54 @@ def run_mlflow(script: str, *args: str) -> None:
                                 env=env, cwd=cwd, timeout=300)
     if result.returncode != 0:
         raise AssertionError(f"making the MLflow store failed:\n{result.stderr[-3000:]}")
+
+
+class MlflowServer:
+    """`python -m mlflow server` on a sqlite store, proxying artifacts (mlflow-artifacts:/)."""
+
+    def __init__(self, path: Path) -> None:
+        import socket
+        import time
+        import urllib.request
+
+        path.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        self.log = open(path / "server.log", "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{path / 'server.db'}",
+             "--artifacts-destination", str(path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"], cwd=path, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=1).read()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.3)
+        self.stop()
+        raise AssertionError(f"mlflow server did not start:\n{(path / 'server.log').read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def server_store(url: str, tag: str = "s") -> str:
+    """The same content as sqlite_store, logged through a running MLflow server."""
+    run_mlflow(SQL_STORE, url, "-", tag)
+    return url
 
 
 def sqlite_store(path: Path, tag: str = "a") -> str:

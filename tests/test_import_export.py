@@ -18,7 +18,7 @@ from gitexp.client import Client
 from gitexp.migrate import import_store
 
 from .conftest import make_repo, require_mlflow, reset_gitexp
-from .mlflow_stores import file_store, sqlite_store, view
+from .mlflow_stores import MlflowServer, file_store, server_store, sqlite_store, view
 
 require_mlflow()
 
@@ -242,3 +242,25 @@ def test_two_machines_stores_merge_through_sync(tmp_path, sqlite_uri):
     assert sorted(names) == sorted(set(names)) and names.count("shared") == 1
     shared = a.get_experiment_by_name("shared")
     assert {r.info.run_name for r in a.search_runs([shared.experiment_id])} == {"shared-a", "shared-b"}
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        server_store(server.url)
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_tracking_server_field_by_field_artifacts_through_its_proxy(repo, mlflow_server):
+    client = Client(str(repo))
+    result = import_store(client, mlflow_server)
+    assert not result.failures, result.failures
+    expected = mlflow_view(mlflow_server)
+    got = gitexp_view(client)
+    assert got == expected
+    assert any(r["artifacts"] for r in expected["runs"].values())  # they came through the proxy
+    again = import_store(client, mlflow_server)
+    assert again.counts["runs"] == {"unchanged": 9} and not again.failures
