@@ -224,7 +224,8 @@ def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]]
         if e.name == "Default" and not _pages(client.search_runs, experiment_ids=[e.experiment_id],
                                               run_view_type=3, max_results=1000):
             continue
-        doc["experiments"][e.name] = {"lifecycle": e.lifecycle_stage, "tags": dict(e.tags)}
+        doc["experiments"][e.name] = {"lifecycle": e.lifecycle_stage, "tags": dict(e.tags),
+                                      "created": e.creation_time}
     runs = _pages(client.search_runs, experiment_ids=list(experiments), run_view_type=3, max_results=1000)
     for run in runs:
         i = run.info
@@ -245,9 +246,11 @@ def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]]
         for m in _pages(client.search_registered_models, max_results=1000):
             versions = _pages(client.search_model_versions, filter_string=f"name='{m.name}'", max_results=1000)
             doc["models"][m.name] = {
-                "description": m.description or "", "tags": dict(m.tags),
+                "description": m.description or "", "tags": dict(m.tags), "created": m.creation_timestamp,
+                "updated": m.last_updated_timestamp,
                 "aliases": {k: str(v) for k, v in (m.aliases or {}).items()},
                 "versions": {str(v.version): {"run_id": v.run_id, "stage": v.current_stage, "tags": dict(v.tags),
+                                              "created": v.creation_timestamp, "updated": v.last_updated_timestamp,
                                               "description": v.description or "", "status": v.status}
                              for v in versions},
             }

@@ -114,6 +114,12 @@ class Exporter:
             self.store.get_experiment_by_name(exp.name)
         if found is None:
             mid = self.store.create_experiment(exp.name, tags=[ExperimentTag(k, v) for k, v in exp.tags.items()])
+            from mlflow.store.tracking.dbmodels.models import SqlExperiment
+
+            with self.store.ManagedSessionMaker(read_only=False) as session:  # its times, as in gitexp
+                row = session.query(SqlExperiment).filter(SqlExperiment.experiment_id == int(mid)).one()
+                row.creation_time = exp.creation_time or row.creation_time
+                row.last_update_time = exp.last_update_time or row.last_update_time
             self.result.add("experiments", "created")
         else:
             mid = found.experiment_id
@@ -247,6 +253,7 @@ class Exporter:
             self.result.add("registered models", "unchanged")
             have = {int(v.version) for v in reg.search_model_versions(f"name='{escaped}'", max_results=10_000)}
         versions = sorted(self.client.search_model_versions(f"name='{escaped}'"), key=lambda v: int(v.version))
+        created_numbers: set[int] = set()
         for v in versions:
             number = int(v.version)
             if number in have:
@@ -264,11 +271,29 @@ class Exporter:
                 reg.delete_model_version(model.name, created.version)
             if v.current_stage and v.current_stage != "None":
                 reg.transition_model_version_stage(model.name, created.version, v.current_stage, False)
+            created_numbers.add(number)
             self.result.add("model versions", "created")
         current = reg.get_registered_model(model.name).aliases or {}
         for alias, number in (model.aliases or {}).items():
             if str(current.get(alias)) != str(number):
                 reg.set_registered_model_alias(model.name, alias, str(number))
+        self._registry_times(model, versions, created_numbers)
+
+    def _registry_times(self, model: Any, versions: list[Any], created: set[int]) -> None:
+        """Creation and update times as gitexp has them (MLflow's store stamps now)."""
+        from mlflow.store.model_registry.dbmodels.models import SqlModelVersion, SqlRegisteredModel
+
+        with self.registry.ManagedSessionMaker(read_only=False) as session:
+            row = session.query(SqlRegisteredModel).filter(SqlRegisteredModel.name == model.name).one()
+            row.creation_time = model.creation_timestamp or row.creation_time
+            row.last_updated_time = model.last_updated_timestamp or row.last_updated_time
+            for v in versions:
+                if int(v.version) not in created:
+                    continue
+                vrow = session.query(SqlModelVersion).filter(SqlModelVersion.name == model.name,
+                                                             SqlModelVersion.version == int(v.version)).one()
+                vrow.creation_time = v.creation_timestamp or vrow.creation_time
+                vrow.last_updated_time = v.last_updated_timestamp or vrow.last_updated_time
 
 
 def export_store(client: Client, dest: str, **options: Any) -> ImportResult:

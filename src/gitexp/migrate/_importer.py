@@ -21,6 +21,7 @@ from typing import Any
 
 from ..client import Client
 from ..exceptions import GitexpError, ResourceDoesNotExist
+from ..store.layout import recorded_at
 from ._records import (
     ExperimentRecord,
     LoggedModelRecord,
@@ -146,7 +147,8 @@ class Importer:
                     self.experiment_ids[exp.experiment_id] = f"(new:{exp.name})"
                     self.result.add("experiments", "created")
                     return
-                gid = self.client.create_experiment(exp.name, tags=exp.tags or None)
+                with recorded_at(exp.creation_time):
+                    gid = self.client.create_experiment(exp.name, tags=exp.tags or None)
                 self.result.add("experiments", "created")
             else:
                 gid = found.experiment_id
@@ -255,9 +257,10 @@ class Importer:
                         source_run = None
                 except ResourceDoesNotExist:
                     source_run = None
-            created = self.client.create_logged_model(experiment, model.name, source_run, model.tags or None,
-                                                      model.params or None, model.model_type,
-                                                      model_id=model.model_id)
+            with recorded_at(model.creation_time):
+                created = self.client.create_logged_model(experiment, model.name, source_run, model.tags or None,
+                                                          model.params or None, model.model_type,
+                                                          model_id=model.model_id)
             location = str(created.artifact_location)
             run_id, _, path = location[len("runs:/"):].partition("/")
             if model.files:
@@ -305,7 +308,13 @@ class Importer:
                     self.result.add("registered models", "created")
                     self.result.add("model versions", "created", len(model.versions))
                     return
-                client.create_registered_model(model.name, model.tags or None, model.description or None)
+                with recorded_at(model.creation_time):
+                    client.create_registered_model(model.name)
+                with recorded_at(model.last_updated_time):  # the model's last update: its tags, description
+                    for k, v in model.tags.items():
+                        client.set_registered_model_tag(model.name, k, v)
+                    if model.description:
+                        client.update_registered_model(model.name, model.description)
                 outcome = "created"
                 have: dict[int, Any] = {}
             else:
@@ -313,10 +322,11 @@ class Importer:
                 outcome = "updated" if changed or (model.description or "") != (found.description or "") \
                     else "unchanged"
                 if not self.dry_run:
-                    for k, v in changed.items():
-                        client.set_registered_model_tag(model.name, k, v)
-                    if (model.description or "") != (found.description or ""):
-                        client.update_registered_model(model.name, model.description or "")
+                    with recorded_at(model.last_updated_time):
+                        for k, v in changed.items():
+                            client.set_registered_model_tag(model.name, k, v)
+                        if (model.description or "") != (found.description or ""):
+                            client.update_registered_model(model.name, model.description or "")
                 escaped = model.name.replace("'", "\\'")
                 have = {int(v.version): v for v in client.search_model_versions(f"name='{escaped}'")}
         except Exception as exc:
@@ -330,10 +340,13 @@ class Importer:
         if not self.dry_run:
             try:
                 current = client.get_registered_model(model.name).aliases or {}
-                for alias, number in model.aliases.items():
-                    if str(current.get(alias)) != str(number):
-                        client.set_registered_model_alias(model.name, alias, number)
-                        outcome = "updated" if outcome == "unchanged" else outcome
+                latest = _latest(model.last_updated_time, *[v.last_updated_time for v in model.versions],
+                                 *[v.creation_time for v in model.versions])
+                with recorded_at(latest):  # after every version it names
+                    for alias, number in model.aliases.items():
+                        if str(current.get(alias)) != str(number):
+                            client.set_registered_model_alias(model.name, alias, number)
+                            outcome = "updated" if outcome == "unchanged" else outcome
             except Exception as exc:
                 self.result.fail("registered models", f"{model.name} (aliases)", exc)
                 return
@@ -349,19 +362,27 @@ class Importer:
             run_id = version.run_id if version.run_id in self.run_ids or self._has_run(version.run_id) else None
             model_id = version.source[len("models:/"):].split("/")[0] if version.source.startswith("models:/m-") \
                 and model_sources.get(version.source[len("models:/"):].split("/")[0]) else None
-            while True:  # numbers are never reused: deleted source versions become deleted gitexp versions
-                created = client.create_model_version(name, source, run_id, version.tags or None,
-                                                      description=version.description or None, model_id=model_id)
-                if int(created.version) >= version.version:
-                    break
-                client.delete_model_version(name, created.version)
+            with recorded_at(version.creation_time):
+                while True:  # numbers are never reused: deleted source versions become deleted gitexp versions
+                    created = client.create_model_version(name, source, run_id, version.tags or None,
+                                                          description=version.description or None,
+                                                          model_id=model_id)
+                    if int(created.version) >= version.version:
+                        break
+                    client.delete_model_version(name, created.version)
             if int(created.version) != version.version:
                 raise GitexpError(f"got version {created.version} for {name} version {version.version}: gitexp "
                                   "already has later versions of this model")
             if version.current_stage and version.current_stage != "None":
-                client.transition_model_version_stage(name, version.version, version.current_stage)
+                with recorded_at(_latest(version.creation_time, version.last_updated_time)):
+                    client.transition_model_version_stage(name, version.version, version.current_stage)
             self.result.add("model versions", "created")
             return
+        with recorded_at(_latest(version.creation_time, version.last_updated_time)):
+            self._update_version(name, version, found)
+
+    def _update_version(self, name: str, version: VersionRecord, found: Any) -> None:
+        client = self.client
         changed = False
         if (found.description or "") != (version.description or ""):
             changed = True
@@ -386,6 +407,11 @@ class Importer:
             return True
         except GitexpError:
             return False
+
+
+def _latest(*times: int | None) -> int | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def import_store(client: Client, source_uri: str, **options: Any) -> ImportResult:

@@ -467,11 +467,12 @@ class GitStore:
                 op["artifact_location"] = artifact_location
             if tag_dict:
                 op["tags"] = tag_dict
-            doc = {"time": layout.now_ms(), "user": user, "ops": [op]}
+            ns = layout.event_time_ns()
+            doc = {"time": ns // 1_000_000, "user": user, "ops": [op]}
             blob = self.branch.odb.write_blob(layout.dump_yaml(doc))
             from .objects import MODE_BLOB
 
-            return {f"{layout.experiment_dir(experiment_id)}/events/{layout.event_name()}": (MODE_BLOB, blob)}
+            return {f"{layout.experiment_dir(experiment_id)}/events/{layout.event_name(ns)}": (MODE_BLOB, blob)}
 
         self.branch.commit(build, f"experiment {name!r}: create")
         return created["id"]
