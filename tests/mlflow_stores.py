@@ -216,6 +216,31 @@ def _artifacts(client: Any, run_id: str, skip: set[str]) -> dict[str, str]:
     return out
 
 
+def _model_files(client: Any, model: Any) -> list[str]:
+    """The paths of a logged model's files (relative to it): gitexp's in its run, MLflow's at its
+    artifact location."""
+    location = str(model.artifact_location)
+    if location.startswith("runs:/"):
+        run_id, _, path = location[len("runs:/"):].partition("/")
+        return [f.path[len(path) + 1:] for f in _walk(lambda p: client.list_artifacts(run_id, p), path)]
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(location, tracking_uri=client._tracking_client.tracking_uri)
+    return [f.path for f in _walk(repo.list_artifacts, None)]
+
+
+def _walk(listing: Any, top: str | None) -> list[Any]:
+    out, todo = [], [top]
+    while todo:
+        here = todo.pop()
+        for info in listing(here):
+            if info.is_dir:
+                todo.append(info.path)
+            else:
+                out.append(info)
+    return out
+
+
 def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]] | None = None) -> dict[str, Any]:
     """Everything `gitexp import` carries, as plain data keyed by names and run ids."""
     experiments = {e.experiment_id: e for e in _pages(client.search_experiments, view_type=3, max_results=1000)}
@@ -241,6 +266,15 @@ def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]]
                                   for m in client.get_metric_history(i.run_id, k)) for k in run.data.metrics},
             "inputs": inputs,
             "artifacts": _artifacts(client, i.run_id, (skip_artifacts or {}).get(i.run_id, set())),
+        }
+    doc["logged_models"] = {}
+    for m in _pages(client.search_logged_models, experiment_ids=list(experiments), max_results=100):
+        status = getattr(m.status, "name", str(m.status))
+        doc["logged_models"][m.model_id] = {
+            "name": m.name, "experiment": experiments[m.experiment_id].name, "source_run": m.source_run_id,
+            "tags": {k: v for k, v in m.tags.items()}, "params": dict(m.params),
+            "status": status.replace("LOGGED_MODEL_", "").replace("UPLOAD_", ""), "created": m.creation_timestamp,
+            "files": sorted(_model_files(client, m)),
         }
     if registry:
         for m in _pages(client.search_registered_models, max_results=1000):

@@ -72,6 +72,8 @@ def test_sqlite_store_field_by_field_then_reimport_copies_nothing(repo, sqlite_u
     assert any(r["inputs"] for r in expected["runs"].values())
     assert {r["lifecycle"] for r in expected["runs"].values()} == {"active", "deleted"}
     assert {r["status"] for r in expected["runs"].values()} == {"FINISHED", "FAILED"}
+    (model,) = expected["logged_models"].values()
+    assert "MLmodel" in model["files"] and model["status"] == "READY"
     assert got["experiments"] == expected["experiments"]
     assert got["runs"].keys() == expected["runs"].keys()
     for run_id, run in expected["runs"].items():
