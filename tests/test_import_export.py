@@ -266,3 +266,71 @@ def test_tracking_server_field_by_field_artifacts_through_its_proxy(repo, mlflow
     assert any(r["artifacts"] for r in expected["runs"].values())  # they came through the proxy
     again = import_store(client, mlflow_server)
     assert again.counts["runs"] == {"unchanged": 9} and not again.failures
+
+
+UPDATE_SOURCE = r'''
+import sys, warnings
+import mlflow
+from mlflow import MlflowClient
+warnings.simplefilter("ignore")
+uri = sys.argv[1]
+c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+exp = c.get_experiment_by_name("exp-a")
+parent = c.search_runs([exp.experiment_id], "attributes.run_name = 'parent-a'")[0].info.run_id
+for i in range(5, 8):
+    c.log_metric(parent, "loss", i / 10, step=i, timestamp=1_700_000_001_000 + i)
+c.set_tag(parent, "stage", "prod")
+c.log_param(parent, "new_param", "x")
+c.log_text(parent, "added later", "later.txt")
+child = c.search_runs([exp.experiment_id], "attributes.run_name = 'child-0'")[0].info.run_id
+c.delete_run(child)
+mlflow.set_tracking_uri(uri)
+mlflow.set_experiment("exp-a")
+with mlflow.start_run(run_name="brand-new"):
+    mlflow.log_metric("x", 1.0)
+modeller = c.search_runs([exp.experiment_id], "attributes.run_name = 'modeller-a'")[0].info.run_id
+c.create_model_version("reg-a", f"runs:/{modeller}/model_copy", modeller, description="fifth")
+c.set_model_version_tag("reg-a", "2", "reviewed", "yes")
+c.set_registered_model_alias("reg-a", "champion", "2")
+c.transition_model_version_stage("reg-a", "2", "Archived")
+'''
+
+
+def test_reimport_after_the_source_changed_copies_only_the_changes(repo, tmp_path, sqlite_uri):
+    import shutil
+
+    from .mlflow_stores import run_mlflow
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(sqlite_uri[len("sqlite:///"):], copy)
+    uri = f"sqlite:///{copy}"
+    client = Client(str(repo))
+    assert not import_store(client, uri).failures
+    run_mlflow(UPDATE_SOURCE, uri)
+
+    again = import_store(client, uri)
+    assert not again.failures, again.failures
+    assert again.counts["runs"] == {"created": 1, "updated": 2, "unchanged": 7}
+    assert again.counts["model versions"] == {"created": 1, "updated": 1, "unchanged": 2}
+    assert gitexp_view(client) == mlflow_view(uri)
+    assert import_store(client, uri).counts["runs"] == {"unchanged": 10}
+
+
+def test_a_run_that_cannot_be_copied_is_named_and_the_rest_go_on(repo, tmp_path, mlruns):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from gitexp.cli import main
+
+    store = tmp_path / "mlruns"
+    shutil.copytree(mlruns, store)
+    broken = next(p for p in store.glob("*/*/meta.yaml") if "run_name: c" in p.read_text()).parent
+    (broken / "metrics" / "acc").write_text("not a metric line at all\n")
+    result = CliRunner().invoke(main, ["import", str(store), "--repo", str(repo)])
+    assert result.exit_code == 1
+    assert f"could not copy run {broken.name} " in result.output
+    client = Client(str(repo))
+    names = {r.info.run_name for r in client.search_runs(
+        [e.experiment_id for e in client.search_experiments(view_type=3)], run_view_type=3)}
+    assert names == {"p", "r2"}  # the other runs were copied

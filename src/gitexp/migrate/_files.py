@@ -22,7 +22,7 @@ import yaml
 
 from ..exceptions import InvalidParameterValue
 from ._artifacts import list_files
-from ._records import ExperimentRecord, LoggedModelRecord, ModelRecord, RunRecord, VersionRecord
+from ._records import ExperimentRecord, LoggedModelRecord, ModelRecord, ReadError, RunRecord, VersionRecord
 
 _STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 _MODEL_STATUS = {0: "UNSPECIFIED", 1: "PENDING", 2: "READY", 3: "FAILED"}
@@ -114,9 +114,12 @@ class FileSource:
                 found.append((start, name))
         return [rid for _start, rid in sorted(found)]
 
-    def runs(self, run_ids: list[str]) -> Iterator[RunRecord]:
+    def runs(self, run_ids: list[str]) -> Iterator[RunRecord | ReadError]:
         for rid in run_ids:
-            yield self._run(rid, self._run_dirs[rid])
+            try:
+                yield self._run(rid, self._run_dirs[rid])
+            except Exception as exc:  # one unreadable run: named, and the others go on
+                yield ReadError(rid, rid, exc)
 
     def _run(self, rid: str, path: str) -> RunRecord:
         meta = _yaml(os.path.join(path, "meta.yaml"))

@@ -26,6 +26,7 @@ from ._records import (
     ExperimentRecord,
     LoggedModelRecord,
     ModelRecord,
+    ReadError,
     RunRecord,
     Source,
     VersionRecord,
@@ -176,6 +177,10 @@ class Importer:
         self.progress("runs", 0, total)
         pending: list[tuple[RunRecord, str]] = []
         for record in self._read(ids):
+            if isinstance(record, ReadError):
+                self.result.fail("runs", f"{record.run_id} ({record.name})", record.error)
+                done += 1
+                continue
             self.run_ids.add(record.run_id)
             print_ = fingerprint(record)
             record.experiment_id = self.experiment_ids.get(record.experiment_id, record.experiment_id)
@@ -193,11 +198,11 @@ class Importer:
             done += self._write(pending, state, state_path)
             self.progress("runs", done, total)
 
-    def _read(self, ids: list[str]) -> Iterator[RunRecord]:
+    def _read(self, ids: list[str]) -> Iterator[RunRecord | ReadError]:
         try:
             yield from self.source.runs(ids)
-        except Exception as exc:  # a run that cannot be read: read the rest one by one
-            self.result.fail("runs", "(reading)", exc)
+        except Exception as exc:  # the source itself failed (a database gone): say so, stop reading
+            self.result.fail("runs", f"(reading {self.source.uri})", exc)
 
     def _write(self, pending: list[tuple[RunRecord, str]], state: dict[str, str], state_path: str) -> int:
         if self.dry_run:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..store.interface import RunRecord
 
-__all__ = ["ArtifactFile", "ExperimentRecord", "LoggedModelRecord", "ModelRecord", "RunRecord", "Source",
+__all__ = ["ArtifactFile", "ExperimentRecord", "LoggedModelRecord", "ModelRecord", "ReadError", "RunRecord", "Source",
            "VersionRecord", "fingerprint"]
 
 
@@ -71,6 +71,15 @@ class LoggedModelRecord:
     files: dict[str, Callable[[], bytes]] = field(default_factory=dict)
 
 
+@dataclass
+class ReadError:
+    """A run a reader could not read: the importer reports it by name and goes on."""
+
+    run_id: str
+    name: str
+    error: Exception
+
+
 class ArtifactFile:
     """A file of the source store, read when it is written; `stamp` says whether it changed."""
 
@@ -89,7 +98,7 @@ class Source(Protocol):
 
     def experiments(self) -> list[ExperimentRecord]: ...
     def run_ids(self, experiment_ids: list[str], since: int | None, until: int | None) -> list[str]: ...
-    def runs(self, run_ids: list[str]) -> Iterator[RunRecord]: ...
+    def runs(self, run_ids: list[str]) -> Iterator[RunRecord | ReadError]: ...
     def registered_models(self) -> list[ModelRecord]: ...
     def logged_models(self, experiment_ids: list[str]) -> list[LoggedModelRecord]: ...
     def close(self) -> None: ...

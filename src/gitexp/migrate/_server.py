@@ -10,7 +10,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..exceptions import InvalidParameterValue
-from ._records import ArtifactFile, ExperimentRecord, LoggedModelRecord, ModelRecord, RunRecord, VersionRecord
+from ._records import (
+    ArtifactFile,
+    ExperimentRecord,
+    LoggedModelRecord,
+    ModelRecord,
+    ReadError,
+    RunRecord,
+    VersionRecord,
+)
 
 
 def _mlflow() -> Any:
@@ -89,27 +97,33 @@ class ServerSource:
                 out.append(run.info.run_id)
         return out
 
-    def runs(self, run_ids: list[str]) -> Iterator[RunRecord]:
+    def runs(self, run_ids: list[str]) -> Iterator[RunRecord | ReadError]:
         for rid in run_ids:
-            run = self._runs.get(rid) or self.client.get_run(rid)
-            info = run.info
-            record = RunRecord(run_id=rid, experiment_id=info.experiment_id, user_id=info.user_id or "",
-                               run_name=info.run_name or None, status=info.status, start_time=info.start_time or 0,
-                               end_time=info.end_time, lifecycle_stage=info.lifecycle_stage,
-                               params=dict(run.data.params), tags=dict(run.data.tags))
-            for key in run.data.metrics:
-                record.metrics[key] = sorted((m.step, m.timestamp, m.value)
-                                             for m in self.client.get_metric_history(rid, key))
-            for inp in run.inputs.dataset_inputs if run.inputs else []:
-                d = inp.dataset
-                dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
-                if d.schema is not None:
-                    dataset["schema"] = d.schema
-                if d.profile is not None:
-                    dataset["profile"] = d.profile
-                record.inputs.append((dataset, {t.key: t.value for t in inp.tags}))
-            record.artifacts.update(remote_files(info.artifact_uri, self.uri))
-            yield record
+            try:
+                yield self._run(rid)
+            except Exception as exc:  # one run the server cannot give: named, the others go on
+                yield ReadError(rid, rid, exc)
+
+    def _run(self, rid: str) -> RunRecord:
+        run = self._runs.get(rid) or self.client.get_run(rid)
+        info = run.info
+        record = RunRecord(run_id=rid, experiment_id=info.experiment_id, user_id=info.user_id or "",
+                           run_name=info.run_name or None, status=info.status, start_time=info.start_time or 0,
+                           end_time=info.end_time, lifecycle_stage=info.lifecycle_stage,
+                           params=dict(run.data.params), tags=dict(run.data.tags))
+        for key in run.data.metrics:
+            record.metrics[key] = sorted((m.step, m.timestamp, m.value)
+                                         for m in self.client.get_metric_history(rid, key))
+        for inp in run.inputs.dataset_inputs if run.inputs else []:
+            d = inp.dataset
+            dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source}
+            if d.schema is not None:
+                dataset["schema"] = d.schema
+            if d.profile is not None:
+                dataset["profile"] = d.profile
+            record.inputs.append((dataset, {t.key: t.value for t in inp.tags}))
+        record.artifacts.update(remote_files(info.artifact_uri, self.uri))
+        return record
 
     def registered_models(self) -> list[ModelRecord]:
         out = []

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..exceptions import InvalidParameterValue
 from ._artifacts import list_files
-from ._records import ExperimentRecord, LoggedModelRecord, ModelRecord, RunRecord, VersionRecord
+from ._records import ExperimentRecord, LoggedModelRecord, ModelRecord, ReadError, RunRecord, VersionRecord
 
 BATCH = 500
 
@@ -103,11 +103,11 @@ class SqlSource:
         sql += " and experiment_id in ({ids}) order by start_time, run_uuid"
         return [r[0] for r in self.db.rows(sql, args + [int(e) for e in experiment_ids])] if experiment_ids else []
 
-    def runs(self, run_ids: list[str]) -> Iterator[RunRecord]:
+    def runs(self, run_ids: list[str]) -> Iterator[RunRecord | ReadError]:
         for i in range(0, len(run_ids), BATCH):
             yield from self._runs(run_ids[i:i + BATCH])
 
-    def _runs(self, ids: list[str]) -> list[RunRecord]:
+    def _runs(self, ids: list[str]) -> list[RunRecord | ReadError]:
         db = self.db
         records: dict[str, RunRecord] = {}
         locations: dict[str, str] = {}
@@ -147,9 +147,16 @@ class SqlSource:
                         inputs[uuid][2][key] = value
             for rid, dataset, tags in sorted(inputs.values(), key=lambda x: json.dumps(x[1], sort_keys=True)):
                 records[rid].inputs.append((dataset, tags))
-        for rid, record in records.items():
-            record.artifacts.update(list_files(locations[rid], self.artifacts_root))
-        return [records[r] for r in ids if r in records]
+        out: list[RunRecord | ReadError] = []
+        for rid in ids:
+            if rid not in records:
+                continue
+            try:
+                records[rid].artifacts.update(list_files(locations[rid], self.artifacts_root))
+                out.append(records[rid])
+            except Exception as exc:  # this run's artifacts cannot be read: named, the others go on
+                out.append(ReadError(rid, records[rid].run_name or rid, exc))
+        return out
 
     def registered_models(self) -> list[ModelRecord]:
         if "registered_models" not in self.db.tables:
