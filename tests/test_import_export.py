@@ -334,3 +334,25 @@ def test_a_run_that_cannot_be_copied_is_named_and_the_rest_go_on(repo, tmp_path,
     names = {r.info.run_name for r in client.search_runs(
         [e.experiment_id for e in client.search_experiments(view_type=3)], run_view_type=3)}
     assert names == {"p", "r2"}  # the other runs were copied
+
+
+def test_cli_export_of_a_filtered_part(repo, tmp_path, sqlite_uri):
+    from click.testing import CliRunner
+    from mlflow import MlflowClient
+
+    from gitexp.cli import main
+
+    client = Client(str(repo))
+    assert not import_store(client, sqlite_uri).failures
+    dest = f"sqlite:///{tmp_path / 'part.db'}"
+    result = CliRunner().invoke(main, ["export", dest, "--experiment", "exp-a", "--no-registry",
+                                       "--since", "2000-01-01", "--repo", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert "exported to" in result.output
+    out = MlflowClient(tracking_uri=dest)
+    exp = out.get_experiment_by_name("exp-a")
+    assert out.get_experiment_by_name("shared") is None
+    names = {r.info.run_name for r in out.search_runs([exp.experiment_id], run_view_type=3)}
+    assert names == {r["name"] for r in mlflow_view(sqlite_uri, registry=False)["runs"].values()
+                     if r["experiment"] == "exp-a"}
+    assert out.search_registered_models() == []

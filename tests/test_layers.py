@@ -174,7 +174,7 @@ REPOSITORY_ONLY = {
     "pull": (None, False), "push": (None, False), "sync": (None, False),
     "checkout_code": ("0" * 32, "out"), "diff_run_code": ("0" * 32, "1" * 32),
     "link_runs_to_commit": ("HEAD", None), "tracking_history": (10, None),
-    "tracking_commit": ("HEAD",), "run_keys": (["0"], 1),
+    "tracking_commit": ("HEAD",), "run_keys": (["0"], 1), "put_runs": ([],),
 }
 
 
