@@ -116,8 +116,7 @@ def test_file_store_field_by_field(repo, mlruns):
     finally:
         os.environ.pop("MLFLOW_ALLOW_FILE_STORE")
     got = gitexp_view(client)
-    assert got["experiments"] == expected["experiments"]
-    assert got["runs"] == expected["runs"]
+    assert got == expected
     # inf survives a file store (a SQL store keeps it as +-max float, as MLflow writes it)
     loss = next(r for r in got["runs"].values() if r["name"] == "p")["metrics"]["loss"]
     assert [p[2] for p in loss] == ["1.0", "nan", "inf", "-inf"]
@@ -356,3 +355,12 @@ def test_cli_export_of_a_filtered_part(repo, tmp_path, sqlite_uri):
     assert names == {r["name"] for r in mlflow_view(sqlite_uri, registry=False)["runs"].values()
                      if r["experiment"] == "exp-a"}
     assert out.search_registered_models() == []
+
+
+def test_bench_import_runs_end_to_end(tmp_path):
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_import.py"
+    result = subprocess.run([sys.executable, str(bench), "--runs", "200", "--mlflow-runs", "20", "--repeats", "1",
+                             "--json", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "`gitexp import` (fresh repository)" in result.stdout and "MlflowClient copy" in result.stdout
+    assert json.loads((tmp_path / "out.json").read_text())["imports"]
