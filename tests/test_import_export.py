@@ -127,6 +127,8 @@ def test_file_store_field_by_field(repo, mlruns):
 
 def test_round_trips_lose_nothing(repo, tmp_path, sqlite_uri):
     """MLflow -> gitexp -> MLflow -> gitexp: every view equal, object by object."""
+    from mlflow import MlflowClient
+
     from gitexp.migrate import export_store
 
     first = Client(str(repo))
@@ -139,6 +141,14 @@ def test_round_trips_lose_nothing(repo, tmp_path, sqlite_uri):
     assert not exported.failures, exported.failures
     assert mlflow_view(dest) == mlflow_view(sqlite_uri)          # import -> export
     assert export_store(first, dest).counts["runs"] == {"unchanged": 9}  # again: nothing added
+    # a change in gitexp reaches the database at the next export, and only that run is touched
+    parent = next(rid for rid, r in imported["runs"].items() if r["name"] == "parent-a")
+    first.log_metric(parent, "loss", 0.125, step=9, timestamp=1_700_000_009_000)
+    first.set_tag(parent, "stage", "shipped")
+    first.flush()
+    assert export_store(first, dest).counts["runs"] == {"updated": 1, "unchanged": 8}
+    imported = gitexp_view(first)
+    assert view(MlflowClient(tracking_uri=dest, registry_uri=dest))["runs"] == imported["runs"]
 
     second_repo = make_repo(tmp_path / "second")
     second = Client(str(second_repo))

@@ -138,8 +138,9 @@ def export(ctx: Context, dest: str, experiments: tuple[str, ...], since: str | N
     DEST is a database URI MLflow accepts (sqlite:///mlflow.db, postgresql://...); it is
     created if needed and written through MLflow's own store classes, so any MLflow 3.17
     reads it. Run ids, names, users, times, status, params, tags, full metric histories,
-    datasets, artifacts, logged models and the registry are kept; runs already there are
-    left alone, so exporting again adds what is new.
+    datasets, artifacts, logged models and the registry are kept. Exporting again adds what is
+    new: new runs, versions and logged models, and new params, tags, metric points, status and
+    deletions of runs already there.
 
     \b
     Example:

@@ -4,12 +4,14 @@ Runs and logged models are inserted as rows of MLflow's schema with their ids (M
 stores make new ids, and an export must keep them); everything else -- params, tags, metric
 histories and latest metrics, datasets, experiments, the registry -- goes through the store
 methods MLflow's server itself calls (`SqlAlchemyStore.log_batch`, `log_inputs`,
-`create_model_version`...), and artifacts through MLflow's artifact repositories.  Runs and
-logged models already in the database are left alone, so exporting again adds what is new.
+`create_model_version`...), and artifacts through MLflow's artifact repositories.  Exporting
+again adds what is new (new runs, models, versions; new params, tags, points, status of runs
+already there).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import urllib.parse
@@ -21,6 +23,13 @@ from ..exceptions import InvalidParameterValue
 from ._importer import ImportResult
 
 _LOGGED_MODEL_STATUS = {"UNSPECIFIED": 0, "PENDING": 1, "READY": 2, "FAILED": 3}
+
+
+def _stored(value: float) -> float:
+    """A value as MLflow's SQL store keeps it (inf as the largest float)."""
+    if math.isinf(value):
+        return math.copysign(1.7976931348623157e308, value)
+    return value
 
 
 def _pages(call: Callable[..., Any], **kwargs: Any) -> list[Any]:
@@ -142,7 +151,10 @@ class Exporter:
         self.progress("runs", 0, len(runs))
         for done, run in enumerate(runs, 1):
             if run.info.run_id in have:
-                self.result.add("runs", "unchanged")
+                try:
+                    self.result.add("runs", "updated" if self._update_run(run) else "unchanged")
+                except Exception as exc:
+                    self.result.fail("runs", f"{run.info.run_id} ({run.info.run_name})", exc)
             else:
                 try:
                     self._run(run)
@@ -185,6 +197,41 @@ class Exporter:
             if info.lifecycle_stage == "deleted":
                 row.lifecycle_stage = "deleted"
                 row.deleted_time = info.end_time or info.start_time
+
+    def _update_run(self, run: Any) -> bool:
+        """Bring a run the database already has up to gitexp's: new params, changed tags, new
+        metric points, status, end and deletion (nothing is deleted; artifacts are not compared)."""
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.store.tracking.dbmodels.models import SqlRun
+
+        info = run.info
+        theirs = self.store.get_run(info.run_id)
+        params = [Param(k, v) for k, v in run.data.params.items() if k not in theirs.data.params]
+        tags = [RunTag(k, v) for k, v in run.data.tags.items() if theirs.data.tags.get(k) != v]
+        metrics = []
+        for key in run.data.metrics:
+            have = {(m.step, m.timestamp, repr(m.value)) for m in self.store.get_metric_history(info.run_id, key)}
+            metrics += [Metric(key, m.value, m.timestamp, m.step)
+                        for m in self.client.get_metric_history(info.run_id, key)
+                        if (m.step, m.timestamp, repr(_stored(m.value))) not in have]
+        changed = bool(params or tags or metrics)
+        if changed and theirs.info.lifecycle_stage != "active":
+            with self.store.ManagedSessionMaker(read_only=False) as session:  # MLflow logs to active runs only
+                session.query(SqlRun).filter(SqlRun.run_uuid == info.run_id).one().lifecycle_stage = "active"
+        for i in range(0, max(len(params), len(tags)), 100):
+            self.store.log_batch(info.run_id, [], params[i:i + 100], tags[i:i + 100])
+        for i in range(0, len(metrics), 1000):
+            self.store.log_batch(info.run_id, metrics[i:i + 1000], [], [])
+        with self.store.ManagedSessionMaker(read_only=False) as session:
+            row = session.query(SqlRun).filter(SqlRun.run_uuid == info.run_id).one()
+            for field, value in (("status", info.status), ("end_time", info.end_time),
+                                 ("lifecycle_stage", info.lifecycle_stage)):
+                if getattr(row, field) != value:
+                    setattr(row, field, value)
+                    changed = True
+            if row.lifecycle_stage == "deleted" and row.deleted_time is None:
+                row.deleted_time = info.end_time or info.start_time
+        return changed
 
     def _copy_run_artifacts(self, run_id: str, artifact_uri: str) -> None:
         skip = self.model_dirs.get(run_id, set())
