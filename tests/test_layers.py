@@ -33,7 +33,8 @@ MAY_IMPORT = {
     "api": {"client"},              # fluent API, artifacts/models/flavors, autologging, datasets
     "hooks": {"client"},
     "web": {"client", "api"},       # server/ and ui/: one web app (server/app.py), the UI its pages
-    "cli": {"client", "api", "hooks", "web"},
+    "cli": {"client", "api", "hooks", "web", "migrate"},
+    "migrate": {"client"},          # migrate/: gitexp import/export of MLflow stores (readers, writers)
     "plugin": {"client", "web"},    # mlflow_plugin/: MLflow's stores over the web app's handlers
 }
 # Store and search modules and names that hold no store: formats, validation, the REST wire
@@ -60,6 +61,8 @@ def layer(module: str) -> str:
         return "web"
     if top == "mlflow_plugin":
         return "plugin"
+    if top == "migrate":
+        return "migrate"
     if top in ("store", "search", "client", "hooks", "cli"):
         return top
     if top == "__main__":
@@ -171,7 +174,7 @@ REPOSITORY_ONLY = {
     "pull": (None, False), "push": (None, False), "sync": (None, False),
     "checkout_code": ("0" * 32, "out"), "diff_run_code": ("0" * 32, "1" * 32),
     "link_runs_to_commit": ("HEAD", None), "tracking_history": (10, None),
-    "tracking_commit": ("HEAD",), "run_keys": (["0"], 1),
+    "tracking_commit": ("HEAD",), "run_keys": (["0"], 1), "put_runs": ([],),
 }
 
 

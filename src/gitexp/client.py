@@ -22,7 +22,7 @@ from .entities import (
     ViewType,
 )
 from .exceptions import InvalidParameterValue
-from .store.interface import RepositoryInfo, TrackingStore, lazy_attribute
+from .store.interface import RepositoryInfo, RunRecord, TrackingStore, lazy_attribute
 from .store.repo import open_repository, parse_tracking_uri
 
 if TYPE_CHECKING:
@@ -311,6 +311,12 @@ class Client:
         """Commit pending changes now instead of at the next checkpoint (gitexp addition)."""
         self._store.flush(run_id)
 
+    def put_runs(self, records: Sequence[RunRecord]) -> dict[str, str]:
+        """Write whole runs of another store -- ids, users, names and times kept -- in one commit
+        of the tracking branch (`gitexp import`, gitexp addition).  A run already there gets only
+        what the record adds.  Returns run id -> "created", "updated" or "unchanged"."""
+        return self._store.put_runs(records)
+
     def get_run_code_diff(self, run_id: str) -> str:
         """The uncommitted diff the run ran with ('' for a clean tree) (gitexp addition)."""
         return self._store.code_patch(run_id).decode("utf-8", "replace")
@@ -544,12 +550,13 @@ class Client:
 
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                             tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                            model_type: str | None = None) -> LoggedModel:
+                            model_type: str | None = None, *, model_id: str | None = None) -> LoggedModel:
         """A new logged model (status PENDING) whose files go to runs:/<source_run_id>/<name>.
 
         Without a source run, gitexp creates a run in the experiment to hold the files.
+        model_id keeps another store's id (`gitexp import`; a git store only).
         """
-        return self._logged_models.create(experiment_id, name, source_run_id, tags, params, model_type)
+        return self._logged_models.create(experiment_id, name, source_run_id, tags, params, model_type, model_id)
 
     def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         return self._logged_models.get(model_id, allow_deleted)

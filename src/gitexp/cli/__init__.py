@@ -74,9 +74,10 @@ def _add_repo_option(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from . import artifacts, code, demo, doctor, experiments, hooks, metrics, models, runs, server, sync, ui
+    from . import artifacts, code, demo, doctor, experiments, hooks, metrics, migrate, models, runs, server, sync, ui
 
-    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, hooks, server, ui, demo):
+    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, migrate, hooks, server, ui,
+                   demo):
         for command in module.COMMANDS:
             if module is not demo:  # demo makes its own scratch repository (its DIRECTORY argument)
                 _add_repo_option(command)

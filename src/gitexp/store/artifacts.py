@@ -622,12 +622,17 @@ class RunArtifacts:
         if len(data) <= threshold:
             check_git_file_content(path, data)
         with self._staging(run_id) as stage:
-            if len(data) > threshold:
-                op = self._stage_external(io.BytesIO(data), path, MODE_BLOB, ExternalStore(self.store_url()))
-            else:
-                op = {"op": "artifact", "path": path, "sha": self.odb.write_blob(data), "size": len(data),
-                      "mode": MODE_BLOB.decode()}
-            stage([op])
+            stage([self.stage_bytes(path, data, threshold, [])])
+
+    def stage_bytes(self, path: str, data: bytes, threshold: int, external: list[Any]) -> dict[str, Any]:
+        """Write one file's bytes (a blob, or to the external store over `threshold`); its op.
+        The caller protects the blob until a ref reaches it (log_bytes, GitStore.put_runs)."""
+        if len(data) > threshold:
+            if not external:
+                external.append(ExternalStore(self.store_url()))
+            return self._stage_external(io.BytesIO(data), path, MODE_BLOB, external[0])
+        return {"op": "artifact", "path": path, "sha": self.odb.write_blob(data), "size": len(data),
+                "mode": MODE_BLOB.decode()}
 
     @staticmethod
     def _check_file_content(local: str, path: str, threshold: int) -> None:

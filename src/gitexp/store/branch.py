@@ -379,9 +379,10 @@ class TrackingBranch:
     def write_event(self, directory: str, ops: list[dict[str, Any]], message: str,
                     extra: dict[str, Any] | None = None) -> str:
         """Commit one immutable event file under `directory/events/`."""
-        doc = {"time": layout.now_ms(), "user": self.repo.identity()[0], **(extra or {}), "ops": ops}
+        ns = layout.event_time_ns()
+        doc = {"time": ns // 1_000_000, "user": self.repo.identity()[0], **(extra or {}), "ops": ops}
         data = layout.dump_yaml(doc)
-        path = f"{directory}/events/{layout.event_name()}"
+        path = f"{directory}/events/{layout.event_name(ns)}"
         return self.commit(lambda _tree: {path: (MODE_BLOB, self.odb.write_blob(data))}, message)
 
     # -- runs ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 from ..entities import Experiment, Metric, PagedList, Run
@@ -26,6 +26,30 @@ if TYPE_CHECKING:
     from .sync import PullResult, PushResult, SyncResult
 
 _T = TypeVar("_T")
+
+
+@dataclass
+class RunRecord:
+    """A whole run as another store holds it (gitexp import): what `put_runs` writes.
+
+    Ids, names, users and times are kept as given.  `metrics` holds every point of every
+    history as (step, timestamp, value); `inputs` is (dataset dict, input tags) as in
+    log_inputs; `artifacts` maps an artifact path to a callable returning its bytes.
+    """
+
+    run_id: str
+    experiment_id: str
+    user_id: str = ""
+    run_name: str | None = None
+    status: str = "FINISHED"
+    start_time: int = 0
+    end_time: int | None = None
+    lifecycle_stage: str = "active"
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    inputs: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    artifacts: dict[str, Callable[[], bytes]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,7 @@ class TrackingStore(Protocol):
     def delete_run(self, run_id: str) -> None: ...
     def restore_run(self, run_id: str) -> None: ...
     def flush(self, run_id: str | None = None) -> None: ...
+    def put_runs(self, records: Sequence[RunRecord]) -> dict[str, str]: ...
 
     # -- searching ---------------------------------------------------------------------------------
     def search_runs(self, experiment_ids: Any, filter_string: str | None = "", run_view_type: int = ...,

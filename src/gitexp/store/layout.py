@@ -18,13 +18,15 @@ two tracking branches is conflict-free.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
 import re
 import secrets
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -97,6 +99,36 @@ def decode_key(name: str) -> str:
 # -- event file names -------------------------------------------------------
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+_CLOCK = threading.local()
+
+
+@contextlib.contextmanager
+def recorded_at(time_ms: int | None) -> Iterator[None]:
+    """Within the block, the experiment, registry and logged-model events this thread writes
+    carry `time_ms` instead of now (gitexp import: another store's creation and update times,
+    which those events' times are).  Successive events of one millisecond get successive
+    microseconds (also across blocks), so they fold in the order they were written.
+    None: now, as usual."""
+    previous = getattr(_CLOCK, "at", None)
+    _CLOCK.at = time_ms
+    try:
+        yield
+    finally:
+        _CLOCK.at = previous
+
+
+def event_time_ns() -> int:
+    """The time of a new experiment, registry or logged-model event (see recorded_at)."""
+    at = getattr(_CLOCK, "at", None)
+    if at is None:
+        return time.time_ns()
+    used: dict[int, int] = _CLOCK.__dict__.setdefault("used", {})
+    if len(used) > 100_000:
+        used.clear()
+    seq = used[int(at)] = min(used.get(int(at), 0) + 1, 999)
+    return int(at) * 1_000_000 + seq * 1000
 
 
 def event_name(time_ns: int | None = None) -> str:

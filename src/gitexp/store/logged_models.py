@@ -32,7 +32,7 @@ from .. import _validation as valid
 from .._names import random_run_name
 from ..entities import LifecycleStage, LoggedModelInput, LoggedModelOutput, Metric, PagedList
 from ..entities.logged_model import LoggedModel, LoggedModelStatus
-from ..exceptions import InvalidParameterValue, ResourceDoesNotExist
+from ..exceptions import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from . import layout
 from .objects import _LRU
 
@@ -268,13 +268,17 @@ class LoggedModels:
 
     def create(self, experiment_id: str | None, name: str | None = None, source_run_id: str | None = None,
                tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-               model_type: str | None = None) -> LoggedModel:
+               model_type: str | None = None, model_id: str | None = None) -> LoggedModel:
+        """model_id: another store's id, kept (gitexp import); a new one when None."""
         name = check_name(name) if name is not None else random_run_name()
         if isinstance(model_type, str):
             valid.text("Logged model type", model_type, model_type=model_type)
         tag_dict = {valid.validate_key("Tag", k): valid.tag_value(k, v) for k, v in (tags or {}).items()}
         param_dict = {valid.validate_key("Param", k): valid.param_value(k, v) for k, v in (params or {}).items()}
-        model_id = f"m-{uuid.uuid4().hex}"
+        if model_id is None:
+            model_id = f"m-{uuid.uuid4().hex}"
+        elif check_model_id(model_id) in self._models():
+            raise ResourceAlreadyExists(f"Logged model {model_id} already exists", model_id=model_id)
         run = None
         if source_run_id:
             try:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from ..entities.logged_model import LoggedModel
     from ..entities.model_registry import ModelVersion, RegisteredModel
+    from .interface import RunRecord
 
 _T = TypeVar("_T")
 
@@ -385,6 +386,10 @@ class RestStore:
     def flush(self, run_id: str | None = None) -> None:
         """Ask the server to commit now what it holds (of one run, or of all)."""
         self.gitexp_call("POST", "/flush", {"run_id": run_id} if run_id else {})
+
+    def put_runs(self, records: Sequence[RunRecord]) -> dict[str, str]:
+        """Whole runs with their own ids and times (gitexp import) are written into a repository."""
+        raise self._needs_repository("importing runs (gitexp import)")
 
     # -- searching ---------------------------------------------------------------------------------------
     def search_runs(self, experiment_ids: Any, filter_string: str | None = "",
@@ -735,7 +740,9 @@ class RestLoggedModels:
 
     def create(self, experiment_id: str | None, name: str | None = None, source_run_id: str | None = None,
                tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-               model_type: str | None = None) -> LoggedModel:
+               model_type: str | None = None, model_id: str | None = None) -> LoggedModel:
+        if model_id is not None:
+            raise self.store._needs_repository("creating a logged model with a given id (gitexp import)")
         body: dict[str, Any] = {"experiment_id": str(experiment_id if experiment_id is not None else "0"),
                                 "tags": conv.key_values(tags or {}), "params": conv.key_values(params or {})}
         for key, value in (("name", name), ("source_run_id", source_run_id), ("model_type", model_type)):

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import _validation as valid
@@ -42,18 +42,20 @@ from ..exceptions import (
 )
 from . import histories, layout
 from .branch import TrackingBranch
-from .interface import RepositoryInfo, lazy_attribute
+from .interface import RepositoryInfo, RunRecord, lazy_attribute
 from .journal import (
     EDITOR,
     LIVE,
     OWNER,
     Session,
     SessionClosed,
+    _once,
     find_dead_journals,
     list_journals,
     orphaned_live_runs,
     publish_dead_owner,
     recover_journal,
+    session_changes,
     sweep_temporaries,
 )
 from .protection import Swept, sweep
@@ -467,11 +469,12 @@ class GitStore:
                 op["artifact_location"] = artifact_location
             if tag_dict:
                 op["tags"] = tag_dict
-            doc = {"time": layout.now_ms(), "user": user, "ops": [op]}
+            ns = layout.event_time_ns()
+            doc = {"time": ns // 1_000_000, "user": user, "ops": [op]}
             blob = self.branch.odb.write_blob(layout.dump_yaml(doc))
             from .objects import MODE_BLOB
 
-            return {f"{layout.experiment_dir(experiment_id)}/events/{layout.event_name()}": (MODE_BLOB, blob)}
+            return {f"{layout.experiment_dir(experiment_id)}/events/{layout.event_name(ns)}": (MODE_BLOB, blob)}
 
         self.branch.commit(build, f"experiment {name!r}: create")
         return created["id"]
@@ -694,6 +697,20 @@ class GitStore:
                 "Restore it with `gitexp experiments restore` or use another experiment.",
                 experiment_id=experiment_id,
             )
+        run_id = uuid.uuid4().hex
+        ops = self._create_ops(run_id, experiment_id, user_id, start_time, tags, run_name)
+        self.branch.check_writable()  # refuse before anything is accepted, not at the first commit
+        self.recover_dead_journals()
+        state = RunState(run_id)
+        session = Session(self.branch, run_id, OWNER, self.journal_dir, state)
+        session.record(ops)
+        SESSIONS.add(self.repo, session)
+        return self.to_run(state)
+
+    def _create_ops(self, run_id: str, experiment_id: str, user_id: str | None, start_time: int | None,
+                    tags: dict[str, str] | list[Any] | None, run_name: str | None) -> list[dict[str, Any]]:
+        """The ops that start a run: validated, defaults filled in.  The one way a run begins,
+        for create_run (a new id, now) and put_runs (another store's id, user and times)."""
         tag_dict = _as_dict(tags)
         for k, v in list(tag_dict.items()):
             tag_dict[valid.validate_key("Tag", k)] = valid.tag_value(k, v)
@@ -705,21 +722,132 @@ class GitStore:
                 "pass only one, or the same value"
             )
         run_name = run_name or name_tag or random_run_name()
-        run_id = uuid.uuid4().hex
-        user_id = user_id or tag_dict.get("mlflow.user") or self.repo.identity()[0]
+        if user_id is None:
+            user_id = tag_dict.get("mlflow.user") or self.repo.identity()[0]
         start_time = int(start_time if start_time is not None else layout.now_ms())
-        self.branch.check_writable()  # refuse before anything is accepted, not at the first commit
-        self.recover_dead_journals()
-        state = RunState(run_id)
-        session = Session(self.branch, run_id, OWNER, self.journal_dir, state)
         ops: list[dict[str, Any]] = [{
             "op": "create", "experiment_id": experiment_id, "user_id": user_id,
             "start_time": start_time, "status": "RUNNING", "run_name": run_name,
         }]
         ops += [{"op": "tag", "key": k, "value": v} for k, v in tag_dict.items() if k != "mlflow.runName"]
-        session.record(ops)
-        SESSIONS.add(self.repo, session)
-        return self.to_run(state)
+        return ops
+
+    def put_runs(self, records: Sequence[RunRecord]) -> dict[str, str]:
+        """Write whole runs of another store (gitexp import) with their own ids, users, names and
+        times, all in ONE commit of the branch.  Returns run id -> "created", "updated" or
+        "unchanged".
+
+        A run not on the branch gets the own files a session would have committed for it: the
+        ops begin with `_create_ops` (as create_run's) and `own_changes` (as every owner
+        checkpoint's) writes them; a deletion is an event, as delete_run's.  A run already on
+        the branch gets one event holding the ops that bring it up to the record: new tags and
+        params, new metric points, status and end, name, lifecycle, inputs and changed artifacts
+        (what MLflow cannot change -- a param's value, a start time -- is left, and nothing the
+        record lacks is deleted).  So importing again writes only what is new."""
+        from .artifacts import ArtifactView
+
+        experiments = self._experiments()
+        for record in records:
+            valid.run_id(record.run_id)
+            if record.experiment_id not in experiments or experiments[record.experiment_id].name is None:
+                raise ResourceDoesNotExist(f"No experiment with id {record.experiment_id!r} for run "
+                                           f"{record.run_id}", experiment_id=record.experiment_id)
+        self.branch.check_writable()
+        self.recover_dead_journals()
+        outcome: dict[str, str] = {}
+        threshold = self.artifacts.threshold()
+        external: list[Any] = []
+
+        def artifact_ops(record: RunRecord) -> list[dict[str, Any]]:
+            from .artifacts import validate_artifact_path
+
+            return [self.artifacts.stage_bytes(validate_artifact_path(path, "artifact path", allow_root=False),
+                                               read(), threshold, external)
+                    for path, read in sorted(record.artifacts.items())]
+
+        def new_run(record: RunRecord) -> dict[str, tuple[bytes, str] | None]:
+            ops = self._create_ops(record.run_id, record.experiment_id, record.user_id, record.start_time,
+                                   record.tags, record.run_name)
+            ops += self._record_ops(record, RunState(record.run_id), {}, new=True)
+            ops += artifact_ops(record)
+            state = RunState(record.run_id, keep_points=False)
+            state.apply_all(ops)
+            return session_changes(self.branch, record.run_id, OWNER, state, ops)
+
+        def changed_run(record: RunRecord, state: RunState) -> dict[str, tuple[bytes, str] | None]:
+            points = {key: self.metric_history_arrays(record.run_id, key, state) for key in record.metrics}
+            ops = self._record_ops(record, state, points)
+            if record.artifacts:
+                view = ArtifactView(self.branch.odb, self.branch.subtree(self.branch.own_tree(record.run_id),
+                                                                         "artifacts"), state.artifacts)
+                have = {path: f.sha for path, f in view.files("").items()}
+                for op in artifact_ops(record):
+                    if have.get(op["path"]) != op["sha"]:
+                        ops.append(op)
+            return session_changes(self.branch, record.run_id, EDITOR, None, ops) if ops else {}
+
+        def build() -> dict[str, Any]:
+            changes: dict[str, Any] = {}
+            known = self.branch.run_trees()
+            for record in records:
+                if record.run_id in known:
+                    found = changed_run(record, self.run_state(record.run_id))
+                    outcome[record.run_id] = "updated" if found else "unchanged"
+                else:
+                    found = new_run(record)
+                    outcome[record.run_id] = "created"
+                changes.update(found)
+            return changes
+
+        known = self.branch.run_trees()
+        created = sum(1 for r in records if r.run_id not in known)
+        self.branch.commit(_once(build), f"import {len(records)} run(s) ({created} new)\n")
+        return outcome
+
+    @staticmethod
+    def _record_ops(record: RunRecord, state: RunState, points: dict[str, tuple[Any, ...]],
+                    new: bool = False) -> list[dict[str, Any]]:
+        """The ops that bring `state` (a new run's after its create ops, or a committed run's with
+        `points` its metric histories as arrays) up to `record`."""
+        ops: list[dict[str, Any]] = []
+        if not new and record.run_name and record.run_name != state.run_name:
+            ops.append({"op": "name", "run_name": valid.tag_value("mlflow.runName", record.run_name)})
+        if not new:  # a new run's tags are in its create ops
+            for key, value in record.tags.items():
+                if key != "mlflow.runName" and state.tags.get(key) != value:
+                    ops.append({"op": "tag", "key": valid.validate_key("Tag", key),
+                                "value": valid.tag_value(key, value)})
+        for key, value in record.params.items():
+            if key not in state.params:
+                ops.append({"op": "param", "key": valid.validate_key("Param", key),
+                            "value": valid.param_value(key, value)})
+        for key, history in record.metrics.items():
+            valid.validate_key("Metric", key)
+            have: set[tuple[int, int, str]] = set()
+            if key in points:
+                steps, times, values = points[key]
+                have = {(int(s), int(t), histories.number(float(v)))
+                        for s, t, v in zip(steps, times, values, strict=True)}
+            for step, timestamp, point_value in history:
+                if (int(step), int(timestamp), histories.number(float(point_value))) not in have:
+                    ops.append({"op": "metric", "key": key, "value": float(point_value),
+                                "timestamp": int(timestamp), "step": int(step)})
+        for dataset, tags in record.inputs:
+            ident = (dataset.get("name"), dataset.get("digest"), tags.get("mlflow.data.context"))
+            if not any((i["dataset"].get("name"), i["dataset"].get("digest"),
+                        i["tags"].get("mlflow.data.context")) == ident for i in state.inputs):
+                ops.append({"op": "input", "dataset": dict(dataset), "tags": dict(tags)})
+        status = record.status if record.status in TERMINAL or record.status != state.status else None
+        end_time = record.end_time if status in TERMINAL else None
+        if status is not None and (status != state.status or end_time != state.end_time):
+            RunStatus.from_string(status)
+            ops.append({"op": "status", "status": status, "end_time": end_time})
+        if record.lifecycle_stage != state.lifecycle_stage:
+            if not LifecycleStage.is_valid(record.lifecycle_stage):
+                raise InvalidParameterValue(f"Run {record.run_id}: unknown lifecycle stage "
+                                            f"{record.lifecycle_stage!r}", run_id=record.run_id)
+            ops.append({"op": "lifecycle", "stage": record.lifecycle_stage})
+        return ops
 
     def log_batch(self, run_id: str, metrics: Iterable[Metric] = (), params: Iterable[Any] = (),
                   tags: Iterable[Any] = ()) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -240,7 +239,7 @@ class ModelRegistry:
             outcome["result"] = result
             if not ops:
                 return {}
-            ns = time.time_ns()
+            ns = layout.event_time_ns()
             doc = {"time": ns // 1_000_000, "user": user, "email": email, "model": shown, "ops": ops}
             path = f"{layout.REGISTRY}/{directory}/events/{layout.event_name(ns)}"
             return {path: (MODE_BLOB, self.branch.odb.write_blob(layout.dump_yaml(doc)))}
