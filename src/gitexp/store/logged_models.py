@@ -428,7 +428,8 @@ class LoggedModels:
             current = []
         if not isinstance(current, builtins.list):
             current = []
-        if entry not in current:
+        known = {(str(e.get("name")), str(e.get("version"))) for e in current if isinstance(e, dict)}
+        if (name, str(version)) not in known:  # MLflow's own clients write the version as a number
             self.set_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([*current, entry])})
 
     def delete(self, model_id: str) -> None:
