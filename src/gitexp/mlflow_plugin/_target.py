@@ -108,6 +108,30 @@ class Target:
         return self._translate(answer, self._outgoing)  # type: ignore[no-any-return]
 
 
+def refuse_many_server_workers(uri: str) -> None:
+    """Fail `mlflow server` over a repository with several worker processes, before it starts.
+
+    A running run lives in the process that created it (its journal, checkpointed every few
+    seconds), so a second worker would not find it: 404s and stale reads.  MLflow builds the
+    stores once in its `server` command before it spawns workers; that is where this runs."""
+    import click
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.info_name not in ("server", "ui") or "workers" not in ctx.params:
+        return
+    if ctx.params.get("waitress_opts") is not None:
+        return  # waitress: one process, threads
+    workers = ctx.params.get("workers")
+    if workers is None or str(workers).strip() != "1":
+        raise MlflowException(
+            f"{uri}: MLflow's server over a git repository needs a single worker process: add "
+            f"`--workers 1` (got {workers or 'the default, 4'}). Each gitexp process keeps the runs "
+            "it is logging until their next checkpoint, so other workers would not find them.",
+            error_code=INVALID_PARAMETER_VALUE)
+
+
 _targets: dict[tuple[str, bool], Target] = {}
 _lock = threading.Lock()
 
@@ -123,6 +147,7 @@ def target_for(tracking_uri: str | None) -> Target:
     uri = tracking_uri or "gitexp:"
     if urlparse(uri).scheme.lower() != "gitexp":
         raise InvalidParameterValue(f"The gitexp MLflow plugin serves gitexp: URIs, got {uri!r}")
+    refuse_many_server_workers(uri)
     path, branch = parse_gitexp_uri(uri)
     key = (os.path.abspath(path) + "?" + (branch or ""), proxied)
     found = _targets.get(key)
