@@ -35,7 +35,7 @@ from tests.server_process import free_port  # noqa: E402
 class MlflowServer:
     """`python -m mlflow server` over a repository, started and stopped like tests/server_process.py."""
 
-    def __init__(self, repo: Path, *extra: str, wait: bool = True) -> None:
+    def __init__(self, repo: Path, *extra: str, wait: bool = True, destination: bool = True) -> None:
         self.repo = repo
         self.cwd = repo.parent  # where MLflow would put ./mlartifacts or ./mlruns
         self.port = free_port()
@@ -43,7 +43,8 @@ class MlflowServer:
         self.log = self.cwd / f"mlflow-server-{self.port}.log"
         uri = f"gitexp://{repo.as_posix()}" if repo.as_posix().startswith("/") else f"gitexp:///{repo.as_posix()}"
         args = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-                "--artifacts-destination", uri, "--host", "127.0.0.1", "--port", str(self.port), *extra]
+                *(["--artifacts-destination", uri] if destination else []),
+                "--host", "127.0.0.1", "--port", str(self.port), *extra]
         self._log_fh = open(self.log, "wb")
         env = {**os.environ, "GITEXP_CHECKPOINT_INTERVAL": "0.5", "MLFLOW_DISABLE_TELEMETRY": "true"}
         # start_new_session: Ctrl-C reaches uvicorn's supervisor and its worker as a group would.
@@ -91,6 +92,7 @@ def server(tmp_path_factory):
     served = log.split("Shutting down")[0]
     assert "Traceback" not in served and " ERROR " not in served, served[-5000:]
     assert "Shutting down" in log, log[-3000:]
+    assert "not to the repository" not in log
 
 
 @pytest.fixture
@@ -260,11 +262,13 @@ def test_mlflow_ui_over_the_repository(server, url, tmp_path):
 
 def test_several_workers_are_refused_before_starting(tmp_path):
     repo = make_repo(tmp_path / "repo")
-    srv = MlflowServer(repo, wait=False)  # MLflow's default: 4 uvicorn workers
+    srv = MlflowServer(repo, wait=False, destination=False)  # MLflow's default: 4 uvicorn workers, ./mlartifacts
     try:
         assert srv.proc.wait(timeout=120) != 0
     finally:
         log = srv.stop()
     assert "needs a single worker process: add `--workers 1`" in log, log[-3000:]
     assert "Uvicorn running" not in log
+    assert "run artifacts go to ./mlartifacts, not to the repository; to keep them on its tracking branch, " \
+        "add --artifacts-destination gitexp://" in log, log[-3000:]
     assert git("branch", "--list", "gitexp", cwd=repo) == ""
