@@ -14,6 +14,7 @@ directory, never a directory of the work tree); what follows is the proxy's path
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from typing import Any
@@ -108,6 +109,34 @@ class Target:
         return self._translate(answer, self._outgoing)  # type: ignore[no-any-return]
 
 
+def check_server_options(uri: str) -> None:
+    """Under `mlflow server`: warn when run artifacts would not go to the repository; refuse
+    several worker processes, before it starts.
+
+    A running run lives in the process that created it (its journal, checkpointed every few
+    seconds), so a second worker would not find it: 404s and stale reads.  MLflow builds the
+    stores once in its `server` command before it spawns workers; that is where this runs."""
+    import click
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.info_name not in ("server", "ui") or "workers" not in ctx.params:
+        return
+    destination = str(ctx.params.get("artifacts_destination") or "")
+    if ctx.params.get("serve_artifacts", True) and not destination.lower().startswith("gitexp:"):
+        logging.getLogger("gitexp").warning(
+            "gitexp: run artifacts go to %s, not to the repository; to keep them on its tracking "
+            "branch, add --artifacts-destination %s", destination, uri)
+    workers = ctx.params.get("workers")
+    if ctx.params.get("waitress_opts") is None and (workers is None or str(workers).strip() != "1"):
+        raise MlflowException(
+            f"{uri}: MLflow's server over a git repository needs a single worker process: add "
+            f"`--workers 1` (got {workers or 'the default, 4'}). Each gitexp process keeps the runs "
+            "it is logging until their next checkpoint, so other workers would not find them.",
+            error_code=INVALID_PARAMETER_VALUE)
+
+
 _targets: dict[tuple[str, bool], Target] = {}
 _lock = threading.Lock()
 
@@ -130,5 +159,6 @@ def target_for(tracking_uri: str | None) -> Target:
         with _lock:
             found = _targets.get(key)
             if found is None:
+                check_server_options(uri)
                 found = _targets[key] = Target(uri, proxied)
     return found

@@ -45,17 +45,22 @@ class GitexpArtifactRepository(ArtifactRepository):
 
     def _locate(self, path: str | None) -> tuple[str, str]:
         """(run id, path inside the run) of `path` below this repository's root."""
+        run_id, inner, _run_root = self._place(path)
+        return run_id, inner
+
+    def _place(self, path: str | None) -> tuple[str, str, str]:
+        """(run id, path inside the run, '<experiment>/<run>/artifacts') of `path` below the root."""
         full = posixpath.join(self.prefix, (path or "").lstrip("/")) if path else self.prefix
         try:
             clean = validate_artifact_path(full, "artifact path")
         except GitexpError as exc:
             raise _mlflow_error(exc) from exc
-        _exp, run_id, inner = conv.proxy_path_parts(clean)
+        exp, run_id, inner = conv.proxy_path_parts(clean)
         if run_id is None:
             raise MlflowException(
                 f"No run artifact at {self.artifact_uri!r} + {path!r}: gitexp keeps artifacts at "
                 "<experiment_id>/<run_id>/artifacts/<path> (a run's artifact_uri)", error_code=RESOURCE_DOES_NOT_EXIST)
-        return run_id, inner
+        return run_id, inner, f"{exp}/{run_id}/artifacts"
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -72,11 +77,17 @@ class GitexpArtifactRepository(ArtifactRepository):
         self._call(self.target.client.log_artifacts, run_id, local_dir, inner or None)
 
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
-        _run, base = self._locate(None)
-        run_id, inner = self._locate(path)
+        run_id, inner, run_root = self._place(path)
         found = self._call(self.target.client.list_artifacts, run_id, inner or None)
-        cut = len(base) + 1 if base else 0
-        return [FileInfo(f.path[cut:], bool(f.is_dir), None if f.is_dir else f.file_size) for f in found]
+        # The Client answers paths inside the run; MLflow wants them relative to this URI: the
+        # run's artifacts, a directory in them, or (`mlflow server --artifacts-destination`) the root.
+        base = self.prefix.strip("/")
+        out = []
+        for f in found:
+            rel = posixpath.join(run_root, f.path)
+            rel = posixpath.relpath(rel, base) if base else rel
+            out.append(FileInfo(rel, bool(f.is_dir), None if f.is_dir else f.file_size))
+        return out
 
     def _download_file(self, remote_file_path: str, local_path: str) -> None:
         run_id, inner = self._locate(remote_file_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.model_registry.rest_store import RestStore
 from mlflow.utils.proto_json_utils import parse_dict
 from mlflow.utils.rest_utils import MlflowHostCreds
@@ -24,6 +25,12 @@ class GitexpRegistryStore(RestStore):
 
     def _validate_workspace_support_if_specified(self) -> None:
         return None
+
+    def list_webhooks_by_event(self, event: Any, max_results: int | None = None,
+                               page_token: str | None = None) -> PagedList[Any]:
+        """None: gitexp keeps no webhooks.  `mlflow server` asks after every registry change
+        (to deliver them); MLflow's default answer would log an error each time."""
+        return PagedList([], None)
 
     def _call_endpoint(self, api: Any, json_body: Any, call_all_endpoints: bool = False,
                        extra_headers: Any = None) -> Any:
