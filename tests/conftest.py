@@ -116,3 +116,17 @@ def run_python(code: str, cwd: Path, env: dict | None = None, timeout: float = 1
     """Run code in a fresh interpreter (a real separate process)."""
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+_TRACKING_ENV = ("MLFLOW_", "GITEXP_")
+
+
+@pytest.fixture(autouse=True)
+def _tracking_environment_restored():
+    """What a test (or the real mlflow it drives: set_experiment exports MLFLOW_EXPERIMENT_ID)
+    sets among MLFLOW_* and GITEXP_* variables does not reach the next test in the process."""
+    before = {k: v for k, v in os.environ.items() if k.startswith(_TRACKING_ENV)}
+    yield
+    for name in [k for k in os.environ if k.startswith(_TRACKING_ENV) and k not in before]:
+        del os.environ[name]
+    os.environ.update(before)

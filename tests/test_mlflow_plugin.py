@@ -284,3 +284,25 @@ def test_runs_logged_through_mlflow_in_two_clones_merge(repo, tmp_path):
     mlflow.set_tracking_uri(uri_of(repo))
     names = {r.info.run_name for r in MlflowClient().search_runs(["0"])}
     assert names == {"repo", "other"}
+
+
+def test_artifact_repository_at_the_repository_root_has_runs_and_the_shared_area(repo, tmp_path):
+    """What `mlflow server --artifacts-destination gitexp:///repo` does with the proxy's paths: a run's
+    path is the run's artifact, any other path a file of the shared area -- as in gitexp server."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    with mlflow.start_run() as run:
+        pass
+    (tmp_path / "notes.txt").write_text("for everyone")
+    root = get_artifact_repository(uri_of(repo))
+    root.log_artifact(str(tmp_path / "notes.txt"), "team/docs")
+    root.log_artifact(str(tmp_path / "notes.txt"), f"0/{run.info.run_id}/artifacts/mine")
+    assert [(f.path, f.is_dir) for f in root.list_artifacts("team")] == [("team/docs", True)]
+    assert [f.path for f in root.list_artifacts("team/docs")] == ["team/docs/notes.txt"]
+    assert root.list_artifacts("team/docs/notes.txt") == []  # a file lists as nothing (MLflow's repositories)
+    (tmp_path / "dl").mkdir()
+    got = root.download_artifacts("team/docs/notes.txt", str(tmp_path / "dl"))
+    assert open(got).read() == "for everyone"
+    g = branch_client(repo)
+    assert [f.path for f in g.list_shared_artifacts("team/docs")] == ["team/docs/notes.txt"]
+    assert g.read_artifact(run.info.run_id, "mine/notes.txt") == b"for everyone"

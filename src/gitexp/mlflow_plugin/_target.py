@@ -47,6 +47,18 @@ def split_artifact_uri(uri: str) -> tuple[str, str | None, str]:
     return norm[:at] or "/", branch, norm[at + len(MARKER):].strip("/")
 
 
+def mlflow_error(exc: GitexpError) -> Any:
+    """gitexp's error as MLflow's, with the same code and message (INTERNAL_ERROR for a code MLflow lacks)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, ErrorCode
+
+    try:
+        code = ErrorCode.Value(exc.error_code)
+    except ValueError:
+        code = INTERNAL_ERROR
+    return MlflowException(exc.message, error_code=code)
+
+
 class Target:
     """A repository (and tracking branch) that MLflow calls reach through the plugin."""
 
@@ -92,20 +104,13 @@ class Target:
     # -- calls ----------------------------------------------------------------------------------
     def call(self, method: str, endpoint: str, json_body: Any) -> dict[str, Any]:
         """The API's answer as JSON, artifact URIs in MLflow's in-process form; errors as MLflow's."""
-        from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, ErrorCode
-
         text = json_body if isinstance(json_body, str) else None
         body = json.loads(text) if text else (json_body or {})
         body = self._translate(body, self._incoming)
         try:
             answer = self.api.call(method, endpoint, body, len(text) if text else 0)
         except GitexpError as exc:
-            try:
-                code = ErrorCode.Value(exc.error_code)
-            except ValueError:
-                code = INTERNAL_ERROR
-            raise MlflowException(exc.message, error_code=code) from exc
+            raise mlflow_error(exc) from exc
         return self._translate(answer, self._outgoing)  # type: ignore[no-any-return]
 
 
