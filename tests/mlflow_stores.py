@@ -51,12 +51,24 @@ with mlflow.start_run(run_name=f"modeller-{tag}") as modeller:
             return model_input
     info = mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name=f"reg-{tag}")
     mlflow.log_text("x", "model_copy/MLmodel")
+    # MLflow 3's links: a metric of the logged model (no dataset), logged in its source run
+    c.log_metric(modeller.info.run_id, "train_loss", 0.125, step=0, timestamp=1_700_000_000_200,
+                 model_id=info.model_id)
+from mlflow.entities import LoggedModelInput, LoggedModelOutput
 with mlflow.start_run(run_name=f"failed-{tag}") as failed:
     mlflow.log_param("p", "1")
+    # a run evaluating the model on a dataset: the model is its input and its output (at step 3)
+    c.log_metric(failed.info.run_id, "eval_acc", 0.75, step=1, timestamp=1_700_000_000_300,
+                 model_id=info.model_id, dataset_name="holdout", dataset_digest="abc123")
+    c.log_inputs(failed.info.run_id, models=[LoggedModelInput(info.model_id)])
+    c.log_outputs(failed.info.run_id, [LoggedModelOutput(info.model_id, 3)])
 mlflow.end_run()
 c.set_terminated(failed.info.run_id, "FAILED")
 with mlflow.start_run(run_name=f"deleted-{tag}") as deleted:
     mlflow.log_metric("m", 1.0)
+    c.log_metric(deleted.info.run_id, "eval_acc", 0.5, step=2, timestamp=1_700_000_000_400,
+                 model_id=info.model_id, dataset_name="holdout", dataset_digest="abc123")
+    c.log_inputs(deleted.info.run_id, models=[LoggedModelInput(info.model_id)])
 c.delete_run(deleted.info.run_id)
 c.create_model_version(f"reg-{tag}", f"runs:/{modeller.info.run_id}/model_copy", modeller.info.run_id,
                        tags={"kind": "copy"}, description="second")
@@ -106,6 +118,15 @@ fs.update_run_info(child.info.run_id, RunStatus.KILLED, 2_600, "c")
 gone = fs.create_experiment("files-gone")
 fs.create_run(gone, "bob", 1_000, [], "r2")
 fs.delete_experiment(gone)
+from mlflow.entities import LoggedModelInput, LoggedModelOutput
+fmodel = fs.create_logged_model(e, "files-model-logged", source_run_id=pid).model_id
+# step 0: MLflow's file store reads a run's metric line that names a dataset back at step 0 (its
+# _get_metric_from_line), whatever step it wrote; gitexp's reader keeps the step written
+fs.log_batch(child.info.run_id, [Metric("eval", 0.5, 2_700, 0, model_id=fmodel, dataset_name="d",
+                                        dataset_digest="dg")], [], [])
+fs.log_batch(pid, [Metric("fit", 0.25, 2_800, 0, model_id=fmodel)], [], [])
+fs.log_inputs(child.info.run_id, models=[LoggedModelInput(fmodel)])
+fs.log_outputs(child.info.run_id, [LoggedModelOutput(fmodel, 2)])
 reg = RegistryFileStore(root)
 reg.create_registered_model("files-model", description="from files")
 reg.create_model_version("files-model", os.path.join(art, "plots"), pid, description="v1")
@@ -241,8 +262,19 @@ def _walk(listing: Any, top: str | None) -> list[Any]:
     return out
 
 
-def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]] | None = None) -> dict[str, Any]:
-    """Everything `gitexp import` carries, as plain data keyed by names and run ids."""
+def _links(client: Any, run_id: str, outputs: bool) -> dict[str, Any]:
+    """A run's model inputs and outputs (get_run: a search leaves model inputs out)."""
+    run = client.get_run(run_id)
+    out: dict[str, Any] = {"model_inputs": sorted(m.model_id for m in run.inputs.model_inputs or [])}
+    if outputs:
+        out["model_outputs"] = sorted([m.model_id, m.step] for m in (run.outputs.model_outputs if run.outputs else []))
+    return out
+
+
+def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]] | None = None,
+         outputs: bool = True) -> dict[str, Any]:
+    """Everything `gitexp import` carries, as plain data keyed by names and run ids (`outputs=False`:
+    without runs' model outputs, which MLflow's file store reads back wrong)."""
     experiments = {e.experiment_id: e for e in _pages(client.search_experiments, view_type=3, max_results=1000)}
     doc: dict[str, Any] = {"experiments": {}, "runs": {}, "models": {}}
     for e in experiments.values():
@@ -265,6 +297,7 @@ def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]]
             "metrics": {k: sorted([m.step, m.timestamp, _num(m.value)]
                                   for m in client.get_metric_history(i.run_id, k)) for k in run.data.metrics},
             "inputs": inputs,
+            **_links(client, i.run_id, outputs),
             "artifacts": _artifacts(client, i.run_id, (skip_artifacts or {}).get(i.run_id, set())),
         }
     doc["logged_models"] = {}
@@ -275,6 +308,8 @@ def view(client: Any, registry: bool = True, skip_artifacts: dict[str, set[str]]
             "tags": {k: v for k, v in m.tags.items()}, "params": dict(m.params),
             "status": status.replace("LOGGED_MODEL_", "").replace("UPLOAD_", ""), "created": m.creation_timestamp,
             "files": sorted(_model_files(client, m)),
+            "metrics": sorted([p.key, p.step, p.timestamp, _num(p.value), p.run_id, p.dataset_name, p.dataset_digest]
+                              for p in m.metrics or []),
         }
     if registry:
         for m in _pages(client.search_registered_models, max_results=1000):

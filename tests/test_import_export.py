@@ -33,10 +33,10 @@ def mlruns(tmp_path_factory) -> str:
     return file_store(tmp_path_factory.mktemp("mlflow-files") / "mlruns")
 
 
-def mlflow_view(uri: str, registry: bool = True) -> dict:
+def mlflow_view(uri: str, registry: bool = True, outputs: bool = True) -> dict:
     from mlflow import MlflowClient
 
-    return view(MlflowClient(tracking_uri=uri, registry_uri=uri), registry)
+    return view(MlflowClient(tracking_uri=uri, registry_uri=uri), registry, outputs=outputs)
 
 
 def logged_model_dirs(client: Client) -> dict[str, set[str]]:
@@ -50,8 +50,8 @@ def logged_model_dirs(client: Client) -> dict[str, set[str]]:
     return out
 
 
-def gitexp_view(client: Client, registry: bool = True) -> dict:
-    return view(client, registry, logged_model_dirs(client))
+def gitexp_view(client: Client, registry: bool = True, outputs: bool = True) -> dict:
+    return view(client, registry, logged_model_dirs(client), outputs)
 
 
 def counts(result) -> dict:
@@ -72,8 +72,20 @@ def test_sqlite_store_field_by_field_then_reimport_copies_nothing(repo, sqlite_u
     assert any(r["inputs"] for r in expected["runs"].values())
     assert {r["lifecycle"] for r in expected["runs"].values()} == {"active", "deleted"}
     assert {r["status"] for r in expected["runs"].values()} == {"FINISHED", "FAILED"}
-    (model,) = expected["logged_models"].values()
+    ((model_id, model),) = expected["logged_models"].items()
     assert "MLmodel" in model["files"] and model["status"] == "READY"
+    # MLflow 3's links: the model's metrics (with and without a dataset, one of a deleted run), a run
+    # that took it as input and output it at step 3, its source run's output
+    runs_by_name = {r["name"]: rid for rid, r in expected["runs"].items()}
+    assert model["metrics"] == [
+        ["eval_acc", 1, 1_700_000_000_300, "0.75", runs_by_name["failed-a"], "holdout", "abc123"],
+        ["eval_acc", 2, 1_700_000_000_400, "0.5", runs_by_name["deleted-a"], "holdout", "abc123"],
+        ["train_loss", 0, 1_700_000_000_200, "0.125", runs_by_name["modeller-a"], None, None]]
+    failed = expected["runs"][runs_by_name["failed-a"]]
+    assert failed["model_inputs"] == [model_id] and failed["model_outputs"] == [[model_id, 3]]
+    assert expected["runs"][runs_by_name["modeller-a"]]["model_outputs"] == [[model_id, 0]]
+    assert expected["runs"][runs_by_name["deleted-a"]]["model_inputs"] == [model_id]
+    assert got["logged_models"] == expected["logged_models"]
     assert got["experiments"] == expected["experiments"]
     assert got["runs"].keys() == expected["runs"].keys()
     for run_id, run in expected["runs"].items():
@@ -112,17 +124,27 @@ def test_file_store_field_by_field(repo, mlruns):
     assert not result.failures
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
     try:
-        expected = mlflow_view(mlruns)
+        # MLflow's file store reads a run's model outputs back with the run id as the model id (its
+        # FileStore._get_model_outputs): outputs are checked against its files below instead
+        expected = mlflow_view(mlruns, outputs=False)
     finally:
         os.environ.pop("MLFLOW_ALLOW_FILE_STORE")
-    got = gitexp_view(client)
+    got = gitexp_view(client, outputs=False)
     assert got == expected
+    ((model_id, model),) = got["logged_models"].items()
+    runs_by_name = {r["name"]: rid for rid, r in got["runs"].items()}
+    assert model["metrics"] == [["eval", 0, 2_700, "0.5", runs_by_name["c"], "d", "dg"],
+                                ["fit", 0, 2_800, "0.25", runs_by_name["p"], None, None]]
+    assert got["runs"][runs_by_name["c"]]["model_inputs"] == [model_id]
+    child = client.get_run(runs_by_name["c"])
+    assert [(m.model_id, m.step) for m in child.outputs.model_outputs] == [(model_id, 2)]
     # inf survives a file store (a SQL store keeps it as +-max float, as MLflow writes it)
     loss = next(r for r in got["runs"].values() if r["name"] == "p")["metrics"]["loss"]
     assert [p[2] for p in loss] == ["1.0", "nan", "inf", "-inf"]
     assert got["models"]["files-model"]["aliases"] == {"best": "1"}
     assert client.get_model_version("files-model", "1").source.startswith("runs:/")
-    assert import_store(client, mlruns).counts["runs"] == {"unchanged": 3}
+    again = import_store(client, mlruns)
+    assert again.counts["runs"] == {"unchanged": 3} and again.counts["logged models"] == {"unchanged": 1}
 
 
 def test_round_trips_lose_nothing(repo, tmp_path, sqlite_uri):
@@ -145,10 +167,23 @@ def test_round_trips_lose_nothing(repo, tmp_path, sqlite_uri):
     parent = next(rid for rid, r in imported["runs"].items() if r["name"] == "parent-a")
     first.log_metric(parent, "loss", 0.125, step=9, timestamp=1_700_000_009_000)
     first.set_tag(parent, "stage", "shipped")
+    # ... and new links: a metric of the logged model, a model input of a run, an output of another
+    (model_id,) = imported["logged_models"]
+    first.log_metric(parent, "eval_acc", 0.625, step=7, timestamp=1_700_000_009_100, model_id=model_id,
+                     dataset_name="holdout", dataset_digest="abc123")
+    child = next(rid for rid, r in imported["runs"].items() if r["name"] == "child-1")
+    first.log_inputs(child, models=[model_id])
+    from gitexp.entities import LoggedModelOutput
+
+    first.log_outputs(parent, [LoggedModelOutput(model_id, 9)])
     first.flush()
     assert export_store(first, dest).counts["runs"] == {"updated": 1, "unchanged": 8}
     imported = gitexp_view(first)
-    assert view(MlflowClient(tracking_uri=dest, registry_uri=dest))["runs"] == imported["runs"]
+    again = view(MlflowClient(tracking_uri=dest, registry_uri=dest))
+    assert again["runs"] == imported["runs"]
+    assert again["logged_models"] == imported["logged_models"]
+    assert imported["runs"][child]["model_inputs"] == [model_id]
+    assert len(imported["logged_models"][model_id]["metrics"]) == 4
 
     second_repo = make_repo(tmp_path / "second")
     second = Client(str(second_repo))
@@ -302,6 +337,12 @@ c.create_model_version("reg-a", f"runs:/{modeller}/model_copy", modeller, descri
 c.set_model_version_tag("reg-a", "2", "reviewed", "yes")
 c.set_registered_model_alias("reg-a", "champion", "2")
 c.transition_model_version_stage("reg-a", "2", "Archived")
+from mlflow.entities import LoggedModelInput
+(model,) = c.search_logged_models([exp.experiment_id])
+child1 = c.search_runs([exp.experiment_id], "attributes.run_name = 'child-1'")[0].info.run_id
+c.log_inputs(child1, models=[LoggedModelInput(model.model_id)])
+c.log_metric(child1, "eval_acc", 0.875, step=5, timestamp=1_700_000_002_000, model_id=model.model_id,
+             dataset_name="holdout", dataset_digest="abc123")
 '''
 
 
@@ -319,9 +360,11 @@ def test_reimport_after_the_source_changed_copies_only_the_changes(repo, tmp_pat
 
     again = import_store(client, uri)
     assert not again.failures, again.failures
-    assert again.counts["runs"] == {"created": 1, "updated": 2, "unchanged": 7}
+    assert again.counts["runs"] == {"created": 1, "updated": 3, "unchanged": 6}
     assert again.counts["model versions"] == {"created": 1, "updated": 1, "unchanged": 2}
+    assert again.counts["logged models"] == {"updated": 1}  # its new metric point and input, once
     assert gitexp_view(client) == mlflow_view(uri)
+    assert import_store(client, uri).counts["logged models"] == {"unchanged": 1}
     assert import_store(client, uri).counts["runs"] == {"unchanged": 10}
 
 

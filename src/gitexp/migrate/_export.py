@@ -4,18 +4,21 @@ Runs and logged models are inserted as rows of MLflow's schema with their ids (M
 stores make new ids, and an export must keep them); everything else -- params, tags, metric
 histories and latest metrics, datasets, experiments, the registry -- goes through the store
 methods MLflow's server itself calls (`SqlAlchemyStore.log_batch`, `log_inputs`,
-`create_model_version`...), and artifacts through MLflow's artifact repositories.  Exporting
+`create_model_version`...; a logged model's metrics through `log_batch` with
+`Metric(model_id=...)`, runs' model inputs and outputs through `log_inputs(models=)` and
+`log_outputs`), and artifacts through MLflow's artifact repositories.  Exporting
 again adds what is new (new runs, models, versions; new params, tags, points, status of runs
 already there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..client import Client
@@ -76,6 +79,7 @@ class Exporter:
         self.locations: dict[str, str] = {}        # MLflow experiment id -> artifact location
         self.model_dirs: dict[str, set[str]] = {}  # run id -> artifact dirs holding logged models
         self.exported_models: set[str] = set()
+        self.exported_runs: list[str] = []         # runs the database has after this export
 
     def run(self) -> ImportResult:
         experiments = [e for e in self.client.search_experiments(view_type=3)
@@ -98,6 +102,17 @@ class Exporter:
                 self._logged_model(m)
             except Exception as exc:
                 self.result.fail("logged models", f"{m.name} ({m.model_id})", exc)
+        for m in models:
+            if m.model_id in self.exported_models:
+                try:
+                    self._model_metrics(m)
+                except Exception as exc:
+                    self.result.fail("logged models", f"{m.name} ({m.model_id}) metrics", exc)
+        for run_id in self.exported_runs:
+            try:
+                self._run_links(run_id)
+            except Exception as exc:
+                self.result.fail("runs", f"{run_id} (model inputs and outputs)", exc)
         if self.registry is not None:
             # MLflow's registry store looks a models:/m-<id> source up through the global tracking
             # URI (its own TODO in create_model_version): point it at the destination meanwhile.
@@ -150,6 +165,7 @@ class Exporter:
                 and (self.until is None or r.info.start_time < self.until)]
         self.progress("runs", 0, len(runs))
         for done, run in enumerate(runs, 1):
+            self.exported_runs.append(run.info.run_id)
             if run.info.run_id in have:
                 try:
                     self.result.add("runs", "updated" if self._update_run(run) else "unchanged")
@@ -232,6 +248,75 @@ class Exporter:
             if row.lifecycle_stage == "deleted" and row.deleted_time is None:
                 row.deleted_time = info.end_time or info.start_time
         return changed
+
+    @contextlib.contextmanager
+    def _active(self, run_id: str) -> Iterator[None]:
+        """The run active meanwhile (MLflow's store logs to active runs only), as it was after."""
+        from mlflow.store.tracking.dbmodels.models import SqlRun
+
+        with self.store.ManagedSessionMaker(read_only=False) as session:
+            row = session.query(SqlRun).filter(SqlRun.run_uuid == run_id).one()
+            stage = row.lifecycle_stage
+            row.lifecycle_stage = "active"
+        try:
+            yield
+        finally:
+            if stage != "active":
+                with self.store.ManagedSessionMaker(read_only=False) as session:
+                    session.query(SqlRun).filter(SqlRun.run_uuid == run_id).one().lifecycle_stage = stage
+
+    def _model_metrics(self, model: Any) -> None:
+        """The model's metric points the database lacks, through log_batch with Metric(model_id=...)
+        (which also keeps them in the run's history, where they already are)."""
+        from mlflow.entities import Metric
+        from mlflow.store.tracking.dbmodels.models import SqlLoggedModelMetric
+
+        if not model.metrics:
+            return
+        with self.store.ManagedSessionMaker() as session:
+            have = {(r.metric_name, r.metric_timestamp_ms, r.metric_step, r.run_id) for r in session.query(
+                SqlLoggedModelMetric).filter(SqlLoggedModelMetric.model_id == model.model_id)}
+        runs = set(self.exported_runs)
+        by_run: dict[str, list[Any]] = {}
+        for m in model.metrics:
+            key = (m.key, m.timestamp, m.step, m.run_id)
+            if key in have or m.run_id not in runs:  # a point of a run not exported waits for it
+                continue
+            have.add(key)
+            by_run.setdefault(m.run_id, []).append(Metric(m.key, _stored(m.value), m.timestamp, m.step,
+                                                          model_id=model.model_id, dataset_name=m.dataset_name,
+                                                          dataset_digest=m.dataset_digest))
+        for run_id, metrics in by_run.items():
+            with self._active(run_id):
+                for i in range(0, len(metrics), 1000):
+                    self.store.log_batch(run_id, metrics[i:i + 1000], [], [])
+
+    def _run_links(self, run_id: str) -> None:
+        """The run's model inputs and outputs the database lacks (log_inputs(models=), log_outputs)."""
+        from mlflow.entities import LoggedModelInput, LoggedModelOutput
+        from mlflow.store.tracking.dbmodels.models import SqlInput
+
+        run = self.client.get_run(run_id)
+        inputs = [m.model_id for m in getattr(run.inputs, "model_inputs", None) or []
+                  if m.model_id in self.exported_models]
+        outputs = [(m.model_id, int(m.step or 0)) for m in getattr(run.outputs, "model_outputs", None) or []
+                   if m.model_id in self.exported_models] if run.outputs else []
+        if not inputs and not outputs:
+            return
+        with self.store.ManagedSessionMaker() as session:
+            rows = session.query(SqlInput).filter(SqlInput.source_id == run_id,
+                                                  SqlInput.source_type.in_(["RUN_INPUT", "RUN_OUTPUT"])).all()
+            have_in = {r.destination_id for r in rows if r.source_type == "RUN_INPUT"}
+            have_out = {(r.destination_id, int(r.step or 0)) for r in rows if r.source_type == "RUN_OUTPUT"}
+        inputs = [m for m in dict.fromkeys(inputs) if m not in have_in]
+        outputs = [o for o in outputs if o not in have_out]
+        if not inputs and not outputs:
+            return
+        with self._active(run_id):
+            if inputs:
+                self.store.log_inputs(run_id, datasets=None, models=[LoggedModelInput(m) for m in inputs])
+            if outputs:
+                self.store.log_outputs(run_id, [LoggedModelOutput(m, step) for m, step in outputs])
 
     def _copy_run_artifacts(self, run_id: str, artifact_uri: str) -> None:
         skip = self.model_dirs.get(run_id, set())

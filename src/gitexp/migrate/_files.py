@@ -7,7 +7,10 @@ MLFLOW_ALLOW_FILE_STORE, are read alike).
         params/<key>  tags/<key>  metrics/<key>          "<timestamp> <value> <step>" lines
         inputs/<id>/meta.yaml -> <experiment>/datasets/<id>/meta.yaml
         artifacts/ (or wherever meta.yaml's artifact_uri says)
-    <root>/<experiment id>/models/<model id>/             logged models (meta.yaml, tags/, params/)
+        inputs/<id>/meta.yaml (source_type MODEL)        a logged model the run took as input
+        outputs/<model id>/meta.yaml                      a logged model the run output (its step)
+    <root>/<experiment id>/models/<model id>/             logged models (meta.yaml, tags/, params/,
+        metrics/<key>: "<timestamp> <value> <step> <run id> [<dataset name> <digest>]" lines)
     <root>/models/<name>/meta.yaml, tags/, aliases/, version-<n>/meta.yaml, version-<n>/tags/
 Keys containing "/" are subdirectories, as MLflow writes them.
 """
@@ -22,7 +25,15 @@ import yaml
 
 from ..exceptions import InvalidParameterValue
 from ._artifacts import list_files
-from ._records import ExperimentRecord, LoggedModelRecord, ModelRecord, ReadError, RunRecord, VersionRecord
+from ._records import (
+    ExperimentRecord,
+    LoggedModelRecord,
+    ModelRecord,
+    ReadError,
+    RunRecord,
+    VersionRecord,
+    model_metric,
+)
 
 _STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 _MODEL_STATUS = {0: "UNSPECIFIED", 1: "PENDING", 2: "READY", 3: "FAILED"}
@@ -210,5 +221,43 @@ class FileSource:
                     m.get("creation_timestamp"))
                 record.files.update(list_files(m.get("artifact_location") or os.path.join(models, mid, "artifacts"),
                                                self.artifacts_root))
+                for key, file in _key_files(os.path.join(models, mid, "metrics")).items():
+                    for line in _text(file).splitlines():  # "<timestamp> <value> <step> <run> [<dataset> <digest>]"
+                        parts = line.split()
+                        if len(parts) in (4, 6):
+                            record.metrics.append(model_metric(key, _float(parts[1]), parts[0], parts[2], parts[3],
+                                                               *(parts[4:6] if len(parts) == 6 else ())))
                 out.append(record)
+        if out:
+            links = self._model_links()
+            for record in out:
+                record.inputs = sorted(links[0].get(record.model_id, set()))
+                record.outputs = links[1].get(record.model_id, {})
         return out
+
+    def _model_links(self) -> tuple[dict[str, set[str]], dict[str, dict[str, int]]]:
+        """model id -> runs that took it as input, and -> {run: step} of runs that output it, from
+        every run's inputs/<id>/meta.yaml (source_type MODEL) and outputs/<model id>/meta.yaml."""
+        inputs: dict[str, set[str]] = {}
+        outputs: dict[str, dict[str, int]] = {}
+        for path in self._experiment_paths().values():
+            for rid in sorted(os.listdir(path)):
+                run_dir = os.path.join(path, rid)
+                if rid in ("tags", "datasets", "models") or not os.path.isfile(os.path.join(run_dir, "meta.yaml")):
+                    continue
+                run_id = str(_yaml(os.path.join(run_dir, "meta.yaml")).get("run_id") or rid)
+                for name in _subdirs(os.path.join(run_dir, "inputs")):
+                    link = _yaml(os.path.join(run_dir, "inputs", name, "meta.yaml"))
+                    if link.get("source_type") == "MODEL" and link.get("source_id"):
+                        inputs.setdefault(str(link["source_id"]), set()).add(run_id)
+                for name in _subdirs(os.path.join(run_dir, "outputs")):  # the directory is the model id
+                    link = _yaml(os.path.join(run_dir, "outputs", name, "meta.yaml"))
+                    if link.get("destination_type", "MODEL_OUTPUT") == "MODEL_OUTPUT":
+                        outputs.setdefault(name, {})[run_id] = int(link.get("step") or 0)
+        return inputs, outputs
+
+
+def _subdirs(directory: str) -> list[str]:
+    if not os.path.isdir(directory):
+        return []
+    return sorted(n for n in os.listdir(directory) if os.path.isfile(os.path.join(directory, n, "meta.yaml")))

@@ -31,6 +31,8 @@ from ._records import (
     Source,
     VersionRecord,
     fingerprint,
+    metric_identity,
+    model_metric,
 )
 
 BATCH = 500
@@ -113,6 +115,7 @@ class Importer:
         self.result = ImportResult(dry_run=dry_run)
         self.experiment_ids: dict[str, str] = {}   # source id -> gitexp id
         self.run_ids: set[str] = set()
+        self._known_runs: dict[str, bool] = {}     # run id -> on the branch (model links)
 
     # -- the whole import ---------------------------------------------------------------------------
     def run(self) -> ImportResult:
@@ -250,7 +253,8 @@ class Importer:
                         self.client.set_logged_model_tags(model.model_id, changed_tags)
                     if new_params:
                         self.client.log_model_params(model.model_id, new_params)
-                self.result.add("logged models", "updated" if changed_tags or new_params else "unchanged")
+                linked = self._links(model)
+                self.result.add("logged models", "updated" if changed_tags or new_params or linked else "unchanged")
                 return str(found.artifact_location)
             if self.dry_run:
                 self.result.add("logged models", "created")
@@ -279,6 +283,7 @@ class Importer:
                     self.client.flush(run_id)
             if model.status in ("READY", "FAILED"):
                 self.client.finalize_logged_model(model.model_id, model.status)
+            self._links(model)
             if model.lifecycle_stage == "deleted":
                 self.client.delete_logged_model(model.model_id)
             self.result.add("logged models", "created")
@@ -286,6 +291,58 @@ class Importer:
         except Exception as exc:
             self.result.fail("logged models", f"{model.name} ({model.model_id})", exc)
             return None
+
+    def _run_exists(self, run_id: str | None) -> bool:
+        if not run_id:
+            return False
+        if run_id not in self._known_runs:
+            try:
+                self.client.get_run(run_id)
+                self._known_runs[run_id] = True
+            except ResourceDoesNotExist:
+                self._known_runs[run_id] = False
+        return self._known_runs[run_id]
+
+    def _links(self, model: LoggedModelRecord) -> bool:
+        """Write the model's links to runs the branch lacks: metric points logged with its id (on the
+        model only: they are in the run's histories already), the runs that took it as input and the
+        runs that output it. Links to runs not on the branch wait for an import that brings the run.
+        True if anything was (or, in a dry run, would be) written."""
+        if not (model.metrics or model.inputs or model.outputs):
+            return False
+        from ..entities import Metric
+        from ..store.logged_models import LoggedModels, _number
+
+        models = self.client._logged_models
+        if not isinstance(models, LoggedModels):
+            raise GitexpError("gitexp import writes into a git repository")
+        state = models._state(model.model_id, allow_deleted=True)
+        if state.lifecycle_stage != "active":  # a model deleted in gitexp takes no new links
+            return False
+        have = {metric_identity(model_metric(op["key"], _number(op["value"]), op["timestamp"], op.get("step"),
+                                             op.get("run_id"), op.get("dataset_name"), op.get("dataset_digest")))
+                for op in state.metrics}
+        points: dict[str, list[Any]] = {}
+        for point in model.metrics:
+            identity = metric_identity(point)
+            if identity in have or not self._run_exists(point["run_id"]):
+                continue
+            have.add(identity)
+            points.setdefault(point["run_id"], []).append(
+                Metric(point["key"], point["value"], point["timestamp"], point["step"], model.model_id,
+                       point["dataset_name"], point["dataset_digest"]))
+        inputs = [r for r in dict.fromkeys(model.inputs) if r not in state.inputs and self._run_exists(r)]
+        outputs = {r: step for r, step in model.outputs.items()
+                   if state.outputs.get(r) != step and self._run_exists(r)}
+        if not self.dry_run:
+            for run_id, metrics in points.items():
+                for i in range(0, len(metrics), 1000):
+                    models.log_metrics(run_id, metrics[i:i + 1000])
+            for run_id in inputs:
+                models.log_run_inputs(run_id, [model.model_id])
+            for run_id, step in outputs.items():
+                models.log_run_outputs(run_id, [(model.model_id, step)])
+        return bool(points or inputs or outputs)
 
     def _source(self, version: VersionRecord, model_sources: dict[str, str | None]) -> str:
         """A version's source in gitexp: a logged model's runs:/ location, or runs:/<run>/<path> for a

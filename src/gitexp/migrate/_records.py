@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ..store.interface import RunRecord
 
 __all__ = ["ArtifactFile", "ExperimentRecord", "LoggedModelRecord", "ModelRecord", "ReadError", "RunRecord", "Source",
-           "VersionRecord", "fingerprint"]
+           "VersionRecord", "fingerprint", "metric_identity", "model_metric"]
 
 
 @dataclass
@@ -69,6 +69,26 @@ class LoggedModelRecord:
     lifecycle_stage: str = "active"
     creation_time: int | None = None
     files: dict[str, Callable[[], bytes]] = field(default_factory=dict)
+    # MLflow 3's links to runs: metric points logged with model_id (dicts of key, value,
+    # timestamp, step, run_id, dataset_name, dataset_digest), the runs that took the model as
+    # input, and the runs that recorded it as an output (run id -> step).
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: dict[str, int] = field(default_factory=dict)
+
+
+def model_metric(key: str, value: Any, timestamp: Any, step: Any, run_id: Any, dataset_name: Any = None,
+                 dataset_digest: Any = None) -> dict[str, Any]:
+    """A logged model's metric point as the readers yield it."""
+    return {"key": key, "value": float(value), "timestamp": int(timestamp), "step": int(step or 0),
+            "run_id": str(run_id) if run_id else None, "dataset_name": dataset_name or None,
+            "dataset_digest": dataset_digest or None}
+
+
+def metric_identity(point: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two model metric points the same (NaN equal to NaN)."""
+    return (point["key"], int(point["timestamp"]), int(point["step"] or 0), point.get("run_id"),
+            point.get("dataset_name"), point.get("dataset_digest"), repr(float(point["value"])))
 
 
 @dataclass

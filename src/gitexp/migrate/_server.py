@@ -18,6 +18,7 @@ from ._records import (
     ReadError,
     RunRecord,
     VersionRecord,
+    model_metric,
 )
 
 
@@ -69,6 +70,9 @@ class ServerSource:
         self.uri = uri.rstrip("/")
         self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self._runs: dict[str, Any] = {}
+        # model id -> runs that took it as input / {run: step} of runs that output it, from the runs read
+        self._inputs: dict[str, list[str]] = {}
+        self._outputs: dict[str, dict[str, int]] = {}
 
     def close(self) -> None:
         pass
@@ -122,6 +126,12 @@ class ServerSource:
             if d.profile is not None:
                 dataset["profile"] = d.profile
             record.inputs.append((dataset, {t.key: t.value for t in inp.tags}))
+        # model inputs are only in get_run (search_runs leaves them out); outputs are in both
+        full = self.client.get_run(rid)
+        for model_input in getattr(full.inputs, "model_inputs", None) or []:
+            self._inputs.setdefault(model_input.model_id, []).append(rid)
+        for output in getattr(full.outputs, "model_outputs", None) or []:
+            self._outputs.setdefault(output.model_id, {})[rid] = int(output.step or 0)
         record.artifacts.update(remote_files(info.artifact_uri, self.uri))
         return record
 
@@ -151,6 +161,10 @@ class ServerSource:
                                        m.model_type or None, dict(m.tags), dict(m.params),
                                        "active", m.creation_timestamp)
             record.files.update(remote_files(m.artifact_location, self.uri))
+            record.metrics = [model_metric(p.key, p.value, p.timestamp, p.step, p.run_id, p.dataset_name,
+                                           p.dataset_digest) for p in m.metrics or []]
+            record.inputs = list(self._inputs.get(m.model_id, []))
+            record.outputs = dict(self._outputs.get(m.model_id, {}))
             out.append(record)
         return out
 

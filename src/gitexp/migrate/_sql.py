@@ -2,7 +2,8 @@
 define it; the tables read here have been stable since MLflow 2.x: experiments,
 experiment_tags, runs, params, tags, metrics, datasets, inputs, input_tags,
 registered_models, registered_model_tags, registered_model_aliases, model_versions,
-model_version_tags, logged_models, logged_model_tags, logged_model_params).
+model_version_tags, logged_models, logged_model_tags, logged_model_params, logged_model_metrics;
+runs' model inputs and outputs are rows of `inputs` with source type RUN_INPUT/RUN_OUTPUT).
 
 sqlite:/// URIs are read with the standard library's sqlite3 (no dependency); any other
 SQLAlchemy URL MLflow accepts (postgresql://, mysql://, mssql://) through SQLAlchemy.
@@ -17,7 +18,15 @@ from typing import Any
 
 from ..exceptions import InvalidParameterValue
 from ._artifacts import list_files
-from ._records import ExperimentRecord, LoggedModelRecord, ModelRecord, ReadError, RunRecord, VersionRecord
+from ._records import (
+    ExperimentRecord,
+    LoggedModelRecord,
+    ModelRecord,
+    ReadError,
+    RunRecord,
+    VersionRecord,
+    model_metric,
+)
 
 BATCH = 500
 
@@ -205,6 +214,25 @@ class SqlSource:
         for mid, key, value in self.db.rows("select model_id, param_key, param_value from logged_model_params"):
             if mid in models:
                 models[mid].params[key] = value
+        if "logged_model_metrics" in self.db.tables:
+            for (mid, key, ts, step, value, run_id, ds_name, ds_digest) in self.db.rows(
+                    "select model_id, metric_name, metric_timestamp_ms, metric_step, metric_value, run_id, "
+                    "dataset_name, dataset_digest from logged_model_metrics "
+                    "order by model_id, metric_name, metric_step, metric_timestamp_ms, run_id"):
+                if mid in models:
+                    models[mid].metrics.append(model_metric(key, float("nan") if value is None else value, ts, step,
+                                                            run_id, ds_name, ds_digest))
+        if "inputs" in self.db.tables:  # MLflow's log_inputs(models=) and log_outputs rows
+            for run_id, mid in self.db.rows(
+                    "select source_id, destination_id from inputs where source_type = 'RUN_INPUT' and "
+                    "destination_type = 'MODEL_INPUT' order by source_id"):
+                if mid in models and run_id not in models[mid].inputs:
+                    models[mid].inputs.append(run_id)
+            for run_id, mid, step in self.db.rows(
+                    "select source_id, destination_id, step from inputs where source_type = 'RUN_OUTPUT' and "
+                    "destination_type = 'MODEL_OUTPUT' order by source_id"):
+                if mid in models:
+                    models[mid].outputs[run_id] = int(step or 0)
         for mid, model in models.items():
             model.files.update(list_files(locations[mid], self.artifacts_root))
         return list(models.values())
