@@ -763,6 +763,11 @@ class Client:
         server's is downloaded to a new temporary directory (gitexp addition)."""
         return self._artifacts.local_copy(run_id, path)
 
+    def link_logged_model_metrics(self, run_id: str, metrics: Sequence[Any]) -> None:
+        """Record metric points the run already holds (Metric entities with model_id) as their logged
+        models' own, without logging them to the run again (gitexp addition: gitexp import)."""
+        self._logged_models.log_metrics(run_id, list(metrics))
+
     def log_outputs(self, run_id: str, models: Sequence[Any]) -> None:
         """Record logged models (LoggedModelOutput entities: model_id, step) as outputs of a run
         (MLflow 3); they show in run.outputs.model_outputs."""

@@ -310,18 +310,15 @@ class Importer:
         True if anything was (or, in a dry run, would be) written."""
         if not (model.metrics or model.inputs or model.outputs):
             return False
-        from ..entities import Metric
-        from ..store.logged_models import LoggedModels, _number
+        from ..entities import LoggedModelInput, LoggedModelOutput, Metric
 
-        models = self.client._logged_models
-        if not isinstance(models, LoggedModels):
-            raise GitexpError("gitexp import writes into a git repository")
-        state = models._state(model.model_id, allow_deleted=True)
-        if state.lifecycle_stage != "active":  # a model deleted in gitexp takes no new links
+        try:
+            current = self.client.get_logged_model(model.model_id)
+        except ResourceDoesNotExist:  # a model deleted in gitexp takes no new links
             return False
-        have = {metric_identity(model_metric(op["key"], _number(op["value"]), op["timestamp"], op.get("step"),
-                                             op.get("run_id"), op.get("dataset_name"), op.get("dataset_digest")))
-                for op in state.metrics}
+        have = {metric_identity(model_metric(m.key, m.value, m.timestamp, m.step, m.run_id, m.dataset_name,
+                                             m.dataset_digest))
+                for m in current.metrics}
         points: dict[str, list[Any]] = {}
         for point in model.metrics:
             identity = metric_identity(point)
@@ -331,17 +328,24 @@ class Importer:
             points.setdefault(point["run_id"], []).append(
                 Metric(point["key"], point["value"], point["timestamp"], point["step"], model.model_id,
                        point["dataset_name"], point["dataset_digest"]))
-        inputs = [r for r in dict.fromkeys(model.inputs) if r not in state.inputs and self._run_exists(r)]
+        def linked(run_id: str) -> tuple[set[str], dict[str, int]]:
+            run = self.client.get_run(run_id)
+            ins = run.inputs.model_inputs if run.inputs is not None else []
+            outs = run.outputs.model_outputs if run.outputs is not None else []
+            return {m.model_id for m in ins or []}, {m.model_id: m.step for m in outs or []}
+
+        inputs = [r for r in dict.fromkeys(model.inputs)
+                  if self._run_exists(r) and model.model_id not in linked(r)[0]]
         outputs = {r: step for r, step in model.outputs.items()
-                   if state.outputs.get(r) != step and self._run_exists(r)}
+                   if self._run_exists(r) and linked(r)[1].get(model.model_id) != step}
         if not self.dry_run:
             for run_id, metrics in points.items():
                 for i in range(0, len(metrics), 1000):
-                    models.log_metrics(run_id, metrics[i:i + 1000])
+                    self.client.link_logged_model_metrics(run_id, metrics[i:i + 1000])
             for run_id in inputs:
-                models.log_run_inputs(run_id, [model.model_id])
+                self.client.log_inputs(run_id, models=[LoggedModelInput(model.model_id)])
             for run_id, step in outputs.items():
-                models.log_run_outputs(run_id, [(model.model_id, step)])
+                self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
         return bool(points or inputs or outputs)
 
     def _source(self, version: VersionRecord, model_sources: dict[str, str | None]) -> str:

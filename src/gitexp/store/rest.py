@@ -738,6 +738,9 @@ class RestLoggedModels:
     def __init__(self, store: RestStore) -> None:
         self.store = store
 
+    def log_metrics(self, run_id: str, metrics: Sequence[Any]) -> None:
+        raise self.store._needs_repository("linking a run's metric points to logged models (gitexp import)")
+
     def create(self, experiment_id: str | None, name: str | None = None, source_run_id: str | None = None,
                tags: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
                model_type: str | None = None, model_id: str | None = None) -> LoggedModel:
