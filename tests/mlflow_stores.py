@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.server_process import ServedProcess, free_port
+
 SQL_STORE = r'''
 import math, os, sys
 import mlflow
@@ -144,46 +146,19 @@ def run_mlflow(script: str, *args: str) -> None:
         raise AssertionError(f"making the MLflow store failed:\n{result.stderr[-3000:]}")
 
 
-class MlflowServer:
+class MlflowServer(ServedProcess):
     """`python -m mlflow server` on a sqlite store, proxying artifacts (mlflow-artifacts:/)."""
 
+    name = "mlflow server"
+
     def __init__(self, path: Path) -> None:
-        import socket
-        import time
-        import urllib.request
-
         path.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        self.log = open(path / "server.log", "wb")  # closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{path / 'server.db'}",
-             "--artifacts-destination", str(path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"], cwd=path, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=1).read()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.3)
-        self.stop()
-        raise AssertionError(f"mlflow server did not start:\n{(path / 'server.log').read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        port = free_port()
+        env = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": None}
+        super().__init__([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                          f"sqlite:///{path / 'server.db'}", "--artifacts-destination", str(path / "artifacts"),
+                          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                         path, port=port, cwd=path, env=env, timeout=120)
 
 
 def server_store(url: str, tag: str = "s") -> str:

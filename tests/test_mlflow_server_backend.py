@@ -9,11 +9,8 @@ the CLI in another), sharing nothing with the server but the repository.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,57 +26,24 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 import gitexp  # noqa: E402
 from tests.conftest import git, make_repo, reset_gitexp  # noqa: E402
-from tests.server_process import free_port  # noqa: E402
+from tests.server_process import ServedProcess, free_port  # noqa: E402
 
 
-class MlflowServer:
-    """`python -m mlflow server` over a repository, started and stopped like tests/server_process.py."""
+class MlflowServer(ServedProcess):
+    """`python -m mlflow server` over a repository (the plugin's stores and artifact repository)."""
+
+    name = "mlflow server"
 
     def __init__(self, repo: Path, *extra: str, wait: bool = True, destination: bool = True) -> None:
         self.repo = repo
         self.cwd = repo.parent  # where MLflow would put ./mlartifacts or ./mlruns
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = self.cwd / f"mlflow-server-{self.port}.log"
+        port = free_port()
         uri = f"gitexp://{repo.as_posix()}" if repo.as_posix().startswith("/") else f"gitexp:///{repo.as_posix()}"
-        args = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-                *(["--artifacts-destination", uri] if destination else []),
-                "--host", "127.0.0.1", "--port", str(self.port), *extra]
-        self._log_fh = open(self.log, "wb")
-        env = {**os.environ, "GITEXP_CHECKPOINT_INTERVAL": "0.5", "MLFLOW_DISABLE_TELEMETRY": "true"}
-        # start_new_session: Ctrl-C reaches uvicorn's supervisor and its worker as a group would.
-        self.proc = subprocess.Popen(args, stdout=self._log_fh, stderr=subprocess.STDOUT, cwd=self.cwd, env=env,
-                                     start_new_session=True)
-        if not wait:
-            return
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mlflow server did not start:\n{self.output()}")
-            time.sleep(0.2)
-
-    def output(self) -> str:
-        self._log_fh.flush()
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> str:
-        """Stop it as Ctrl-C does (uvicorn shuts its worker down, gitexp commits what it holds)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log_fh.close()
-        return self.log.read_text(errors="replace")
+        super().__init__([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+                          *(["--artifacts-destination", uri] if destination else []),
+                          "--host", "127.0.0.1", "--port", str(port), *extra],
+                         self.cwd, port=port, cwd=self.cwd, wait=wait, timeout=120, group=True,
+                         env={"GITEXP_CHECKPOINT_INTERVAL": "0.5", "MLFLOW_DISABLE_TELEMETRY": "true"})
 
 
 @pytest.fixture(scope="module")
