@@ -518,10 +518,14 @@ class RestArtifacts:
         return _RemoteView(self, run_id)
 
     def read_bytes(self, run_id: str, path: str) -> bytes:
+        return self._get_file(path, f"{self._root(run_id)}/")
+
+    def _get_file(self, path: str, prefix: str = "") -> bytes:
+        """The bytes of the proxy's file at prefix + path (a run's root, or the shared area)."""
         from .artifacts import validate_artifact_path
 
         path = validate_artifact_path(path, "path", allow_root=False)
-        resp = self.store.http.raw("GET", f"{ARTIFACTS}/{self._root(run_id)}/{urllib.parse.quote(path)}")
+        resp = self.store.http.raw("GET", f"{ARTIFACTS}/{prefix}{urllib.parse.quote(path)}")
         data = resp.read()
         if resp.status != 200:
             self.store.http.decode(resp, data, "GET", path)
@@ -575,14 +579,7 @@ class RestArtifacts:
         return [conv.parse_file_info(f, path) for f in doc.get("files") or []]
 
     def read_shared(self, path: str, out: BinaryIO) -> None:
-        from .artifacts import validate_artifact_path
-
-        path = validate_artifact_path(path, "path", allow_root=False)
-        resp = self.store.http.raw("GET", f"{ARTIFACTS}/{urllib.parse.quote(path)}")
-        data = resp.read()
-        if resp.status != 200:
-            self.store.http.decode(resp, data, "GET", path)
-        out.write(data)
+        out.write(self._get_file(path))
 
 
 class _RemoteView:
