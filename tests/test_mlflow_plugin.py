@@ -306,3 +306,22 @@ def test_artifact_repository_at_the_repository_root_has_runs_and_the_shared_area
     g = branch_client(repo)
     assert [f.path for f in g.list_shared_artifacts("team/docs")] == ["team/docs/notes.txt"]
     assert g.read_artifact(run.info.run_id, "mine/notes.txt") == b"for everyone"
+
+
+def test_mlflow_finds_the_plugin_through_its_entry_points():
+    from importlib.metadata import entry_points
+
+    from mlflow.store.artifact.artifact_repository_registry import _artifact_repository_registry
+    from mlflow.tracking._model_registry.utils import _get_store_registry
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+    from mlflow.tracking.context.registry import _run_context_provider_registry
+
+    groups = ("mlflow.tracking_store", "mlflow.model_registry_store", "mlflow.artifact_repository",
+              "mlflow.run_context_provider")
+    loaded = {g: [ep.load() for ep in entry_points(group=g) if ep.name == "gitexp"] for g in groups}
+    assert all(len(found) == 1 for found in loaded.values()), loaded
+    assert _tracking_store_registry.get_store_builder("gitexp:") is loaded["mlflow.tracking_store"][0]
+    assert _get_store_registry().get_store_builder("gitexp:") is loaded["mlflow.model_registry_store"][0]
+    assert _artifact_repository_registry.get_registered_artifact_repositories()["gitexp"] \
+        is loaded["mlflow.artifact_repository"][0]
+    assert any(type(p) is loaded["mlflow.run_context_provider"][0] for p in _run_context_provider_registry)
