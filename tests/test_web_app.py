@@ -57,7 +57,7 @@ def test_dns_rebinding_is_refused_on_a_wildcard_bind(tmp_path, command):
     `Host: evil.example`: 403 from both commands; a configured name and localhost get 200."""
     repo = make_repo(tmp_path / "repo")
     port = free_port()
-    proc = _start([command[0], "--repo", str(repo), "--host", "0.0.0.0", *command[1:]], port)
+    proc = _start([command[0], "--repo", str(repo), "--host", "0.0.0.0", "--no-auth", *command[1:]], port)
     try:
         assert _status(port, f"evil.example:{port}") == 403
         assert _status(port, "evil.example") == 403

@@ -23,6 +23,7 @@ from .entities import (
 )
 from .exceptions import InvalidParameterValue
 from .store.interface import RepositoryInfo, RunRecord, TrackingStore, lazy_attribute
+from .store.repo import acting_as as acting_as  # re-exported: the server names the author with it
 from .store.repo import open_repository, parse_tracking_uri
 
 if TYPE_CHECKING:

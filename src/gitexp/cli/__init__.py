@@ -74,9 +74,24 @@ def _add_repo_option(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from . import artifacts, code, demo, doctor, experiments, hooks, metrics, migrate, models, runs, server, sync, ui
+    from . import (
+        artifacts,
+        code,
+        demo,
+        doctor,
+        experiments,
+        hooks,
+        metrics,
+        migrate,
+        models,
+        runs,
+        server,
+        sync,
+        ui,
+        users,
+    )
 
-    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, migrate, hooks, server, ui,
+    for module in (doctor, experiments, metrics, runs, code, artifacts, models, sync, migrate, hooks, server, ui, users,
                    demo):
         for command in module.COMMANDS:
             if module is not demo:  # demo makes its own scratch repository (its DIRECTORY argument)

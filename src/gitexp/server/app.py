@@ -148,7 +148,8 @@ def _no_root(app: FastAPI, repository: Any) -> None:
 
 def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, ui: bool | None = None,
                push_to: str | None = None, push_interval: float = 60.0,
-               allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+               allowed_hosts: Iterable[str] | None = None, auth: bool = False, auth_file: str | None = None,
+               default_permission: str = "READ", secure_cookies: bool = False) -> FastAPI:
     """The web app for the repository at `repo` (default: the current directory's).
 
     api: serve MLflow's REST API (and gitexp's additions, /openapi.json).
@@ -159,7 +160,12 @@ def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, 
         rebinding); IP addresses that are loopback or private are always allowed, "*" allows
         any. None (the default for create_app) checks nothing; `serve` always checks, with
         :func:`default_allowed_hosts`.
-    /health and /version are always served.
+    auth: require users (docs/server.md, "Security"): HTTP Basic, Bearer tokens or the UI's login,
+        and per-experiment/-model permissions (``default_permission`` where none is granted);
+        the users are in `auth_file` (default: ``.git/gitexp/auth/users.json`` of the repository,
+        see gitexp.server.auth). Refuses to start without any user. Commits made for a request
+        name its user as their author. secure_cookies: the session cookie is sent over HTTPS only.
+    /health is always served, without authentication.
     """
     ui_module = _ui_module(ui)
     if not api and ui_module is None:
@@ -207,6 +213,19 @@ def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, 
     app.state.client = client
     app.state.pusher = pusher
 
+    auth_config = None
+    if auth:
+        from . import auth as auth_store
+        from ._auth import AuthConfig, Guard
+
+        store = auth_store.AuthStore(auth_file or auth_store.default_auth_file(repository.common_dir))
+        if not store.has_users():
+            raise InvalidParameterValue(
+                f"Authentication is on but {store.path} holds no user: add one first with "
+                "`gitexp users add NAME --admin` (or serve on 127.0.0.1 only, with --no-auth)")
+        auth_config = AuthConfig(store, auth_store.check_permission_name(default_permission))
+        app.state.auth = auth_config
+        app.add_middleware(Guard, config=auth_config, client=client)
     if allowed_hosts is not None:
         app.add_middleware(_HostCheck, allowed=[h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()])
 
@@ -232,6 +251,10 @@ def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, 
         return error("INTERNAL_ERROR", f"The gitexp server failed on {request.method} {request.url.path}: "
                      f"{type(exc).__name__}: {exc}. This is a bug; please report it with the server log.")
 
+    if auth_config is not None:
+        from ._auth import auth_router
+
+        app.include_router(auth_router(auth_config, client, secure_cookies))
     if api:
         tracking = _tracking.router(client)
         registry = _registry.router(client)
@@ -312,18 +335,25 @@ def url_of(host: str, port: int) -> str:
 def serve(repo: str | os.PathLike[str] | None = None, host: str = "127.0.0.1", port: int = 5000, *,
           api: bool = True, ui: bool | None = None, push_to: str | None = None, push_interval: float = 60.0,
           log_level: str = "info", allowed_hosts: Iterable[str] | None = None,
-          sock: socket.socket | None = None) -> None:
+          sock: socket.socket | None = None, auth: bool = False, auth_file: str | None = None,
+          default_permission: str = "READ", ssl_keyfile: str | None = None,
+          ssl_certfile: str | None = None) -> None:
     """Serve the repository over HTTP until interrupted (one process; loopback by default).
 
     allowed_hosts: extra Host names to answer besides localhost, the bind address and
     loopback/private IP addresses ("*" for any).
     sock: a socket from :func:`bind` (else one is bound here; a busy port raises CannotListen, naming it).
+    auth, auth_file, default_permission: as :func:`create_app`'s.
+    ssl_keyfile, ssl_certfile: serve HTTPS with this key and certificate (PEM files).
     """
     import uvicorn
 
     app = create_app(repo, api=api, ui=ui, push_to=push_to, push_interval=push_interval,
-                     allowed_hosts=default_allowed_hosts(host, allowed_hosts or ()))
+                     allowed_hosts=default_allowed_hosts(host, allowed_hosts or ()), auth=auth,
+                     auth_file=auth_file, default_permission=default_permission,
+                     secure_cookies=bool(ssl_certfile))
     if sock is None:
         sock = bind(host, port)
-    config = uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level=log_level, workers=1)
+    config = uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level=log_level, workers=1,
+                            ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile)
     uvicorn.Server(config).run(sockets=[sock])

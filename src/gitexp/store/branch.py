@@ -22,7 +22,7 @@ from .. import _git as git
 from ..exceptions import BranchCheckedOut, DamagedData, InvalidParameterValue, StoreError
 from . import histories, layout
 from .objects import _LRU, MODE_BLOB, REF_LOCK_TIMEOUT, ObjectDB, RefStore, decode_tree
-from .repo import Repository
+from .repo import ACTING_AS, Repository, acting_as
 from .state import DAMAGED_TAG, ExperimentState, RunState, default_experiment
 
 Changes = dict[str, "tuple[bytes, str] | None"]
@@ -111,11 +111,12 @@ def _tz_offset() -> str:
 class _Queued:
     """One caller's changes in a group commit, and how it ended."""
 
-    __slots__ = ("build", "message", "done", "result", "error")
+    __slots__ = ("build", "message", "done", "result", "error", "author")
 
     def __init__(self, build: Callable[[str | None], Changes], message: str) -> None:
         self.build = build
         self.message = message
+        self.author = ACTING_AS.get()  # one commit per author: a group never mixes people
         self.done = False
         self.result: str | None = None
         self.error: BaseException | None = None
@@ -281,8 +282,12 @@ class TrackingBranch:
         return entry.sha if entry is not None and entry.is_tree else None
 
     # -- committing ------------------------------------------------------------------
-    def _ident(self) -> str:
-        name, email = self.repo.identity()
+    def _ident(self, author: bool = False) -> str:
+        """A commit's committer line (the repository's own identity), or with author=True its
+        author line (whom the current context acts for, see store.repo.ACTING_AS)."""
+        name, email = self.repo.identity() if author else self.repo.own_identity()
+        name = name.replace("<", "").replace(">", "").replace("\n", " ")
+        email = email.replace("<", "").replace(">", "").replace("\n", " ")
         return f"{name} <{email}> {int(time.time())} {_tz_offset()}"
 
     def _root_commit(self) -> str:
@@ -316,7 +321,7 @@ class TrackingBranch:
                                                check=self.refuse_if_checked_out)
                     continue
                 tree = self.tree_of(tip)
-                ident = self._ident()
+                ident, author = self._ident(), self._ident(author=True)
                 with self.odb.batch():  # every object of this attempt lands in one pack
                     changes = build(tree)
                     if not changes:
@@ -326,7 +331,7 @@ class TrackingBranch:
                     new_tree = self.odb.edit_tree(tree, changes)
                     if new_tree == tree:
                         return tip
-                    commit = self.odb.write_commit(new_tree, [tip], message, ident, ident)
+                    commit = self.odb.write_commit(new_tree, [tip], message, author, ident)
                 self.odb.flush()  # (when this commit runs inside an outer batch)
                 # The checked-out check runs under the ref lock, right before the ref moves.
                 if self.refs.compare_and_swap(self.ref, commit, tip, message, ident,
@@ -344,8 +349,10 @@ class TrackingBranch:
         with self._commit_lock:
             if not mine.done:  # nobody committed it while we waited: commit the whole queue
                 with self._lock:
-                    batch, self._queue = self._queue, []
-                self._commit_batch(batch)
+                    batch = [q for q in self._queue if q.author == mine.author]
+                    self._queue = [q for q in self._queue if q.author != mine.author]
+                with acting_as(mine.author):
+                    self._commit_batch(batch)
         if mine.error is not None:
             raise mine.error
         return mine.result  # type: ignore[return-value]  # done without error: the commit's id

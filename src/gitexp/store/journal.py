@@ -35,6 +35,7 @@ from . import histories, layout
 from .branch import LIVE_PREFIX
 from .objects import MODE_BLOB
 from .protection import release_pending
+from .repo import ACTING_AS, acting_as
 from .state import DAMAGED_TAG, TERMINAL, RunState
 
 if TYPE_CHECKING:
@@ -147,6 +148,9 @@ class Session:
             self.state.keep_points = False  # the history is in the journal and the chunks, not in memory
         self.keep_open = keep_open  # a resumed run stays open until end_run
         self.id = secrets.token_hex(6)
+        # Whom the session writes for (the server's authenticated user who opened it, else None:
+        # the repository's identity); its commits are authored so from any thread.
+        self.author = ACTING_AS.get()
         self.lock = threading.RLock()
         self.pending: list[dict[str, Any]] = []
         self.dirty_since: float | None = None
@@ -288,7 +292,7 @@ class Session:
         True puts everything on the shared branch now.
         """
         self.join_waiters()
-        with self.lock:
+        with self.lock, acting_as(self.author):
             if self.closed:
                 return None
             unpublished = self.mode == OWNER and self.own_tree != self.published_tree

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -14,6 +17,24 @@ from ..exceptions import InvalidParameterValue, NotAGitRepository
 DEFAULT_BRANCH = "gitexp"
 DEFAULT_PUBLISH_EVERY = 12
 DEFAULT_CHECKPOINT_SECONDS = 5.0
+
+# Who the change being made is for: (name, email), or None for the repository's own git identity.
+# Set per request by the server (the authenticated user); read by every commit (its author, and
+# the `user` of the event files it writes) and captured by a run's session when it opens, so the
+# run's later commits (checkpoint thread, group commits) name the same person. The committer of
+# every commit stays the repository's own identity (see Repository.own_identity).
+ACTING_AS: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("gitexp_acting_as",
+                                                                                   default=None)
+
+
+@contextlib.contextmanager
+def acting_as(author: tuple[str, str] | None) -> Iterator[None]:
+    """Make the commits of this context (thread or task) authored by `author` (name, email)."""
+    token = ACTING_AS.set(author)
+    try:
+        yield
+    finally:
+        ACTING_AS.reset(token)
 
 
 @dataclass
@@ -81,7 +102,13 @@ class Repository:
         return value
 
     def identity(self) -> tuple[str, str]:
-        """(name, email) the way git would pick them for a commit."""
+        """(name, email) of the author of a change made now: whom the current context acts for
+        (:data:`ACTING_AS`, set by the server per request), else :meth:`own_identity`."""
+        acting = ACTING_AS.get()
+        return acting if acting is not None else self.own_identity()
+
+    def own_identity(self) -> tuple[str, str]:
+        """(name, email) the way git would pick them for a commit: the committer of every commit."""
         name = os.environ.get("GIT_AUTHOR_NAME") or self.config.get("user.name")
         email = os.environ.get("GIT_AUTHOR_EMAIL") or self.config.get("user.email")
         if not name:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
+import markupsafe
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -101,11 +102,20 @@ def short(value: Any, n: int = 8) -> str:
     return str(value or "")[:n]
 
 
+def csrf_field(request: Request) -> markupsafe.Markup:
+    """The hidden CSRF token of a POST form, when the server authenticates (it sets the request's
+    token; see gitexp.server._auth), else nothing."""
+    token = request.scope.get("gitexp_csrf")
+    if not token:
+        return markupsafe.Markup("")
+    return markupsafe.Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
+
+
 def make_env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=fmt_time, number=fmt_number, size=fmt_size, short=short)
-    env.globals.update(duration=fmt_duration)
+    env.globals.update(duration=fmt_duration, csrf_field=csrf_field)
     return env
 
 
