@@ -302,3 +302,22 @@ def test_tls(tmp_path, as_user):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).raise_for_status()
     finally:
         server.stop()
+
+
+def test_without_auth_the_commits_say_nobody_signed_in(tmp_path, monkeypatch):
+    from tests.conftest import make_repo
+
+    repo = make_repo(tmp_path / "open")
+    srv = ServerProcess(repo)
+    try:
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        client = MlflowClient(srv.url)
+        run = client.create_run("0")
+        client.log_param(run.info.run_id, "p", "1")
+        client.set_terminated(run.info.run_id)
+    finally:
+        srv.stop()
+    out = subprocess.run(["git", "log", "--format=%an <%ae>|%cn", "gitexp"], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout.splitlines()[:-1]  # all but the branch's root commit
+    assert out and {line.split("|")[0] for line in out} == {"anonymous (gitexp server) <anonymous@gitexp-server>"}
+    assert "anonymous" not in {line.split("|")[1] for line in out}.pop()  # the committer is the server's

@@ -34,7 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..client import Client
+from ..client import Client, acting_as
 from ..exceptions import GitexpError
 from . import _artifacts, _gitexp, _registry, _tracking
 from . import _schemas as s
@@ -123,6 +123,24 @@ class _HostCheck:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+ANONYMOUS = ("anonymous (gitexp server)", "anonymous@gitexp-server")
+
+
+class _Anonymous:
+    """ASGI middleware without --auth: the commits a request makes say that nobody signed in
+    (their author is ANONYMOUS; the committer stays the repository's identity)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with acting_as(ANONYMOUS):
+            await self.app(scope, receive, send)
 
 
 def default_allowed_hosts(host: str, extra: Iterable[str] = ()) -> list[str]:
@@ -226,6 +244,8 @@ def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, 
         auth_config = AuthConfig(store, auth_store.check_permission_name(default_permission))
         app.state.auth = auth_config
         app.add_middleware(Guard, config=auth_config, client=client)
+    else:
+        app.add_middleware(_Anonymous)
     if allowed_hosts is not None:
         app.add_middleware(_HostCheck, allowed=[h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()])
 
