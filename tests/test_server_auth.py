@@ -321,3 +321,37 @@ def test_without_auth_the_commits_say_nobody_signed_in(tmp_path, monkeypatch):
                          text=True, check=True).stdout.splitlines()[:-1]  # all but the branch's root commit
     assert out and {line.split("|")[0] for line in out} == {"anonymous (gitexp server) <anonymous@gitexp-server>"}
     assert "anonymous" not in {line.split("|")[1] for line in out}.pop()  # the committer is the server's
+
+
+def test_pages_list_only_what_the_user_may_read(tmp_path, as_user):
+    """The web UI's lists (experiments, runs of all experiments, registered models) leave out what a
+    user has NO_PERMISSIONS on; an admin sees everything."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for name in ("root", "rita"):
+        gitexp(repo, "users", "add", name, "--password-stdin", *(["--admin"] if name == "root" else []),
+               stdin=PASSWORDS[name] + "\n")
+    server = ServerProcess(repo, ["--auth"])
+    try:
+        as_user("root")
+        client = MlflowClient(server.url)
+        open_id, secret_id = client.create_experiment("open-exp"), client.create_experiment("secret-exp")
+        client.create_run(secret_id, run_name="secret-run")
+        client.create_registered_model("open-model")
+        client.create_registered_model("secret-model")
+        auth = _auth_client_class()(server.url)
+        auth.grant_user_permission("rita", "experiment", secret_id, "NO_PERMISSIONS")
+        auth.grant_user_permission("rita", "registered_model", "secret-model", "NO_PERMISSIONS")
+
+        def page(user: str, path: str) -> str:
+            resp = httpx.get(server.url + path, auth=(user, PASSWORDS[user]), timeout=30)
+            assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
+            return resp.text
+
+        for user, sees_secret in (("rita", False), ("root", True)):
+            experiments, runs, models = page(user, "/"), page(user, "/runs"), page(user, "/models")
+            assert "open-exp" in experiments and "open-model" in models
+            assert ("secret-exp" in experiments, "secret-run" in runs, "secret-model" in models) == \
+                (sees_secret,) * 3, user
+    finally:
+        server.stop()

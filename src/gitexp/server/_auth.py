@@ -47,6 +47,8 @@ from ..client import Client, acting_as
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
 from . import auth as a
 from ._responses import JSON, error
+from ._viewer import EXPERIMENT as EXP
+from ._viewer import MODEL, viewing
 
 _log = logging.getLogger("gitexp.server.auth")
 
@@ -117,7 +119,6 @@ class Req:
         return list(self.query.get(name, []))
 
 
-EXP, MODEL = "experiment", "registered_model"
 R, E, M = "READ", "EDIT", "MANAGE"
 # (method, path) -> (kind, where the id is, permission). "exp" takes experiment_id,
 # "run" a run's experiment, "exp_name" an experiment's name, "model" the registered model name,
@@ -388,6 +389,12 @@ class Guard:
     def _readable(self, user: a.User, kind: str, rid: str) -> bool:
         return a.rank(self.config.store.permission(user, kind, rid, self.config.default_permission)) >= 1
 
+    def _reader(self, user: a.User) -> Callable[[str, str], bool] | None:
+        """What the user's pages may list (None for an admin: everything)."""
+        if user.admin:
+            return None
+        return lambda kind, rid: self._readable(user, kind, rid)
+
     # -- the middleware -------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -462,7 +469,7 @@ class Guard:
         if (route in SEARCHES and not user.admin) or route in CREATES:
             await self._rewritten(route, req, user, scope, replay, send)
             return
-        with acting_as(user.author):
+        with acting_as(user.author), viewing(self._reader(user)):
             await self.app(scope, replay, send)
 
     async def _unauthenticated(self, route: str, method: str, scope: dict[str, Any], receive: Any, send: Any,
@@ -495,7 +502,7 @@ class Guard:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        with acting_as(user.author):
+        with acting_as(user.author), viewing(self._reader(user)):
             await self.app(scope, receive, capture)
         body = b"".join(chunks)
         status = start.get("status", 500)

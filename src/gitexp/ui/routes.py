@@ -23,6 +23,7 @@ from starlette.background import BackgroundTask
 from ..client import Client
 from ..entities import ViewType
 from ..exceptions import GitexpError, InvalidParameterValue, ResourceDoesNotExist
+from ..server._viewer import EXPERIMENT, MODEL, may_read
 from . import previews, table
 from ._web import Renderer, Urls, guarded, json_response, raw_headers, route_name
 from .series import DEFAULT_POINTS, MAX_POINTS, X_AXES, build_series
@@ -66,7 +67,8 @@ class UI:
 
     # -- helpers ------------------------------------------------------------------------------
     def experiments_by_id(self) -> dict[str, Any]:
-        return {e.experiment_id: e for e in self.client.search_experiments(ViewType.ALL, max_results=None)}
+        return {e.experiment_id: e for e in self.client.search_experiments(ViewType.ALL, max_results=None)
+                if may_read(EXPERIMENT, e.experiment_id)}
 
     def page_size(self, value: int | None) -> int:
         if value is None:
@@ -86,8 +88,9 @@ class UI:
         error = None
         found: list[Any]
         try:
-            found = self.client.search_experiments(view_type, max_results=None, filter_string=filter or None,
-                                                   order_by=["name ASC"])
+            found = [e for e in self.client.search_experiments(view_type, max_results=None,
+                                                               filter_string=filter or None, order_by=["name ASC"])
+                     if may_read(EXPERIMENT, e.experiment_id)]
         except InvalidParameterValue as exc:
             found, error = [], exc.message
         return self.render.page(request, "experiments.html", title="Experiments", experiments=found,
@@ -140,7 +143,8 @@ class UI:
     def runs(self, request: Request, e: list[str] = Query(default=[])) -> HTMLResponse:
         ids = _run_ids(e)
         if not ids:
-            ids = [x.experiment_id for x in self.client.search_experiments(max_results=None)]
+            ids = [x.experiment_id for x in self.client.search_experiments(max_results=None)
+                   if may_read(EXPERIMENT, x.experiment_id)]
         return self.runs_table(request, ids)
 
     # -- run page -----------------------------------------------------------------------------
@@ -210,7 +214,8 @@ class UI:
         for part in [p for p in folder.split("/") if p]:
             acc = posixpath.join(acc, part) if acc else part
             crumbs.append((part, acc))
-        registered = [m.name for m in self.client.search_registered_models(max_results=1000)]
+        registered = [m.name for m in self.client.search_registered_models(max_results=1000)
+                      if may_read(MODEL, m.name)]
         return self.render.page(
             request, "artifacts.html", title=f"Artifacts of {run.info.run_name or run_id}", run=run, path=path,
             folder=folder, listing=listing, preview=preview, crumbs=crumbs, model_dir=model_dir,
@@ -344,7 +349,7 @@ class UI:
         try:
             page = self.client.search_registered_models(filter or None, max_results=100,
                                                          order_by=["name ASC"], page_token=page_token)
-            found, token = list(page), page.token
+            found, token = [m for m in page if may_read(MODEL, m.name)], page.token
         except InvalidParameterValue as exc:
             error = exc.message
         return self.render.page(request, "models.html", title="Registered models", models=found, filter=filter,
