@@ -335,7 +335,8 @@ def test_pages_list_only_what_the_user_may_read(tmp_path, as_user):
     try:
         as_user("root")
         client = MlflowClient(server.url)
-        open_id, secret_id = client.create_experiment("open-exp"), client.create_experiment("secret-exp")
+        client.create_experiment("open-exp")
+        secret_id = client.create_experiment("secret-exp")
         client.create_run(secret_id, run_name="secret-run")
         client.create_registered_model("open-model")
         client.create_registered_model("secret-model")
