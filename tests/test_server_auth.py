@@ -356,3 +356,36 @@ def test_pages_list_only_what_the_user_may_read(tmp_path, as_user):
                 (sees_secret,) * 3, user
     finally:
         server.stop()
+
+
+def test_sessions_outlive_a_restart_and_registering_a_run_needs_to_read_it(tmp_path, as_user):
+    from gitexp.server import create_app
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for name in ("root", "rita"):
+        gitexp(repo, "users", "add", name, "--password-stdin", *(["--admin"] if name == "root" else []),
+               stdin=PASSWORDS[name] + "\n")
+    # Two apps over one users file (a server, then the same server restarted) share the cookie key.
+    first, second = create_app(repo, auth=True, ui=False), create_app(repo, auth=True, ui=False)
+    cookie = first.state.auth.make_session("rita")
+    assert second.state.auth.read_session(cookie)[0] == "rita"
+    key_file = repo / ".git" / "gitexp" / "auth" / "session.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+    server = ServerProcess(repo, ["--auth", "--no-ui"])
+    try:
+        as_user("root")
+        client = MlflowClient(server.url)
+        secret = client.create_experiment("secret")
+        run = client.create_run(secret)
+        client.create_registered_model("ritas-model")
+        auth = _auth_client_class()(server.url)
+        auth.grant_user_permission("rita", "experiment", secret, "NO_PERMISSIONS")
+        auth.grant_user_permission("rita", "registered_model", "ritas-model", "MANAGE")
+        as_user("rita")
+        with pytest.raises(MlflowException) as info:
+            client.create_model_version("ritas-model", f"runs:/{run.info.run_id}/model", run.info.run_id)
+        assert info.value.get_http_status_code() == 403
+    finally:
+        server.stop()

@@ -168,7 +168,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "registered-models/alias"): ("model", E),
     ("DELETE", "registered-models/alias"): ("model", E),
     ("GET", "registered-models/alias"): ("model", R),
-    ("POST", "model-versions/create"): ("model", E),
+    ("POST", "model-versions/create"): ("model_from_run", E),
     ("PATCH", "model-versions/update"): ("model", E),
     ("POST", "model-versions/transition-stage"): ("model", E),
     ("DELETE", "model-versions/delete"): ("model", M),
@@ -344,10 +344,17 @@ class Guard:
                 exp(self.client.get_logged_model(params[0]).experiment_id)
             except GitexpError:
                 pass
-        elif where == "model":
+        elif where in ("model", "model_from_run"):
             name = req.get("name")
             if name:
                 out.append((MODEL, name, perm))
+            if where == "model_from_run":  # registering a run's model reads the run
+                source = str(req.get("source") or "")
+                source_run = req.get("run_id") or (source[len("runs:/"):].split("/")[0]
+                                                   if source.startswith("runs:/") else None)
+                source_exp = self._experiment_of_run(source_run)
+                if source_exp:
+                    out.append((EXP, source_exp, R))
         elif where == "p_exp":
             exp(params[0])
         elif where == "p_run":

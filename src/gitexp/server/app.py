@@ -241,7 +241,8 @@ def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, 
             raise InvalidParameterValue(
                 f"Authentication is on but {store.path} holds no user: add one first with "
                 "`gitexp users add NAME --admin` (or serve on 127.0.0.1 only, with --no-auth)")
-        auth_config = AuthConfig(store, auth_store.check_permission_name(default_permission))
+        auth_config = AuthConfig(store, auth_store.check_permission_name(default_permission),
+                                 secret=store.session_key())
         app.state.auth = auth_config
         app.add_middleware(Guard, config=auth_config, client=client)
     else:

@@ -113,6 +113,32 @@ class AuthStore:
         self._data: dict[str, Any] = {}
         self._stamp: tuple[int, int] | None = None
 
+    def session_key(self) -> bytes:
+        """The key that signs the UI's session cookies: 32 random bytes kept beside the users file
+        (mode 0600), so a restarted server keeps its users signed in. Delete it to sign everyone out."""
+        path = os.path.join(os.path.dirname(self.path), "session.key")
+        try:
+            with open(path, "rb") as fh:
+                key = fh.read()
+            if len(key) >= 32:
+                return key
+        except FileNotFoundError:
+            pass
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        key = secrets.token_bytes(32)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        try:
+            os.link(tmp, path)  # the first server to write it wins; the others read it
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        with open(path, "rb") as fh:
+            return fh.read()
+
     # -- the file -----------------------------------------------------------------------------
     @staticmethod
     def _empty() -> dict[str, Any]:
