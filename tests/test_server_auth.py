@@ -389,3 +389,28 @@ def test_sessions_outlive_a_restart_and_registering_a_run_needs_to_read_it(tmp_p
         assert info.value.get_http_status_code() == 403
     finally:
         server.stop()
+
+
+def test_two_people_writing_to_one_open_run_get_their_own_commits(served, as_user):
+    server, repo = served
+    client = MlflowClient(server.url)
+    as_user("ada")
+    eid = client.create_experiment("shared-run")
+    AuthServiceClient(server.url).grant_user_permission("bob", "experiment", eid, "EDIT")
+    run = client.create_run(eid)
+    client.log_param(run.info.run_id, "by_ada", "1")
+    as_user("bob")
+    client.set_tag(run.info.run_id, "reviewed_by", "bob")  # while ada's run is open in the server
+    as_user("ada")
+    client.log_metric(run.info.run_id, "loss", 0.1)
+    client.set_terminated(run.info.run_id)
+    path = f".tracking/runs/{run.info.run_id[:2]}/{run.info.run_id}"
+    log = subprocess.run(["git", "log", "--format=%H %an", "gitexp", "--", path], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout.split()
+    by = dict(zip(log[0::2], log[1::2], strict=True))
+    bob_commits = [sha for sha, name in by.items() if name == "bob"]
+    assert len(bob_commits) == 1, by
+    shown = subprocess.run(["git", "show", bob_commits[0], "--", path], cwd=repo, capture_output=True,
+                           text=True, check=True).stdout
+    assert "reviewed_by" in shown and "by_ada" not in shown and "loss" not in shown
+    assert set(by.values()) == {"ada", "bob"}

@@ -203,8 +203,19 @@ class Session:
         self._resumed_at = len(data) - len(b"false}\n")
 
     # -- recording ---------------------------------------------------------------------
+    def _hand_over(self, author: tuple[str, str] | None) -> None:
+        """Another person writes to this run (a server's request for another user): commit what is
+        pending under its author first, onto the shared branch, so that no commit there mixes two
+        people's changes."""
+        if self.pending or (self.mode == OWNER and self.own_tree != self.published_tree):
+            self.commit(publish=True)
+        self.author = author
+
     def record(self, ops: list[dict[str, Any]]) -> None:
         """Journal ops now (one write), apply them, and queue them for the next commit."""
+        author = ACTING_AS.get()
+        if author != self.author:
+            self._hand_over(author)
         with self.lock:
             if self.closed:
                 raise SessionClosed(f"session for run {self.run_id} is closed")
@@ -225,6 +236,9 @@ class Session:
         if prefix is None:
             prefix = _METRIC_PREFIX[key] = f'["m", {json.dumps(key)}, '
         line = f"{prefix}{step}, {timestamp}, {histories.number(value)}]\n"
+        author = ACTING_AS.get()
+        if author != self.author:
+            self._hand_over(author)
         with self.lock:
             if self.closed:
                 raise SessionClosed(f"session for run {self.run_id} is closed")
