@@ -128,9 +128,19 @@ class _HostCheck:
 ANONYMOUS = ("anonymous (gitexp server)", "anonymous@gitexp-server")
 
 
+def _is_loopback(host: str) -> bool:
+    """Is the bind address this machine only (127.0.0.1, ::1, localhost)?"""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class _Anonymous:
-    """ASGI middleware without --auth: the commits a request makes say that nobody signed in
-    (their author is ANONYMOUS; the committer stays the repository's identity)."""
+    """ASGI middleware of a server exposed without --auth: the commits a request makes say that
+    nobody signed in (their author is ANONYMOUS; the committer stays the repository's identity)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -167,7 +177,8 @@ def _no_root(app: FastAPI, repository: Any) -> None:
 def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, ui: bool | None = None,
                push_to: str | None = None, push_interval: float = 60.0,
                allowed_hosts: Iterable[str] | None = None, auth: bool = False, auth_file: str | None = None,
-               default_permission: str = "READ", secure_cookies: bool = False) -> FastAPI:
+               default_permission: str = "READ", secure_cookies: bool = False,
+               anonymous: bool = False) -> FastAPI:
     """The web app for the repository at `repo` (default: the current directory's).
 
     api: serve MLflow's REST API (and gitexp's additions, /openapi.json).
@@ -183,6 +194,9 @@ def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, 
         the users are in `auth_file` (default: ``.git/gitexp/auth/users.json`` of the repository,
         see gitexp.server.auth). Refuses to start without any user. Commits made for a request
         name its user as their author. secure_cookies: the session cookie is sent over HTTPS only.
+    anonymous: without auth, author the commits of requests as ``anonymous (gitexp server)``
+        (`serve` does when it listens beyond loopback without auth); otherwise they are the
+        repository's own identity's, the person who runs the server on their machine.
     /health is always served, without authentication.
     """
     ui_module = _ui_module(ui)
@@ -245,7 +259,7 @@ def create_app(repo: str | os.PathLike[str] | None = None, *, api: bool = True, 
                                  secret=store.session_key())
         app.state.auth = auth_config
         app.add_middleware(Guard, config=auth_config, client=client)
-    else:
+    elif anonymous:
         app.add_middleware(_Anonymous)
     if allowed_hosts is not None:
         app.add_middleware(_HostCheck, allowed=[h.strip().lower().strip("[]") for h in allowed_hosts if h.strip()])
@@ -372,7 +386,7 @@ def serve(repo: str | os.PathLike[str] | None = None, host: str = "127.0.0.1", p
     app = create_app(repo, api=api, ui=ui, push_to=push_to, push_interval=push_interval,
                      allowed_hosts=default_allowed_hosts(host, allowed_hosts or ()), auth=auth,
                      auth_file=auth_file, default_permission=default_permission,
-                     secure_cookies=bool(ssl_certfile))
+                     secure_cookies=bool(ssl_certfile), anonymous=not auth and not _is_loopback(host))
     if sock is None:
         sock = bind(host, port)
     config = uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level=log_level, workers=1,
